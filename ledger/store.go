@@ -1,0 +1,116 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+)
+
+// Errors that callers branch on, with errors.Is.
+var (
+	// ErrNotFound: the log, entry, tile, payload or checkpoint does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: a batch did not start at the log's current size (another
+	// sequencer advanced it). Nothing was written.
+	ErrConflict = errors.New("log head moved")
+	// ErrDuplicate: a batch held an event id the log already has. Nothing was written.
+	ErrDuplicate = errors.New("duplicate event id")
+	// ErrLocked: another sequencer holds the log.
+	ErrLocked = errors.New("log is locked by another sequencer")
+	// ErrBackpressure: the ledger cannot accept an event now; retry later
+	// (HTTP services answer 503 with Retry-After).
+	ErrBackpressure = errors.New("ledger backpressure")
+	// ErrPayloadErased: the payload existed and was erased.
+	ErrPayloadErased = errors.New("payload erased")
+)
+
+// Head is the state of a log at its latest checkpoint.
+type Head struct {
+	Size uint64
+	// Range is the compact range of [0, Size): the hashes from which the tree
+	// is restored without reading every tile.
+	Range []Hash
+	// Chain is the chain hash of entry Size-1 (zero for the empty log).
+	Chain Hash
+	// Checkpoint is the signed checkpoint note of Size (nil for a log never written).
+	Checkpoint []byte
+}
+
+// StoredEntry is an entry as a log stores it.
+type StoredEntry struct {
+	Index   uint64
+	EventID string
+	Data    []byte // the canonical entry bytes, hashed as stored
+	Chain   Hash   // ChainHash(chain of Index-1, LeafHash(Data))
+}
+
+// Payload is the data an entry commits to, stored beside it.
+type Payload struct {
+	Index uint64
+	Salt  []byte
+	Data  []byte
+}
+
+// Batch is one atomic append to a log: entries Start..Start+len(Entries)-1,
+// their payloads, every tile the append changed (full contents at the new
+// size), and the new head with its signed checkpoint.
+type Batch struct {
+	Log      string
+	Start    uint64
+	Entries  []StoredEntry
+	Payloads []Payload
+	Tiles    []TileData
+	Head     Head
+}
+
+// Store is where logs live. Implementations: ledger/postgres, ledger/sqlite.
+// Every method is safe for concurrent use, and every write is durable when it
+// returns. A Store trusts its caller (the sequencer) for the hashes it is
+// given; verify, not the Store, is what checks them.
+type Store interface {
+	// Head returns the log's state. A log never written has a zero Head and no error.
+	Head(ctx context.Context, log string) (Head, error)
+
+	// AppendBatch writes the batch in one transaction: all of it or nothing
+	// is visible, to any reader, before or after a crash.
+	// It MUST return an error wrapping ErrConflict, writing nothing, unless
+	// b.Start equals the log's size, and one wrapping ErrDuplicate, writing
+	// nothing, if any event id of the batch is already in the log.
+	// Tiles only grow: a tile written again must extend the stored one.
+	AppendBatch(ctx context.Context, b *Batch) error
+
+	// LookupEvents returns the index of each of the given event ids that the log holds.
+	LookupEvents(ctx context.Context, log string, ids []string) (map[string]uint64, error)
+
+	// ReadEntries returns up to n entries from start, in index order, stopping
+	// early at the end of the log (or at a missing entry).
+	ReadEntries(ctx context.Context, log string, start uint64, n int) ([]StoredEntry, error)
+
+	// ReadTiles implements TileReader.
+	ReadTiles(ctx context.Context, log string, tiles []Tile) ([][]byte, error)
+
+	// Checkpoints returns the signed checkpoints of the log with size in
+	// [from, to], oldest first (every batch writes one).
+	Checkpoints(ctx context.Context, log string, from, to uint64) ([][]byte, error)
+
+	// ReadPayload returns the payload of an entry: ErrNotFound if it never had
+	// one, ErrPayloadErased if it was erased.
+	ReadPayload(ctx context.Context, log string, index uint64) (Payload, error)
+
+	// ErasePayload deletes the payload (data and salt) of an entry, keeping a
+	// marker that it was erased. The entry, and so every proof, is unchanged.
+	ErasePayload(ctx context.Context, log string, index uint64) error
+
+	// Logs lists the logs that have at least one entry, sorted.
+	Logs(ctx context.Context) ([]string, error)
+
+	// Lock makes the caller the one active sequencer of a log, until release
+	// is called or the process dies. It returns ErrLocked at once if another
+	// holder has it, in this process or another.
+	Lock(ctx context.Context, log string) (release func(), err error)
+
+	Close() error
+}
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
