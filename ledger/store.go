@@ -83,6 +83,10 @@ type Store interface {
 	// LookupEvents returns the index of each of the given event ids that the log holds.
 	LookupEvents(ctx context.Context, log string, ids []string) (map[string]uint64, error)
 
+	// LookupLeaf returns the smallest index whose entry has the given RFC 6962
+	// leaf hash, or ErrNotFound.
+	LookupLeaf(ctx context.Context, log string, leaf Hash) (uint64, error)
+
 	// ReadEntries returns up to n entries from start, in index order, stopping
 	// early at the end of the log (or at a missing entry).
 	ReadEntries(ctx context.Context, log string, start uint64, n int) ([]StoredEntry, error)
@@ -105,10 +109,11 @@ type Store interface {
 	// Logs lists the logs that have at least one entry, sorted.
 	Logs(ctx context.Context) ([]string, error)
 
-	// Lock makes the caller the one active sequencer of a log, until release
-	// is called or the process dies. It returns ErrLocked at once if another
-	// holder has it, in this process or another.
-	Lock(ctx context.Context, log string) (release func(), err error)
+	// Lock makes the caller the one active sequencer of name (a log, or a
+	// partition of logs), until release is called or the process dies. It
+	// returns ErrLocked at once if another holder has it, in this process or
+	// another process sharing the store.
+	Lock(ctx context.Context, name string) (release func(), err error)
 
 	Close() error
 }
