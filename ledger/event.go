@@ -11,6 +11,7 @@ import (
 	"io"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -76,6 +77,10 @@ type Event struct {
 	// Attrs holds kind-specific attributes. Values must be JSON-encodable;
 	// integers beyond ±2^53 must be strings.
 	Attrs map[string]any
+	// RawAttrs, when not nil, replaces Attrs: a JSON object, canonicalized
+	// when the entry is built. It is cheaper than Attrs on hot paths, and it
+	// is what ParseEntry returns.
+	RawAttrs []byte
 	// PayloadSHA256 is the hex SHA-256 commitment to the payload stored
 	// beside the entry (see [Commit]); empty when the event has no payload.
 	PayloadSHA256 string
@@ -247,70 +252,117 @@ const TimeFormat = "2006-01-02T15:04:05.000000Z"
 //	{"actor":{"agent_id":..,"key_id":..},"attrs":{..},"id":..,"kind":..,
 //	 "payload_sha256":..,"policy":..,"tenant":..,"time":..,"trace_id":..,"v":1}
 func (ev *Event) Entry() ([]byte, error) {
+	return ev.AppendEntry(make([]byte, 0, 256+len(ev.RawAttrs)))
+}
+
+// AppendEntry appends the entry (see [Event.Entry]) to dst.
+func (ev *Event) AppendEntry(dst []byte) ([]byte, error) {
 	if err := ev.Validate(); err != nil {
 		return nil, err
 	}
-	var buf bytes.Buffer
-	buf.Grow(256)
-	buf.WriteByte('{')
+	base := len(dst)
+	out := append(dst, '{')
+	var err error
 	if ev.Actor.AgentID != "" || ev.Actor.KeyID != "" {
-		buf.WriteString(`"actor":{`)
+		out = append(out, `"actor":{`...)
 		if ev.Actor.AgentID != "" {
-			buf.WriteString(`"agent_id":`)
-			writeString(&buf, ev.Actor.AgentID)
+			out = append(out, `"agent_id":`...)
+			out, _ = appendString(out, ev.Actor.AgentID) // validated above
 			if ev.Actor.KeyID != "" {
-				buf.WriteByte(',')
+				out = append(out, ',')
 			}
 		}
 		if ev.Actor.KeyID != "" {
-			buf.WriteString(`"key_id":`)
-			writeString(&buf, ev.Actor.KeyID)
+			out = append(out, `"key_id":`...)
+			out, _ = appendString(out, ev.Actor.KeyID)
 		}
-		buf.WriteString("},")
+		out = append(out, "},"...)
 	}
-	if len(ev.Attrs) > 0 {
-		raw, err := marshalNoEscape(ev.Attrs)
-		if err != nil {
+	raw := ev.RawAttrs
+	if raw == nil && len(ev.Attrs) > 0 {
+		if err := checkJSONStrings(ev.Attrs, 0); err != nil {
 			return nil, badField("attrs", "%v", err)
 		}
-		canon, err := Canonicalize(raw)
-		if err != nil {
+		if raw, err = marshalNoEscape(ev.Attrs); err != nil {
 			return nil, badField("attrs", "%v", err)
 		}
-		buf.WriteString(`"attrs":`)
-		buf.Write(canon)
-		buf.WriteByte(',')
 	}
-	buf.WriteString(`"id":"`)
-	buf.WriteString(ev.ID)
-	buf.WriteString(`","kind":"`)
-	buf.WriteString(ev.Kind)
-	buf.WriteString(`",`)
+	if raw != nil {
+		mark := len(out)
+		out = append(out, `"attrs":`...)
+		valStart := len(out)
+		if out, err = AppendCanonical(out, raw); err != nil {
+			return nil, badField("attrs", "%v", err)
+		}
+		switch {
+		case out[valStart] != '{':
+			return nil, badField("attrs", "must be a JSON object")
+		case len(out)-valStart == 2: // {} is omitted
+			out = out[:mark]
+		default:
+			out = append(out, ',')
+		}
+	}
+	out = append(out, `"id":"`...)
+	out = append(out, ev.ID...)
+	out = append(out, `","kind":"`...)
+	out = append(out, ev.Kind...)
+	out = append(out, `",`...)
 	if ev.PayloadSHA256 != "" {
-		buf.WriteString(`"payload_sha256":"`)
-		buf.WriteString(ev.PayloadSHA256)
-		buf.WriteString(`",`)
+		out = append(out, `"payload_sha256":"`...)
+		out = append(out, ev.PayloadSHA256...)
+		out = append(out, `",`...)
 	}
 	if ev.Policy != "" {
-		buf.WriteString(`"policy":`)
-		writeString(&buf, ev.Policy)
-		buf.WriteByte(',')
+		out = append(out, `"policy":`...)
+		out, _ = appendString(out, ev.Policy)
+		out = append(out, ',')
 	}
-	buf.WriteString(`"tenant":"`)
-	buf.WriteString(ev.Tenant)
-	buf.WriteString(`","time":"`)
-	buf.WriteString(ev.Time.UTC().Format(TimeFormat))
-	buf.WriteString(`",`)
+	out = append(out, `"tenant":"`...)
+	out = append(out, ev.Tenant...)
+	out = append(out, `","time":"`...)
+	out = ev.Time.UTC().AppendFormat(out, TimeFormat)
+	out = append(out, `",`...)
 	if ev.TraceID != "" {
-		buf.WriteString(`"trace_id":"`)
-		buf.WriteString(ev.TraceID)
-		buf.WriteString(`",`)
+		out = append(out, `"trace_id":"`...)
+		out = append(out, ev.TraceID...)
+		out = append(out, `",`...)
 	}
-	buf.WriteString(`"v":` + strconv.Itoa(EntryVersion) + `}`)
-	if buf.Len() > MaxEntrySize {
-		return nil, &EventError{Reason: fmt.Sprintf("entry is %d bytes, over the %d-byte limit (put large data in the payload)", buf.Len(), MaxEntrySize)}
+	out = append(out, `"v":`+strconv.Itoa(EntryVersion)+`}`...)
+	if n := len(out) - base; n > MaxEntrySize {
+		return nil, &EventError{Reason: fmt.Sprintf("entry is %d bytes, over the %d-byte limit (put large data in the payload)", n, MaxEntrySize)}
 	}
-	return buf.Bytes(), nil
+	return out, nil
+}
+
+// checkJSONStrings refuses strings that encoding/json would silently alter
+// (invalid UTF-8 becomes U+FFFD) anywhere in v.
+func checkJSONStrings(v any, depth int) error {
+	if depth > maxDepth {
+		return fmt.Errorf("nested deeper than %d", maxDepth)
+	}
+	switch t := v.(type) {
+	case string:
+		if !utf8.ValidString(t) {
+			return errors.New("string is not valid UTF-8")
+		}
+	case map[string]any:
+		for k, e := range t {
+			if !utf8.ValidString(k) {
+				return errors.New("key is not valid UTF-8")
+			}
+			if err := checkJSONStrings(e, depth+1); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for _, e := range t {
+			if err := checkJSONStrings(e, depth+1); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func marshalNoEscape(v any) ([]byte, error) {
@@ -323,23 +375,25 @@ func marshalNoEscape(v any) ([]byte, error) {
 	return bytes.TrimRight(b.Bytes(), "\n"), nil
 }
 
-// wireEvent is the JSON shape of an entry, for decoding.
-type wireEvent struct {
-	V             *int            `json:"v"`
-	ID            string          `json:"id"`
-	Tenant        string          `json:"tenant"`
-	Kind          string          `json:"kind"`
-	Time          string          `json:"time"`
-	Actor         *Actor          `json:"actor"`
-	TraceID       string          `json:"trace_id"`
-	Policy        string          `json:"policy"`
-	Attrs         json.RawMessage `json:"attrs"`
-	PayloadSHA256 string          `json:"payload_sha256"`
+// DecodeAttrs decodes the event's attributes (from RawAttrs when set), with
+// numbers as json.Number.
+func (ev *Event) DecodeAttrs() (map[string]any, error) {
+	if ev.RawAttrs == nil {
+		return ev.Attrs, nil
+	}
+	var m map[string]any
+	d := json.NewDecoder(bytes.NewReader(ev.RawAttrs))
+	d.UseNumber()
+	if err := d.Decode(&m); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 // ParseEntry decodes and validates an entry. It accepts only the exact
 // canonical bytes that [Event.Entry] produces for the decoded event, so one
-// event has one entry and one leaf hash.
+// event has one entry and one leaf hash. The returned event carries its
+// attributes as RawAttrs (canonical JSON); [Event.DecodeAttrs] decodes them.
 func ParseEntry(entry []byte) (*Event, error) {
 	if len(entry) == 0 {
 		return nil, &EventError{Reason: "empty entry"}
@@ -347,34 +401,99 @@ func ParseEntry(entry []byte) (*Event, error) {
 	if len(entry) > MaxEntrySize {
 		return nil, &EventError{Reason: fmt.Sprintf("entry is %d bytes, over the %d-byte limit", len(entry), MaxEntrySize)}
 	}
-	dec := json.NewDecoder(bytes.NewReader(entry))
-	dec.DisallowUnknownFields()
-	var w wireEvent
-	if err := dec.Decode(&w); err != nil {
-		return nil, &EventError{Reason: "not a JSON event object: " + err.Error()}
+	p := canonParser{s: entry, out: make([]byte, 0, len(entry))}
+	if p.s[0] != '{' {
+		return nil, &EventError{Reason: "entry is not a JSON object"}
 	}
-	if w.V == nil || *w.V != EntryVersion {
-		return nil, badField("v", "unsupported entry version")
-	}
-	t, err := time.Parse(TimeFormat, w.Time)
-	if err != nil {
-		return nil, badField("time", "want %s, got %q", TimeFormat, w.Time)
-	}
-	ev := &Event{ID: w.ID, Tenant: w.Tenant, Kind: w.Kind, Time: t, TraceID: w.TraceID, Policy: w.Policy, PayloadSHA256: w.PayloadSHA256}
-	if w.Actor != nil {
-		ev.Actor = *w.Actor
-	}
-	if len(w.Attrs) > 0 {
-		d := json.NewDecoder(bytes.NewReader(w.Attrs))
-		d.UseNumber()
-		if err := d.Decode(&ev.Attrs); err != nil {
-			return nil, badField("attrs", "must be an object: %v", err)
+	// Canonical top level: {"k":v,...} with no white space. Walk it member
+	// by member, canonicalizing each value into p.out to find its extent.
+	ev := &Event{}
+	p.i = 1
+	var version string
+	prev := ""
+	for first := true; ; first = false {
+		if p.i >= len(entry) {
+			return nil, &EventError{Reason: "truncated entry"}
 		}
-		if ev.Attrs == nil {
-			return nil, badField("attrs", "must be an object")
+		if entry[p.i] == '}' && first {
+			return nil, &EventError{Reason: "empty entry object"}
 		}
+		if entry[p.i] != '"' {
+			return nil, &EventError{Reason: "entry is not in canonical form"}
+		}
+		key, err := p.str()
+		if err != nil {
+			return nil, &EventError{Reason: err.Error()}
+		}
+		if !first && !lessUTF16(prev, key) {
+			return nil, &EventError{Reason: "entry members are not in canonical order"}
+		}
+		prev = key
+		if p.i >= len(entry) || entry[p.i] != ':' {
+			return nil, &EventError{Reason: "entry is not in canonical form"}
+		}
+		p.i++
+		vs := p.i
+		if err := p.value(1); err != nil {
+			return nil, &EventError{Reason: err.Error()}
+		}
+		val := entry[vs:p.i]
+		switch key {
+		case "actor":
+			var a Actor
+			if err := strictUnmarshal(val, &a); err != nil {
+				return nil, badField("actor", "%v", err)
+			}
+			ev.Actor = a
+		case "attrs":
+			ev.RawAttrs = val
+		case "id":
+			ev.ID, err = jsonStringField(key, val)
+		case "kind":
+			ev.Kind, err = jsonStringField(key, val)
+		case "payload_sha256":
+			ev.PayloadSHA256, err = jsonStringField(key, val)
+		case "policy":
+			ev.Policy, err = jsonStringField(key, val)
+		case "tenant":
+			ev.Tenant, err = jsonStringField(key, val)
+		case "time":
+			var ts string
+			if ts, err = jsonStringField(key, val); err == nil {
+				if ev.Time, err = time.Parse(TimeFormat, ts); err != nil {
+					err = badField("time", "want %s, got %q", TimeFormat, ts)
+				}
+			}
+		case "trace_id":
+			ev.TraceID, err = jsonStringField(key, val)
+		case "v":
+			version = string(val)
+		default:
+			return nil, badField(key, "unknown member")
+		}
+		if err != nil {
+			return nil, err
+		}
+		if p.i >= len(entry) {
+			return nil, &EventError{Reason: "truncated entry"}
+		}
+		if entry[p.i] == '}' {
+			p.i++
+			break
+		}
+		if entry[p.i] != ',' {
+			return nil, &EventError{Reason: "entry is not in canonical form"}
+		}
+		p.i++
 	}
-	again, err := ev.Entry()
+	if p.i != len(entry) {
+		return nil, &EventError{Reason: "trailing bytes after the entry object"}
+	}
+	if version != strconv.Itoa(EntryVersion) {
+		return nil, badField("v", "unsupported entry version %q", version)
+	}
+	// Re-encode and compare: the one definition of canonical is Entry itself.
+	again, err := ev.AppendEntry(p.out[:0])
 	if err != nil {
 		return nil, err
 	}
@@ -382,4 +501,23 @@ func ParseEntry(entry []byte) (*Event, error) {
 		return nil, &EventError{Reason: "entry is not in canonical form (RFC 8785, members as FORMATS.md lists them)"}
 	}
 	return ev, nil
+}
+
+func jsonStringField(key string, val []byte) (string, error) {
+	if len(val) < 2 || val[0] != '"' {
+		return "", badField(key, "must be a string")
+	}
+	var s string
+	if bytes.IndexByte(val, '\\') < 0 {
+		s = string(val[1 : len(val)-1])
+	} else if err := json.Unmarshal(val, &s); err != nil {
+		return "", badField(key, "%v", err)
+	}
+	return s, nil
+}
+
+func strictUnmarshal(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
 }

@@ -212,9 +212,3 @@ func ParseProof(b []byte) (*InclusionProofJSON, *ConsistencyProofJSON, error) {
 	}
 	return nil, nil, fmt.Errorf("%w: neither an inclusion (leaf_hash) nor a consistency (size2) proof", ErrProofFormat)
 }
-
-func strictUnmarshal(b []byte, v any) error {
-	dec := json.NewDecoder(bytesReader(b))
-	dec.DisallowUnknownFields()
-	return dec.Decode(v)
-}

@@ -1,10 +1,8 @@
 package ledger
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"io"
 )
 
 // Errors that callers branch on, with errors.Is.
@@ -117,5 +115,3 @@ type Store interface {
 
 	Close() error
 }
-
-func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
