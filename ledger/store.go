@@ -3,6 +3,9 @@ package ledger
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
+	"math/bits"
 )
 
 // Errors that callers branch on, with errors.Is.
@@ -19,6 +22,8 @@ var (
 	// ErrBackpressure: the ledger cannot accept an event now; retry later
 	// (HTTP services answer 503 with Retry-After).
 	ErrBackpressure = errors.New("ledger backpressure")
+	// ErrMalformedBatch: a batch broke the rules of [Batch.Validate]. Nothing was written.
+	ErrMalformedBatch = errors.New("malformed batch")
 	// ErrPayloadErased: the payload existed and was erased.
 	ErrPayloadErased = errors.New("payload erased")
 )
@@ -66,13 +71,23 @@ type Batch struct {
 // Every method is safe for concurrent use, and every write is durable when it
 // returns. A Store trusts its caller (the sequencer) for the hashes it is
 // given; verify, not the Store, is what checks them.
+//
+// Further contract, pinned down by ledger/storetest: for a log never written,
+// list reads (ReadEntries, Checkpoints, LookupEvents) return empty with no
+// error, while ReadTiles, LookupLeaf, ReadPayload and ErasePayload return
+// ErrNotFound; LookupEvents never finds a string that is not a valid event
+// id; erasing an erased payload returns nil; a release function from Lock may
+// be called more than once, and a stale release never frees a newer holder; a
+// store keeps no reference to slices it is given or returns. ReadTiles reads
+// hash tiles only: entry bundles are built from ReadEntries with EntryBundle.
 type Store interface {
 	// Head returns the log's state. A log never written has a zero Head and no error.
 	Head(ctx context.Context, log string) (Head, error)
 
 	// AppendBatch writes the batch in one transaction: all of it or nothing
 	// is visible, to any reader, before or after a crash.
-	// It MUST return an error wrapping ErrConflict, writing nothing, unless
+	// It MUST refuse a batch that fails [Batch.Validate] (ErrMalformedBatch),
+	// writing nothing. It MUST return an error wrapping ErrConflict, writing nothing, unless
 	// b.Start equals the log's size, and one wrapping ErrDuplicate, writing
 	// nothing, if any event id of the batch is already in the log.
 	// Tiles only grow: a tile written again must extend the stored one.
@@ -114,4 +129,81 @@ type Store interface {
 	Lock(ctx context.Context, name string) (release func(), err error)
 
 	Close() error
+}
+
+// Validate checks that a batch is well formed: everything a store can check
+// without reading the log. Stores call it before writing and refuse a
+// malformed batch with nothing written. Its errors wrap ErrMalformedBatch,
+// or ErrDuplicate when one event id occurs twice in the batch.
+func (b *Batch) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrMalformedBatch, fmt.Sprintf(format, args...))
+	}
+	if !ValidLogName(b.Log) {
+		return bad("invalid log name %q", b.Log)
+	}
+	n := uint64(len(b.Entries))
+	if n == 0 {
+		return bad("no entries")
+	}
+	if b.Start > math.MaxInt64-n {
+		return bad("start %d out of range", b.Start)
+	}
+	size := b.Start + n
+	if b.Head.Size != size {
+		return bad("head size %d, want %d (start %d + %d entries)", b.Head.Size, size, b.Start, n)
+	}
+	ids := make(map[string]uint64, n)
+	for i, e := range b.Entries {
+		idx := b.Start + uint64(i)
+		if e.Index != idx {
+			return bad("entry %d has index %d", idx, e.Index)
+		}
+		if !ValidEventID(e.EventID) {
+			return bad("entry %d: event id %q is not a lowercase UUIDv7", idx, e.EventID)
+		}
+		if len(e.Data) == 0 || len(e.Data) > MaxEntrySize {
+			return bad("entry %d is %d bytes, want 1 to %d", idx, len(e.Data), MaxEntrySize)
+		}
+		if j, ok := ids[e.EventID]; ok {
+			return fmt.Errorf("entries %d and %d have event id %s: %w", j, idx, e.EventID, ErrDuplicate)
+		}
+		ids[e.EventID] = idx
+	}
+	if b.Head.Chain != b.Entries[n-1].Chain {
+		return bad("head chain is not the chain of entry %d", size-1)
+	}
+	if len(b.Head.Range) != bits.OnesCount64(size) {
+		return bad("head has %d compact range hashes, a tree of %d has %d", len(b.Head.Range), size, bits.OnesCount64(size))
+	}
+	if len(b.Head.Checkpoint) == 0 {
+		return bad("head has no checkpoint")
+	}
+	payloads := make(map[uint64]bool, len(b.Payloads))
+	for _, p := range b.Payloads {
+		if p.Index < b.Start || p.Index >= size {
+			return bad("payload of entry %d, outside the batch [%d, %d)", p.Index, b.Start, size)
+		}
+		if payloads[p.Index] {
+			return bad("two payloads for entry %d", p.Index)
+		}
+		payloads[p.Index] = true
+	}
+	want := map[Tile]bool{}
+	for _, t := range TilesFor(b.Start, size) {
+		want[t] = true
+	}
+	for _, t := range b.Tiles {
+		if !want[t.Tile] {
+			return bad("tile %s is not one that an append from %d to %d writes (or is given twice)", t.Path(), b.Start, size)
+		}
+		delete(want, t.Tile)
+		if len(t.Hashes) != t.W*HashSize {
+			return bad("tile %s has %d bytes, want %d", t.Path(), len(t.Hashes), t.W*HashSize)
+		}
+	}
+	for t := range want {
+		return bad("tile %s is missing", t.Path())
+	}
+	return nil
 }
