@@ -447,10 +447,14 @@ func (p *canonParser) number() error {
 	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
 		return p.errf("number %s out of range", lit)
 	}
-	if isInt && math.Abs(f) > maxSafeInteger {
+	canon := FormatNumber(f)
+	// An integer literal that a double cannot hold exactly would silently
+	// change (2^53+1 becomes 2^53): refuse it. One that it holds exactly,
+	// however large (1e20 written out), is its own canonical form.
+	if isInt && math.Abs(f) >= maxSafeInteger && canon != string(lit) {
 		return p.errf("integer %s is not exactly representable; send it as a string", lit)
 	}
-	p.out = append(p.out, FormatNumber(f)...)
+	p.out = append(p.out, canon...)
 	return nil
 }
 

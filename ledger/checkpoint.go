@@ -81,7 +81,7 @@ func SignCheckpoint(c Checkpoint, signers ...note.Signer) ([]byte, error) {
 func OpenCheckpoint(signed []byte, origin string, verifiers note.Verifiers) (Checkpoint, []string, error) {
 	n, err := note.Open(signed, verifiers)
 	if err != nil {
-		return Checkpoint{}, nil, fmt.Errorf("%w: %v", ErrInvalidCheckpoint, err)
+		return Checkpoint{}, nil, fmt.Errorf("%w: %w", ErrInvalidCheckpoint, err)
 	}
 	c, err := ParseCheckpointBody([]byte(n.Text))
 	if err != nil {

@@ -134,11 +134,14 @@ func parseDecimal(s string) (uint64, error) {
 // TileWidthAt returns the width of tile (L, N) in a tree of the given size,
 // or 0 if the tree has no hash in it yet.
 func TileWidthAt(l, n, size uint64) int {
-	count := size >> (l * TileHeight) // complete nodes at tree level L*TileHeight
-	start := n * TileWidth
-	if count <= start {
+	if l*TileHeight >= 64 {
 		return 0
 	}
+	count := size >> (l * TileHeight) // complete nodes at tree level L*TileHeight
+	if count == 0 || n > (count-1)/TileWidth {
+		return 0
+	}
+	start := n * TileWidth
 	if count-start >= TileWidth {
 		return TileWidth
 	}
@@ -166,10 +169,14 @@ func TilesFor(fromSize, size uint64) []Tile {
 }
 
 // EntryBundle encodes entries as a C2SP entry bundle: each entry prefixed by
-// its length as a 16-bit big-endian integer.
-func EntryBundle(entries [][]byte) []byte {
+// its length as a 16-bit big-endian integer. It refuses an entry that the
+// prefix cannot describe (over MaxEntrySize), rather than truncate it.
+func EntryBundle(entries [][]byte) ([]byte, error) {
 	n := 0
-	for _, e := range entries {
+	for i, e := range entries {
+		if len(e) > MaxEntrySize {
+			return nil, fmt.Errorf("entry bundle: entry %d is %d bytes, over the %d-byte limit", i, len(e), MaxEntrySize)
+		}
 		n += 2 + len(e)
 	}
 	out := make([]byte, 0, n)
@@ -177,7 +184,7 @@ func EntryBundle(entries [][]byte) []byte {
 		out = binary.BigEndian.AppendUint16(out, uint16(len(e)))
 		out = append(out, e...)
 	}
-	return out
+	return out, nil
 }
 
 // ParseEntryBundle splits an entry bundle into its entries. It fails if the
