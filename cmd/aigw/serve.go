@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"aigw/ledger"
+	"aigw/ledger/jetstream"
+	"aigw/ledger/readapi"
+	"aigw/ledger/sequencer"
+	"aigw/ledger/signer"
+
+	njs "github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// ServeCommand runs the gateway and its audit ledger.
+type ServeCommand struct {
+	*Main
+	// ready, if set (tests), receives the HTTP address once it listens.
+	ready func(addr string)
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return fmt.Sprint(*m) }
+func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
+
+func (c *ServeCommand) Run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("aigw serve", flag.ContinueOnError)
+	fs.SetOutput(c.Stderr)
+	var lf ledgerFlags
+	lf.register(fs)
+	listen := fs.String("listen", "", "HTTP listen address (default 127.0.0.1:8080, or $AIGW_LISTEN)")
+	key := fs.String("key", "", "checkpoint key: a key file or KMS URI (default DATA_DIR/checkpoint.key, created on first start)")
+	var trust multiFlag
+	fs.Var(&trust, "trust-key", "verifier key of an earlier checkpoint key, after a rotation (repeatable)")
+	verbose := fs.Bool("v", false, "debug logging")
+	fs.Usage = func() {
+		fmt.Fprint(c.Stderr, `Usage: aigw serve [flags]
+
+With no flags, runs everything in one process under ./data: an embedded NATS
+JetStream (the ledger's write-ahead), the SQLite ledger and a generated Ed25519
+checkpoint key. -nats-url and -database-url (or the config file) switch to an
+external NATS and PostgreSQL.
+
+The ledger read API is served under /ledger/<log>/ (C2SP tlog-tiles paths,
+proofs), /ledger/logs lists the logs, /healthz reports the sequencer.
+`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return flag.ErrHelp
+	}
+	cfg, err := lf.load()
+	if err != nil {
+		return err
+	}
+	if *listen != "" {
+		cfg.Listen = *listen
+	}
+	if *key != "" {
+		cfg.Ledger.Key = *key
+	}
+	cfg.Ledger.TrustedKeys = append(cfg.Ledger.TrustedKeys, trust...)
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	lg := slog.New(slog.NewTextHandler(c.Stderr, &slog.HandlerOptions{Level: level}))
+	return c.serve(ctx, cfg, lg)
+}
+
+func (c *ServeCommand) serve(ctx context.Context, cfg Config, lg *slog.Logger) error {
+	store, err := openStore(ctx, cfg, lg.With("component", "store"))
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	key, err := loadSigner(ctx, cfg, lg)
+	if err != nil {
+		return err
+	}
+	trusted, err := trustedVerifiers(cfg)
+	if err != nil {
+		return err
+	}
+	seq, err := sequencer.New(sequencer.Config{Store: store, Signer: key, OriginPrefix: cfg.Ledger.Origin, Verifiers: trusted, Logger: lg.With("component", "sequencer")})
+	if err != nil {
+		return err
+	}
+	// Refuse to start on logs this key may not extend (wrong key or origin):
+	// better now, loudly, than a sequencer that fails every batch.
+	logs, err := store.Logs(ctx)
+	if err != nil {
+		return err
+	}
+	for _, log := range logs {
+		if _, err := seq.Head(ctx, log); err != nil {
+			return fmt.Errorf("%w (if the checkpoint key was rotated, pass the old verifier key with -trust-key)", err)
+		}
+	}
+
+	nc, srv, err := startNATS(cfg, lg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		nc.Drain()
+		if srv != nil {
+			srv.Shutdown()
+			srv.WaitForShutdown()
+		}
+	}()
+	js, err := njs.New(nc)
+	if err != nil {
+		return err
+	}
+	scfg := streamConfig(cfg)
+	if _, err := jetstream.EnsureStream(ctx, js, scfg); err != nil {
+		return fmt.Errorf("ledger stream: %w", err)
+	}
+	metrics := &jetstream.Metrics{}
+	seqCtx, stopSeq := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopSeq()
+	shutdownSeq, err := jetstream.StartSequencer(seqCtx, jetstream.SequencerConfig{
+		Conn: nc, Stream: scfg, Partitions: cfg.Ledger.Sequence, Sequencer: seq, Store: store,
+		Batch: cfg.Ledger.Batch, Metrics: metrics, Logger: lg.With("component", "sequencer"),
+	})
+	if err != nil {
+		return err
+	}
+	producer, err := jetstream.NewProducer(jetstream.ProducerConfig{Conn: nc, Stream: scfg, Logger: lg.With("component", "producer")})
+	if err != nil {
+		return err
+	}
+	if err := recordKeyEvent(ctx, store, producer, key, cfg, trusted); err != nil {
+		return err
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("/ledger/", http.StripPrefix("/ledger", readapi.New(readapi.Config{Store: store, Logger: lg.With("component", "readapi")})))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		snap := metrics.Snapshot()
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{"status": "ok", "ledger": snap, "vkey": key.VerifierKey()})
+	})
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	lg.Info("aigw serving", "addr", ln.Addr().String(), "ledger", "/ledger/", "vkey", key.VerifierKey(),
+		"store", storeKind(cfg), "nats", natsKind(cfg, srv != nil))
+	if c.ready != nil {
+		c.ready(ln.Addr().String())
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+	}
+	lg.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	hs.Shutdown(sctx)
+	if err := shutdownSeq(sctx); err != nil {
+		lg.Warn("sequencer shutdown", "err", err)
+	}
+	return nil
+}
+
+func storeKind(cfg Config) string {
+	if cfg.Ledger.DatabaseURL != "" {
+		return "postgres"
+	}
+	return "sqlite"
+}
+
+func natsKind(cfg Config, embedded bool) string {
+	if embedded {
+		return "embedded"
+	}
+	return cfg.Ledger.NATSURL
+}
+
+// recordKeyEvent writes a `key` event to the system log when the checkpoint
+// key in use is new to it: "activated" for the first key, "rotated" (naming
+// the key that signed the system log until now) after a change.
+func recordKeyEvent(ctx context.Context, store ledger.Store, p *jetstream.Producer, key *signer.Signer, cfg Config, trusted []note.Verifier) error {
+	head, err := store.Head(ctx, ledger.SystemLog)
+	if err != nil {
+		return err
+	}
+	attrs := map[string]any{"vkey": key.VerifierKey(), "origin": cfg.Ledger.Origin}
+	switch {
+	case head.Size == 0:
+		attrs["action"] = "activated"
+	default:
+		origin := ledger.Origin(cfg.Ledger.Origin, ledger.SystemLog)
+		if _, _, err := ledger.OpenCheckpoint(head.Checkpoint, origin, note.VerifierList(key.Verifier())); err == nil {
+			return nil // the system log is already signed by this key
+		}
+		_, prev, err := ledger.OpenCheckpoint(head.Checkpoint, origin, note.VerifierList(trusted...))
+		if err != nil {
+			return fmt.Errorf("system log checkpoint: %w", err)
+		}
+		attrs["action"] = "rotated"
+		attrs["previous"] = prev
+	}
+	ev := jetstream.NewEvent(ledger.SystemLog, ledger.KindKey)
+	ev.Attrs = attrs
+	return p.Record(ctx, ev, nil)
+}

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"aigw/ledger"
+	"aigw/ledger/jetstream"
+	"aigw/ledger/postgres"
+	"aigw/ledger/signer"
+	"aigw/ledger/sqlite"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// openStore opens the configured store: PostgreSQL when a database URL is
+// set, else SQLite in the data directory.
+func openStore(ctx context.Context, cfg Config, lg *slog.Logger) (ledger.Store, error) {
+	if cfg.Ledger.DatabaseURL != "" {
+		s, err := postgres.Open(ctx, postgres.Config{DSN: cfg.Ledger.DatabaseURL, Logger: lg})
+		if err != nil {
+			return nil, fmt.Errorf("open PostgreSQL ledger: %w", err)
+		}
+		return s, nil
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	s, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(cfg.DataDir, "ledger.db"), Logger: lg})
+	if err != nil {
+		return nil, fmt.Errorf("open SQLite ledger: %w", err)
+	}
+	return s, nil
+}
+
+// natsURLFile is where `serve` writes the URL of its embedded NATS server,
+// so that `aigw append` on the same data directory finds it.
+func natsURLFile(cfg Config) string { return filepath.Join(cfg.DataDir, "nats.url") }
+
+// startNATS connects to the configured NATS, or starts the embedded server
+// and connects to it in process.
+func startNATS(cfg Config, lg *slog.Logger) (*nats.Conn, *server.Server, error) {
+	if cfg.Ledger.NATSURL != "" {
+		nc, err := nats.Connect(cfg.Ledger.NATSURL, nats.Name("aigw"), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
+		if err != nil {
+			return nil, nil, fmt.Errorf("connect to NATS at %s: %w", cfg.Ledger.NATSURL, err)
+		}
+		return nc, nil, nil
+	}
+	host, port, err := splitHostPort(cfg.Ledger.NATSListen)
+	if err != nil {
+		return nil, nil, fmt.Errorf("ledger.nats_listen: %w", err)
+	}
+	if port == 0 {
+		port = -1
+	}
+	srv, err := jetstream.RunEmbedded(jetstream.EmbeddedConfig{
+		StoreDir: filepath.Join(cfg.DataDir, "nats"), Host: host, Port: port, Logger: lg.With("component", "nats"),
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("start embedded NATS: %w", err)
+	}
+	nc, err := nats.Connect(srv.ClientURL(), nats.InProcessServer(srv), nats.Name("aigw"))
+	if err != nil {
+		srv.Shutdown()
+		return nil, nil, err
+	}
+	if err := os.WriteFile(natsURLFile(cfg), []byte(srv.ClientURL()+"\n"), 0o600); err != nil {
+		nc.Close()
+		srv.Shutdown()
+		return nil, nil, err
+	}
+	return nc, srv, nil
+}
+
+func splitHostPort(s string) (string, int, error) {
+	i := strings.LastIndexByte(s, ':')
+	if i < 0 {
+		return "", 0, fmt.Errorf("%q is not host:port", s)
+	}
+	var port int
+	if _, err := fmt.Sscanf(s[i+1:], "%d", &port); err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("%q has a bad port", s)
+	}
+	return s[:i], port, nil
+}
+
+func streamConfig(cfg Config) jetstream.StreamConfig {
+	return jetstream.StreamConfig{Name: cfg.Ledger.Stream, SubjectPrefix: cfg.Ledger.SubjectPrefix, Partitions: cfg.Ledger.Partitions}
+}
+
+// openProducer connects a producer for `aigw append`: to the configured NATS
+// URL, or to the embedded server of a `serve` running on the data directory.
+func openProducer(ctx context.Context, cfg Config) (*jetstream.Producer, func(), error) {
+	url := cfg.Ledger.NATSURL
+	if url == "" {
+		b, err := os.ReadFile(natsURLFile(cfg))
+		if err != nil {
+			return nil, nil, fmt.Errorf("no NATS to append to: pass -nats-url, or run 'aigw serve' on data directory %s first (%v)", cfg.DataDir, err)
+		}
+		url = strings.TrimSpace(string(b))
+	}
+	nc, err := nats.Connect(url, nats.Name("aigw-append"), nats.Timeout(5*time.Second))
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to NATS at %s: %w", url, err)
+	}
+	p, err := jetstream.NewProducer(jetstream.ProducerConfig{Conn: nc, Stream: streamConfig(cfg)})
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return p, func() { nc.Drain() }, nil
+}
+
+// loadSigner opens the checkpoint key; the default key file is created on
+// first use. It also writes the verifier key beside a generated key.
+func loadSigner(ctx context.Context, cfg Config, lg *slog.Logger) (*signer.Signer, error) {
+	path := cfg.keyPath()
+	if cfg.Ledger.Key == "" {
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			s, priv, err := signer.Generate(cfg.Ledger.Origin)
+			if err != nil {
+				return nil, err
+			}
+			if err := signer.WriteKeyFile(path, s.Name(), priv); err != nil {
+				return nil, fmt.Errorf("write checkpoint key: %w", err)
+			}
+			lg.Info("generated a checkpoint key", "path", path, "vkey", s.VerifierKey())
+		}
+	}
+	s, err := signer.Open(ctx, path, cfg.Ledger.Origin)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint key: %w", err)
+	}
+	if cfg.Ledger.Key == "" {
+		if err := os.WriteFile(filepath.Join(cfg.DataDir, "checkpoint.vkey"), []byte(s.VerifierKey()+"\n"), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// trustedVerifiers parses the configured previous keys.
+func trustedVerifiers(cfg Config) ([]note.Verifier, error) {
+	var vs []note.Verifier
+	for _, k := range cfg.Ledger.TrustedKeys {
+		v, err := signer.ParseVerifier(strings.TrimSpace(k))
+		if err != nil {
+			return nil, fmt.Errorf("ledger.trusted_keys: %q: %w", k, err)
+		}
+		vs = append(vs, v)
+	}
+	return vs, nil
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
