@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 )
 
 // Exit codes: 0 success, 1 a verification failed (the data is wrong), 2 the
@@ -63,6 +64,8 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		err = (&ProofCommand{Main: m}).Run(ctx, args[1:])
 	case "export":
 		err = (&ExportCommand{Main: m}).Run(ctx, args[1:])
+	case "erase":
+		err = (&EraseCommand{Main: m}).Run(ctx, args[1:])
 	case "keys":
 		err = (&KeysCommand{Main: m}).Run(ctx, args[1:])
 	case "bench":
@@ -104,6 +107,7 @@ Commands:
   verify    verify logs (server, database, data dir or export dir) or a proof file
   proof     fetch an inclusion or consistency proof
   export    export logs as C2SP tlog-tiles directories
+  erase     erase stored payloads (retention, erasure requests); recorded in the system log
   keys      create a checkpoint key, or print a key's verifier key
   bench     run the reproducible load commands (bench ingest)
   version   print the version
@@ -142,3 +146,6 @@ func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 		args = fs.Args()[1:]
 	}
 }
+
+// timeNow is the clock of the commands (a variable so tests can fix it).
+var timeNow = time.Now

@@ -228,6 +228,14 @@ func TestServeAppendVerify(t *testing.T) {
 	if code, out, errs = run(t, "", "verify", "-server", s.url(), "-log", "system", "-vkey", vkey); code != 0 || !strings.Contains(out, "size=1 ") {
 		t.Fatalf("system log after restart: exit %d %s %s (want one key event)", code, out, errs)
 	}
+	// Erase a payload: recorded in the system log, and the log still verifies.
+	if code, out, errs = run(t, "", "erase", "-data-dir", data, "-log", "acme", "-reason", "GDPR request 1", "5"); code != 0 || !strings.Contains(out, "erased log=acme index=5") {
+		t.Fatalf("erase: exit %d %s %s", code, out, errs)
+	}
+	if code, _, errs = run(t, "", "erase", "-data-dir", data, "-log", "acme", "-reason", "x", "99999"); code != exitError || !strings.Contains(errs, "no entry 99999") {
+		t.Fatalf("erase of a missing entry: exit %d %s", code, errs)
+	}
+	waitSize(t, s, "system", 2)
 	s.stop()
 
 	// Offline: export, verify the directory; verify the SQLite store directly.
@@ -238,7 +246,7 @@ func TestServeAppendVerify(t *testing.T) {
 	if code, out, errs = run(t, "", "verify", exp, "-vkey", vkey); code != 0 || strings.Count(out, "ok log=") != 3 {
 		t.Fatalf("verify export: exit %d %s %s", code, out, errs)
 	}
-	if code, out, errs = run(t, "", "verify", "-data-dir", data, "-payloads"); code != 0 || !strings.Contains(out, "ok log=acme size=510") {
+	if code, out, errs = run(t, "", "verify", "-data-dir", data, "-payloads"); code != 0 || !strings.Contains(out, "ok log=acme size=510") || !strings.Contains(out, "erased_payloads=1") {
 		t.Fatalf("verify -data-dir: exit %d %s %s", code, out, errs)
 	}
 	// Offline proof from the store, same JSON as the server's.
