@@ -23,6 +23,7 @@ type fastLog struct {
 	tb        *ledger.TreeBuilder
 	chain     ledger.Hash
 	signer    note.Signer
+	verifier  note.Verifier
 	n         int
 }
 
@@ -42,8 +43,11 @@ func newFastLog(t testing.TB, name string, entrySize int) *fastLog {
 	if l.tb, err = ledger.NewTreeBuilder(0, nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	skey, _, err := note.GenerateKey(rand.Reader, "bench-"+name)
+	skey, vkey, err := note.GenerateKey(rand.Reader, "bench-"+name)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if l.verifier, err = note.NewVerifier(vkey); err != nil {
 		t.Fatal(err)
 	}
 	if l.signer, err = note.NewSigner(skey); err != nil {
