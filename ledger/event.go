@@ -278,20 +278,12 @@ func (ev *Event) AppendEntry(dst []byte) ([]byte, error) {
 		}
 		out = append(out, "},"...)
 	}
-	raw := ev.RawAttrs
-	if raw == nil && len(ev.Attrs) > 0 {
-		if err := checkJSONStrings(ev.Attrs, 0); err != nil {
-			return nil, badField("attrs", "%v", err)
-		}
-		if raw, err = marshalNoEscape(ev.Attrs); err != nil {
-			return nil, badField("attrs", "%v", err)
-		}
-	}
-	if raw != nil {
+	switch {
+	case ev.RawAttrs != nil:
 		mark := len(out)
 		out = append(out, `"attrs":`...)
 		valStart := len(out)
-		if out, err = AppendCanonical(out, raw); err != nil {
+		if out, err = AppendCanonical(out, ev.RawAttrs); err != nil {
 			return nil, badField("attrs", "%v", err)
 		}
 		switch {
@@ -302,6 +294,12 @@ func (ev *Event) AppendEntry(dst []byte) ([]byte, error) {
 		default:
 			out = append(out, ',')
 		}
+	case len(ev.Attrs) > 0:
+		out = append(out, `"attrs":`...)
+		if out, err = appendAttrs(out, ev.Attrs, 1); err != nil {
+			return nil, badField("attrs", "%v", err)
+		}
+		out = append(out, ',')
 	}
 	out = append(out, `"id":"`...)
 	out = append(out, ev.ID...)

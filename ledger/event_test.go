@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -152,6 +153,42 @@ func BenchmarkParseEntry(b *testing.B) {
 	for b.Loop() {
 		if _, err := ParseEntry(e); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestAttrsEncoderMatchesCanonicalize: the direct attribute encoder gives
+// exactly what encoding/json followed by Canonicalize gives.
+func TestAttrsEncoderMatchesCanonicalize(t *testing.T) {
+	for _, m := range []map[string]any{
+		{"a": 1, "b": -2.5, "c": 1e21, "d": 1e-7, "e": "x\"y\\z\n\u2028<&>", "f": nil, "g": true, "h": false},
+		{"nested": map[string]any{"z": []any{1, "two", 3.0, nil, map[string]any{"k": "v"}}, "a": []string{"p", "q"}}},
+		{"\u00e9": 1, "e": 2, "\U0001F600": 3, "\uff61": 4, "": 5},
+		{"i64": int64(1) << 52, "u64": uint64(12345), "i32": int32(-7), "num": json.Number("4.50"), "raw": json.RawMessage(`{"b":1,"a":2}`)},
+		{"struct": struct {
+			A int    `json:"a"`
+			B string `json:"b"`
+		}{1, "x"}},
+	} {
+		got, err := appendAttrs(nil, m, 1)
+		if err != nil {
+			t.Fatalf("appendAttrs(%v) = %v", m, err)
+		}
+		raw, err := marshalNoEscape(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := Canonicalize(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != string(want) {
+			t.Errorf("appendAttrs = %s\nCanonicalize(json) = %s", got, want)
+		}
+	}
+	for _, bad := range []map[string]any{{"n": int64(1) << 60}, {"n": uint64(1) << 60}, {"s": "\xff"}, {"\xff": 1}} {
+		if got, err := appendAttrs(nil, bad, 1); err == nil {
+			t.Errorf("appendAttrs(%v) = %s, want an error", bad, got)
 		}
 	}
 }

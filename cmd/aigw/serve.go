@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"runtime/debug"
 	"time"
 
 	"aigw/ledger"
@@ -79,6 +81,12 @@ proofs), /ledger/logs lists the logs, /healthz reports the sequencer.
 		level = slog.LevelDebug
 	}
 	lg := slog.New(slog.NewTextHandler(c.Stderr, &slog.HandlerOptions{Level: level}))
+	if os.Getenv("GOGC") == "" {
+		// The ledger path allocates per event; a higher GC target measured
+		// +3-10% ingest throughput and a lower publish p99 (README). GOGC
+		// in the environment overrides it.
+		debug.SetGCPercent(400)
+	}
 	return c.serve(ctx, cfg, lg)
 }
 

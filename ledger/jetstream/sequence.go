@@ -514,7 +514,16 @@ func checkMsg(m jetstream.Msg, prefix int) item {
 	// entry's id).
 	if id := m.Headers().Get(jetstream.MsgIDHeader); !ledger.ValidEventID(id) || !containsID(it.rec.Entry, id) {
 		it.bad = fmt.Errorf("Nats-Msg-Id %q is not the event's id", id)
+		return it
 	}
+	// Check here, in the fetcher, while the previous batch commits: the
+	// sequencer's serial path then skips it (Record.EventID).
+	info, err := sequencer.Check(it.log, &it.rec)
+	if err != nil {
+		it.bad = err
+		return it
+	}
+	it.rec.EventID = info.ID
 	return it
 }
 

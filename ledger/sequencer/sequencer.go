@@ -65,6 +65,12 @@ type Record struct {
 	// Redelivered marks a record that may already be in the log (a JetStream
 	// redelivery); the sequencer then looks its event id up before appending.
 	Redelivered bool
+	// EventID, when not empty, says the caller already ran [Check] on this
+	// record for this log and that it passed with this event id (e.g. while
+	// the previous batch was committing, off the sequencer's serial path).
+	// Append then does not check the record again. It MUST be left empty
+	// otherwise.
+	EventID string
 }
 
 // Result says where a record ended up.
@@ -76,30 +82,31 @@ type Result struct {
 }
 
 // Check validates a record for a log: the entry must be canonical and valid,
-// belong to the log, and match its payload commitment. It returns the event.
-func Check(log string, r *Record) (*ledger.Event, error) {
-	ev, err := ledger.ParseEntry(r.Entry)
+// belong to the log, and match its payload commitment. It returns the
+// entry's id, tenant and commitment.
+func Check(log string, r *Record) (ledger.EntryInfo, error) {
+	info, err := ledger.CheckEntry(r.Entry)
 	if err != nil {
-		return nil, err
+		return info, err
 	}
-	if ev.Tenant != log {
-		return nil, &ledger.EventError{Field: "tenant", Reason: fmt.Sprintf("event of %q sent to log %q", ev.Tenant, log)}
+	if info.Tenant != log {
+		return info, &ledger.EventError{Field: "tenant", Reason: fmt.Sprintf("event of %q sent to log %q", info.Tenant, log)}
 	}
 	if r.Payload != nil || r.Salt != nil {
-		if ev.PayloadSHA256 == "" {
-			return nil, &ledger.EventError{Field: "payload_sha256", Reason: "payload sent without a commitment in the entry"}
+		if info.PayloadSHA256 == "" {
+			return info, &ledger.EventError{Field: "payload_sha256", Reason: "payload sent without a commitment in the entry"}
 		}
 		if len(r.Salt) != ledger.SaltSize {
-			return nil, &ledger.EventError{Field: "payload", Reason: fmt.Sprintf("salt is %d bytes, want %d", len(r.Salt), ledger.SaltSize)}
+			return info, &ledger.EventError{Field: "payload", Reason: fmt.Sprintf("salt is %d bytes, want %d", len(r.Salt), ledger.SaltSize)}
 		}
 		h := sha256.New()
 		h.Write(r.Salt)
 		h.Write(r.Payload)
-		if hex.EncodeToString(h.Sum(nil)) != ev.PayloadSHA256 {
-			return nil, &ledger.EventError{Field: "payload_sha256", Reason: "payload does not match its commitment"}
+		if hex.EncodeToString(h.Sum(nil)) != info.PayloadSHA256 {
+			return info, &ledger.EventError{Field: "payload_sha256", Reason: "payload does not match its commitment"}
 		}
 	}
-	return ev, nil
+	return info, nil
 }
 
 // Sequencer appends batches to logs. It is safe for concurrent use; appends
@@ -214,11 +221,15 @@ func (s *Sequencer) Append(ctx context.Context, log string, recs []Record) ([]Re
 	}
 	ids := make([]string, len(recs))
 	for i := range recs {
-		ev, err := Check(log, &recs[i])
+		if recs[i].EventID != "" {
+			ids[i] = recs[i].EventID
+			continue
+		}
+		info, err := Check(log, &recs[i])
 		if err != nil {
 			return nil, fmt.Errorf("record %d: %w", i, err)
 		}
-		ids[i] = ev.ID
+		ids[i] = info.ID
 	}
 	st := s.state(log)
 	st.mu.Lock()

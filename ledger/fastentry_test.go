@@ -1,29 +1,28 @@
-package verify
+package ledger
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
-
-	"aigw/ledger"
 )
 
-func sampleEvents() []*ledger.Event {
+func sampleEvents() []*Event {
 	at := time.Date(2026, 11, 27, 7, 43, 40, 123456789, time.UTC)
-	base := func() *ledger.Event {
-		return &ledger.Event{ID: "01936b2e-8f4a-7c3d-9e2f-0123456789ab", Tenant: "acme", Kind: ledger.KindRequest, Time: at}
+	base := func() *Event {
+		return &Event{ID: "01936b2e-8f4a-7c3d-9e2f-0123456789ab", Tenant: "acme", Kind: KindRequest, Time: at}
 	}
-	var out []*ledger.Event
+	var out []*Event
 	out = append(out, base())
 	ev := base()
-	ev.Actor = ledger.Actor{KeyID: "key_1"}
+	ev.Actor = Actor{KeyID: "key_1"}
 	out = append(out, ev)
 	ev = base()
-	ev.Actor = ledger.Actor{AgentID: "agent-7"}
+	ev.Actor = Actor{AgentID: "agent-7"}
 	ev.Policy = "sha256:abc"
 	out = append(out, ev)
 	ev = base()
-	ev.Actor = ledger.Actor{KeyID: "key_1", AgentID: "agent-7"}
+	ev.Actor = Actor{KeyID: "key_1", AgentID: "agent-7"}
 	ev.TraceID = "4bf92f3577b34da6a3ce929d0e0e4736"
 	ev.PayloadSHA256 = strings.Repeat("ab", 32)
 	ev.Attrs = map[string]any{
@@ -55,7 +54,7 @@ func TestFastEntryAcceptsWhatEntryWrites(t *testing.T) {
 		if string(f.id) != ev.ID || string(f.tenant) != ev.Tenant || string(f.payload) != ev.PayloadSHA256 {
 			t.Errorf("fastEntry(%s) = %q %q %q", e, f.id, f.tenant, f.payload)
 		}
-		if _, err := ledger.ParseEntry(e); err != nil {
+		if _, err := ParseEntry(e); err != nil {
 			t.Errorf("ParseEntry(%s) = %v", e, err)
 		}
 	}
@@ -78,8 +77,8 @@ func TestFastEntryDefersOutsideItsSubset(t *testing.T) {
 		if _, ok := fastEntry(e); ok {
 			t.Errorf("fastEntry(%s) = true; want a fallback", e)
 		}
-		if _, err := checkEntry(e, "acme"); err != nil {
-			t.Errorf("checkEntry(%s) = %v", e, err)
+		if _, err := checkEntryAcme(e); err != nil {
+			t.Errorf("checkEntryAcme(%s) = %v", e, err)
 		}
 	}
 	good, _ := sampleEvents()[0].Entry()
@@ -87,8 +86,8 @@ func TestFastEntryDefersOutsideItsSubset(t *testing.T) {
 	if _, ok := fastEntry([]byte(deep)); ok {
 		t.Errorf("fastEntry(40 levels deep) = true; want a fallback")
 	}
-	if _, err := checkEntry([]byte(deep), "acme"); err != nil {
-		t.Errorf("checkEntry(40 levels deep) = %v", err)
+	if _, err := checkEntryAcme([]byte(deep)); err != nil {
+		t.Errorf("checkEntryAcme(40 levels deep) = %v", err)
 	}
 }
 
@@ -133,14 +132,14 @@ func TestFastEntryRejectsNonCanonical(t *testing.T) {
 		if _, ok := fastEntry([]byte(e)); ok {
 			t.Errorf("%s: fastEntry(%s) = true", name, e)
 		}
-		if _, err := ledger.ParseEntry([]byte(e)); err == nil {
-			t.Errorf("%s: ledger.ParseEntry(%s) accepted it: the fixture is wrong", name, e)
+		if _, err := ParseEntry([]byte(e)); err == nil {
+			t.Errorf("%s: ParseEntry(%s) accepted it: the fixture is wrong", name, e)
 		}
 	}
 }
 
 // FuzzFastEntry checks that the fast path never accepts an entry that
-// ledger.ParseEntry refuses, and agrees with it on the fields it returns.
+// ParseEntry refuses, and agrees with it on the fields it returns.
 func FuzzFastEntry(f *testing.F) {
 	for _, ev := range sampleEvents() {
 		e, _ := ev.Entry()
@@ -152,7 +151,7 @@ func FuzzFastEntry(f *testing.F) {
 		if !ok {
 			return
 		}
-		ev, err := ledger.ParseEntry(e)
+		ev, err := ParseEntry(e)
 		if err != nil {
 			t.Fatalf("fastEntry accepted %q, ParseEntry refused it: %v", e, err)
 		}
@@ -164,7 +163,7 @@ func FuzzFastEntry(f *testing.F) {
 
 func BenchmarkCheckEntry(b *testing.B) {
 	ev := sampleEvents()[0]
-	ev.Actor = ledger.Actor{KeyID: "key_0a1b2c3d", AgentID: "agent-invoice-reconciler"}
+	ev.Actor = Actor{KeyID: "key_0a1b2c3d", AgentID: "agent-invoice-reconciler"}
 	ev.TraceID = "4bf92f3577b34da6a3ce929d0e0e4736"
 	ev.Policy = "sha256:9f2c7a1e0b6d4c3f"
 	ev.Attrs = map[string]any{"model": "gpt-4o-2024-08-06", "provider": "openai", "status": 200, "latency_ms": 187, "stream": true,
@@ -176,9 +175,9 @@ func BenchmarkCheckEntry(b *testing.B) {
 		entry []byte
 		check func([]byte) error
 	}{
-		{"realistic/fast", realistic, func(e []byte) error { _, err := checkEntry(e, "acme"); return err }},
-		{"realistic/ParseEntry", realistic, func(e []byte) error { _, err := ledger.ParseEntry(e); return err }},
-		{"floats/fast", floats, func(e []byte) error { _, err := checkEntry(e, "acme"); return err }},
+		{"realistic/fast", realistic, func(e []byte) error { _, err := checkEntryAcme(e); return err }},
+		{"realistic/ParseEntry", realistic, func(e []byte) error { _, err := ParseEntry(e); return err }},
+		{"floats/fast", floats, func(e []byte) error { _, err := checkEntryAcme(e); return err }},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
@@ -201,8 +200,8 @@ func TestValidTimeAgreesWithTimeParse(t *testing.T) {
 		"2026-01-01T00:00:00.00000Z", "2026-01-01T00:00:00.0000000Z", "2026-01-01 00:00:00.000000Z", "2026-01-01T00:00:00.000000z",
 		"+026-01-01T00:00:00.000000Z", "2026-1-01T00:00:00.0000000Z",
 	} {
-		parsed, err := time.Parse(ledger.TimeFormat, ts)
-		want := err == nil && parsed.Year() >= 2000 && parsed.Year() <= 9999 && parsed.Format(ledger.TimeFormat) == ts
+		parsed, err := time.Parse(TimeFormat, ts)
+		want := err == nil && parsed.Year() >= 2000 && parsed.Year() <= 9999 && parsed.Format(TimeFormat) == ts
 		if got := validTime([]byte(ts)); got != want {
 			t.Errorf("validTime(%q) = %v; time.Parse says %v", ts, got, want)
 		}
@@ -224,14 +223,22 @@ func TestPlainASCII(t *testing.T) {
 
 func TestByteValidatorsAgreeWithLedger(t *testing.T) {
 	for _, s := range []string{"", "a", "acme", "a-b_c", "-a", "_a", "A", "a.b", strings.Repeat("a", 63), strings.Repeat("a", 64), "0", "a b"} {
-		if isLogName([]byte(s)) != ledger.ValidLogName(s) {
-			t.Errorf("isLogName(%q) = %v; ledger says %v", s, !ledger.ValidLogName(s), ledger.ValidLogName(s))
+		if isLogName([]byte(s)) != ValidLogName(s) {
+			t.Errorf("isLogName(%q) = %v; ledger says %v", s, !ValidLogName(s), ValidLogName(s))
 		}
 	}
 	for _, s := range []string{"01936b2e-8f4a-7c3d-9e2f-0123456789ab", "01936b2e-8f4a-7c3d-cе2f-0123456789ab", "01936b2e-8f4a-4c3d-9e2f-0123456789ab",
 		"01936b2e-8f4a-7c3d-ce2f-0123456789ab", "01936B2E-8f4a-7c3d-9e2f-0123456789ab", "01936b2e8f4a-7c3d-9e2f-0123456789ab-", "", "01936b2e-8f4a-7c3d-bf2f-0123456789ab"} {
-		if isEventID([]byte(s)) != ledger.ValidEventID(s) {
-			t.Errorf("isEventID(%q) = %v; ledger says %v", s, !ledger.ValidEventID(s), ledger.ValidEventID(s))
+		if isEventID([]byte(s)) != ValidEventID(s) {
+			t.Errorf("isEventID(%q) = %v; ledger says %v", s, !ValidEventID(s), ValidEventID(s))
 		}
 	}
+}
+
+func checkEntryAcme(e []byte) (EntryInfo, error) {
+	info, err := CheckEntry(e)
+	if err == nil && info.Tenant != "acme" {
+		err = fmt.Errorf("tenant %q", info.Tenant)
+	}
+	return info, err
 }
