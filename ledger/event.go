@@ -132,69 +132,14 @@ func badField(field, format string, args ...any) error {
 
 // ValidLogName reports whether s can name a log (a tenant): 1 to 63
 // characters of [a-z0-9_-], starting with a letter or digit.
-func ValidLogName(s string) bool {
-	if len(s) == 0 || len(s) > 63 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
-		case (c == '-' || c == '_') && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
+func ValidLogName(s string) bool { return isLogName([]byte(s)) }
 
-func validKind(s string) bool {
-	if len(s) == 0 || len(s) > 64 || s[0] < 'a' || s[0] > 'z' {
-		return false
-	}
-	for i := 1; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '.') {
-			return false
-		}
-	}
-	return true
-}
+func validKind(s string) bool { return isKind([]byte(s)) }
 
-func validHex(s string, n int) bool {
-	if len(s) != n {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
-}
+func validHex(s string, n int) bool { return isLowerHex([]byte(s), n) }
 
 // ValidEventID reports whether s is a UUIDv7 in canonical lowercase form.
-func ValidEventID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i := 0; i < 36; i++ {
-		c := s[i]
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-				return false
-			}
-		}
-	}
-	// version nibble 7, variant 10xx
-	return s[14] == '7' && (s[19] == '8' || s[19] == '9' || s[19] == 'a' || s[19] == 'b')
-}
+func ValidEventID(s string) bool { return isEventID([]byte(s)) }
 
 const maxTextField = 256
 
