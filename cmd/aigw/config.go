@@ -57,6 +57,11 @@ type LedgerConfig struct {
 	SubjectPrefix string `yaml:"subject_prefix"`
 	// Batch is the sequencer's batch size (default 500).
 	Batch int `yaml:"batch"`
+	// ReadToken, when set, is required as "Authorization: Bearer <token>" by
+	// the ledger read API (/ledger/). Without it the read API serves every
+	// log to anyone who can reach the listen address (by default only this
+	// host). Use ${NAME} to keep it out of the file.
+	ReadToken string `yaml:"read_token"`
 }
 
 func envOr(name, def string) string {
@@ -81,6 +86,7 @@ func defaultConfig() Config {
 			Stream:        "AUDIT",
 			SubjectPrefix: "aigw.audit",
 			Batch:         500,
+			ReadToken:     os.Getenv("AIGW_READ_TOKEN"),
 		},
 	}
 }

@@ -364,3 +364,44 @@ func must[T any](v T, err error) T {
 	}
 	return v
 }
+
+func TestReadToken(t *testing.T) {
+	t.Parallel()
+	data := filepath.Join(t.TempDir(), "data")
+	s := startServe(t, "-data-dir", data, "-read-token", "s3cret-read-token")
+	vkey := strings.TrimSpace(string(must(os.ReadFile(filepath.Join(data, "checkpoint.vkey")))))
+	if code, _, errs := run(t, jsonl("acme", 0, 3), "append", "-data-dir", data); code != 0 {
+		t.Fatal(errs)
+	}
+	resp, err := http.Get(s.url() + "/ledger/acme/checkpoint")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(body), "authentication_error") {
+		t.Fatalf("no token: %d %s", resp.StatusCode, body)
+	}
+	req, _ := http.NewRequest(http.MethodGet, s.url()+"/ledger/acme/checkpoint", nil)
+	req.Header.Set("Authorization", "Bearer wrong")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("wrong token: %v %v", resp, err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, out, errs := run(t, "", "verify", "-server", s.url(), "-log", "acme", "-vkey", vkey, "-token", "s3cret-read-token")
+		if code == 0 && strings.Contains(out, "size=3") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("verify with the token: %d %s %s", code, out, errs)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if code, _, _ := run(t, "", "verify", "-server", s.url(), "-log", "acme", "-vkey", vkey); code == 0 {
+		t.Fatal("verify without the token passed")
+	}
+	if strings.Contains(s.stderr.String(), "s3cret-read-token") {
+		t.Fatal("the read token appears in serve's log")
+	}
+}

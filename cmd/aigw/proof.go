@@ -24,6 +24,7 @@ func (c *ProofCommand) Run(ctx context.Context, args []string) error {
 	var lf ledgerFlags
 	lf.register(fs)
 	server := fs.String("server", "", "fetch from a running server's read API (http://host:port); default: the store directly")
+	token := fs.String("token", "", "bearer token of the server's read API (default $AIGW_READ_TOKEN)")
 	log := fs.String("log", "", "the log (tenant) (required)")
 	index := fs.Int64("index", -1, "inclusion proof of the entry at this index")
 	leaf := fs.String("leaf-hash", "", "inclusion proof of the entry with this leaf hash (base64 or hex)")
@@ -75,7 +76,7 @@ or any RFC 6962 verifier.
 	var status int
 	var body []byte
 	if *server != "" {
-		hc := &http.Client{Timeout: 30 * time.Second}
+		hc := readClient(*token, 30*time.Second)
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(*server, "/")+"/ledger"+target, nil)
 		if err != nil {
 			return err

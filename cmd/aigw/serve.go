@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -11,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"aigw/ledger"
@@ -41,6 +44,7 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 	var lf ledgerFlags
 	lf.register(fs)
 	listen := fs.String("listen", "", "HTTP listen address (default 127.0.0.1:8080, or $AIGW_LISTEN)")
+	readToken := fs.String("read-token", "", "require this bearer token on the ledger read API (or $AIGW_READ_TOKEN, or ledger.read_token)")
 	key := fs.String("key", "", "checkpoint key: a key file or KMS URI (default DATA_DIR/checkpoint.key, created on first start)")
 	var trust multiFlag
 	fs.Var(&trust, "trust-key", "verifier key of an earlier checkpoint key, after a rotation (repeatable)")
@@ -74,6 +78,9 @@ proofs), /ledger/logs lists the logs, /healthz reports the sequencer.
 	}
 	if *key != "" {
 		cfg.Ledger.Key = *key
+	}
+	if *readToken != "" {
+		cfg.Ledger.ReadToken = *readToken
 	}
 	cfg.Ledger.TrustedKeys = append(cfg.Ledger.TrustedKeys, trust...)
 	level := slog.LevelInfo
@@ -158,7 +165,13 @@ func (c *ServeCommand) serve(ctx context.Context, cfg Config, lg *slog.Logger) e
 	}
 
 	mux := http.NewServeMux()
-	mux.Handle("/ledger/", http.StripPrefix("/ledger", readapi.New(readapi.Config{Store: store, Logger: lg.With("component", "readapi")})))
+	var read http.Handler = http.StripPrefix("/ledger", readapi.New(readapi.Config{Store: store, Logger: lg.With("component", "readapi")}))
+	if cfg.Ledger.ReadToken != "" {
+		read = requireBearer(cfg.Ledger.ReadToken, read)
+	} else {
+		lg.Warn("the ledger read API has no read_token: every log is readable by anyone who can reach " + cfg.Listen)
+	}
+	mux.Handle("/ledger/", read)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		snap := metrics.Snapshot()
 		w.Header().Set("Content-Type", "application/json")
@@ -234,4 +247,22 @@ func recordKeyEvent(ctx context.Context, store ledger.Store, p *jetstream.Produc
 	ev := jetstream.NewEvent(ledger.SystemLog, ledger.KindKey)
 	ev.Attrs = attrs
 	return p.Record(ctx, ev, nil)
+}
+
+// requireBearer refuses requests without "Authorization: Bearer <token>",
+// comparing in constant time, with an OpenAI-style JSON error.
+func requireBearer(token string, next http.Handler) http.Handler {
+	want := sha256.Sum256([]byte(token))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		gotSum := sha256.Sum256([]byte(got))
+		if !ok || subtle.ConstantTimeCompare(gotSum[:], want[:]) != 1 {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("WWW-Authenticate", `Bearer realm="aigw ledger"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			w.Write([]byte(`{"error":{"message":"the ledger read API needs Authorization: Bearer <read token>","type":"authentication_error"}}` + "\n"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,6 +24,7 @@ func (c *VerifyCommand) Run(ctx context.Context, args []string) error {
 	var lf ledgerFlags
 	lf.register(fs)
 	server := fs.String("server", "", "verify through a running server's read API (http://host:port)")
+	token := fs.String("token", "", "bearer token of the server's read API (default $AIGW_READ_TOKEN)")
 	log := fs.String("log", "", "verify only this log (default: every log)")
 	var vkeys multiFlag
 	fs.Var(&vkeys, "vkey", "trusted checkpoint verifier key, name+hash+base64 (repeatable)")
@@ -104,7 +104,7 @@ no -vkey, the data directory's own checkpoint.vkey is used (and said so).
 	case len(posArgs) == 1:
 		src = verify.DirSource(posArgs[0])
 	case *server != "":
-		src = verify.HTTPSource(strings.TrimRight(*server, "/")+"/ledger", &http.Client{Timeout: time.Minute})
+		src = verify.HTTPSource(strings.TrimRight(*server, "/")+"/ledger", readClient(*token, time.Minute))
 	default:
 		store, err := openStoreReadOnly(ctx, cfg)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -163,3 +164,26 @@ func trustedVerifiers(cfg Config) ([]note.Verifier, error) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// readClient is the HTTP client of the commands that use a server's read
+// API, sending the read token when one is set (-token or $AIGW_READ_TOKEN).
+func readClient(token string, timeout time.Duration) *http.Client {
+	if token == "" {
+		token = os.Getenv("AIGW_READ_TOKEN")
+	}
+	if token == "" {
+		return &http.Client{Timeout: timeout}
+	}
+	return &http.Client{Timeout: timeout, Transport: bearerTransport{token: token, next: http.DefaultTransport}}
+}
+
+type bearerTransport struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (t bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+t.token)
+	return t.next.RoundTrip(r)
+}
