@@ -8,10 +8,9 @@
 //
 //   - logs(id, size, name, chain, compact_range, checkpoint): one row per log,
 //     its head.
-//   - entries(idx, log_id, event_id, chain, entry): primary key (log_id, idx),
-//     unique (log_id, event_id), and a hash index on the expression
-//     sha256('\x00' || entry) for [Store.LookupLeaf], so the leaf hash is not
-//     stored.
+//   - entries(idx, log_id, event_id, chain, entry): primary key (log_id, idx)
+//     and unique (log_id, event_id); the leaf hash is neither stored nor
+//     indexed ([Store.LookupLeaf] searches the level-0 tiles).
 //   - tiles(idx, log_id, level, hashes): C2SP tlog-tiles hash tiles at their
 //     latest width.
 //   - checkpoints(size, log_id, note): every signed checkpoint.
@@ -551,14 +550,15 @@ func (s *Store) LookupEvents(ctx context.Context, log string, ids []string) (map
 	return out, nil
 }
 
-// leafHashExpr is the expression of the hash index entries_leaf_idx
-// (migrations/0001_init.sql): the RFC 6962 leaf hash of the entry. A query
-// must spell it the same for the planner to use the index.
-const leafHashExpr = `sha256('\x00'::bytea || entry)`
+// lookupLeafSQL finds the level-0 tiles (the log's leaf hashes, 256 to a
+// row, in index order) that contain the leaf hash at some byte offset; the
+// caller checks the offset is a whole hash. There is deliberately no
+// per-entry index on the leaf hash (migrations/0002_no_leaf_index.sql).
+const lookupLeafSQL = `SELECT idx, hashes FROM tiles WHERE log_id = $1 AND level = 0 AND position($2::bytea IN hashes) > 0 ORDER BY idx`
 
-// LookupLeaf implements [ledger.Store]. The hash index on the leaf hash
-// expression finds the candidate rows by a 4-byte hash code, and the query
-// compares the full leaf hash, recomputed from each candidate's entry.
+// LookupLeaf implements [ledger.Store] by searching the level-0 tiles: it
+// costs nothing per appended entry, and a scan of the log's tiles (32 bytes
+// per entry) per lookup. Proofs by index or by event id stay O(log n).
 func (s *Store) LookupLeaf(ctx context.Context, log string, leaf ledger.Hash) (uint64, error) {
 	id, ok, err := s.logID(ctx, log)
 	if err != nil {
@@ -567,30 +567,27 @@ func (s *Store) LookupLeaf(ctx context.Context, log string, leaf ledger.Hash) (u
 	if !ok {
 		return 0, fmt.Errorf("look up leaf %v in log %q: %w", leaf, log, ledger.ErrNotFound)
 	}
-	// The MATERIALIZED CTE fences the leaf hash condition off from the log
-	// condition, so that the planner cannot walk the log's primary key
-	// instead of probing the hash index (it does, before the table is first
-	// analyzed). Several rows with one leaf hash have the same entry bytes,
-	// which the event ids make rare; take the smallest index here.
-	rows, err := s.pool.Query(ctx, "WITH c AS MATERIALIZED (SELECT log_id, idx FROM entries WHERE "+leafHashExpr+" = $2) SELECT idx FROM c WHERE log_id = $1", id, leaf[:])
+	rows, err := s.pool.Query(ctx, lookupLeafSQL, id, leaf[:])
 	if err != nil {
 		return 0, fmt.Errorf("look up leaf in log %q: %w", log, err)
 	}
-	found := false
-	var idx, best int64
-	_, err = pgx.ForEachRow(rows, []any{&idx}, func() error {
-		if !found || idx < best {
-			best, found = idx, true
+	defer rows.Close()
+	for rows.Next() {
+		var n int64
+		var hashes []byte
+		if err := rows.Scan(&n, &hashes); err != nil {
+			return 0, fmt.Errorf("look up leaf in log %q: %w", log, err)
 		}
-		return nil
-	})
-	if err != nil {
+		for off := 0; off+ledger.HashSize <= len(hashes); off += ledger.HashSize {
+			if ledger.Hash(hashes[off:off+ledger.HashSize]) == leaf {
+				return uint64(n)*ledger.TileWidth + uint64(off/ledger.HashSize), nil
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
 		return 0, fmt.Errorf("look up leaf in log %q: %w", log, err)
 	}
-	if !found {
-		return 0, fmt.Errorf("look up leaf %v in log %q: %w", leaf, log, ledger.ErrNotFound)
-	}
-	return uint64(best), nil
+	return 0, fmt.Errorf("look up leaf %v in log %q: %w", leaf, log, ledger.ErrNotFound)
 }
 
 // ReadEntries implements [ledger.Store]. The entries' Data share a few large

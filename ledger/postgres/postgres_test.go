@@ -312,8 +312,8 @@ func TestTwoProcesses(t *testing.T) {
 	}
 	s1, s2 := stores[0], stores[1]
 	var versions int
-	if err := superuser(t, dsn).QueryRow(t.Context(), "SELECT count(*) FROM schema_migrations").Scan(&versions); err != nil || versions != 1 {
-		t.Errorf("schema_migrations has %d rows, %v; want 1", versions, err)
+	if err := superuser(t, dsn).QueryRow(t.Context(), "SELECT count(*) FROM schema_migrations").Scan(&versions); err != nil || versions != 2 {
+		t.Errorf("schema_migrations has %d rows, %v; want 2", versions, err)
 	}
 
 	ctx := t.Context()
@@ -375,8 +375,8 @@ func TestReopen(t *testing.T) {
 		s2.Close()
 	}
 	var versions int
-	if err := superuser(t, s.cfg.DSN).QueryRow(t.Context(), "SELECT count(*) FROM schema_migrations").Scan(&versions); err != nil || versions != 1 {
-		t.Errorf("schema_migrations has %d rows, %v; want 1", versions, err)
+	if err := superuser(t, s.cfg.DSN).QueryRow(t.Context(), "SELECT count(*) FROM schema_migrations").Scan(&versions); err != nil || versions != 2 {
+		t.Errorf("schema_migrations has %d rows, %v; want 2", versions, err)
 	}
 }
 

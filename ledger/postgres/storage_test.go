@@ -109,8 +109,7 @@ func checkPlans(t *testing.T, s *Store, when string) {
 		want      string // in the plan: the index it must use
 		args      string // the EXECUTE arguments
 	}{
-		{"LookupLeaf", "WITH c AS MATERIALIZED (SELECT log_id, idx FROM entries WHERE " + leafHashExpr + " = $2) SELECT idx FROM c WHERE log_id = $1",
-			"entries_leaf_idx", fmt.Sprintf(`1, '\x%x'`, leaf[:])},
+		{"LookupLeaf", lookupLeafSQL, "on tiles", fmt.Sprintf(`1, '\x%x'`, leaf[:])},
 		{"ReadEntries", "SELECT idx, event_id, chain, entry FROM entries WHERE log_id = $1 AND idx >= $2 AND idx < $3 ORDER BY idx LIMIT $4",
 			"entries_pkey", "1, 0, 1000000000, 1000000000"},
 		{"ReadTiles", readTilesSQL,

@@ -77,6 +77,9 @@ func (s *synthStore) ReadTiles(ctx context.Context, log string, tiles []ledger.T
 func (s *synthStore) LookupLeaf(ctx context.Context, log string, leaf ledger.Hash) (uint64, error) {
 	return 0, ledger.ErrNotFound
 }
+func (s *synthStore) LookupEvents(ctx context.Context, log string, ids []string) (map[string]uint64, error) {
+	return map[string]uint64{}, nil
+}
 func (s *synthStore) Checkpoints(ctx context.Context, log string, from, to uint64) ([][]byte, error) {
 	if from <= s.size && s.size <= to {
 		return [][]byte{s.head.Checkpoint}, nil

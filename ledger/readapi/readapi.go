@@ -50,6 +50,7 @@ type Store interface {
 	ReadEntries(ctx context.Context, log string, start uint64, n int) ([]ledger.StoredEntry, error)
 	ReadTiles(ctx context.Context, log string, tiles []ledger.Tile) ([][]byte, error)
 	LookupLeaf(ctx context.Context, log string, leaf ledger.Hash) (uint64, error)
+	LookupEvents(ctx context.Context, log string, ids []string) (map[string]uint64, error)
 	Checkpoints(ctx context.Context, log string, from, to uint64) ([][]byte, error)
 	Logs(ctx context.Context) ([]string, error)
 }
@@ -593,9 +594,13 @@ func (h *handler) serveInclusion(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	q := r.URL.Query()
-	byIndex, byLeaf := q.Has("index"), q.Has("leaf_hash")
-	if byIndex == byLeaf {
-		return badRequest("give exactly one of index and leaf_hash")
+	byIndex, byLeaf, byEvent := q.Has("index"), q.Has("leaf_hash"), q.Has("event_id")
+	if n := btoi(byIndex) + btoi(byLeaf) + btoi(byEvent); n != 1 {
+		return badRequest("give exactly one of index, leaf_hash and event_id")
+	}
+	eventID := q.Get("event_id")
+	if byEvent && !ledger.ValidEventID(eventID) {
+		return badRequest("event_id %q is not a lowercase UUIDv7", eventID)
 	}
 	var index uint64
 	var leaf ledger.Hash
@@ -603,8 +608,10 @@ func (h *handler) serveInclusion(w http.ResponseWriter, r *http.Request) error {
 		if index, _, err = parseSize(r, "index", -1); err != nil {
 			return err
 		}
-	} else if leaf, err = parseLeafHash(q.Get("leaf_hash")); err != nil {
-		return err
+	} else if byLeaf {
+		if leaf, err = parseLeafHash(q.Get("leaf_hash")); err != nil {
+			return err
+		}
 	}
 	head, err := h.head(ctx, log)
 	if err != nil {
@@ -616,6 +623,17 @@ func (h *handler) serveInclusion(w http.ResponseWriter, r *http.Request) error {
 	}
 	if size > head.Size {
 		return badRequest("tree_size %d is beyond the log's size %d", size, head.Size)
+	}
+	if byEvent {
+		found, err := h.store.LookupEvents(ctx, log, []string{eventID})
+		if err != nil {
+			return fmt.Errorf("look up event of log %q: %w", log, err)
+		}
+		i, ok := found[eventID]
+		if !ok {
+			return notFound("log %q has no event %s", log, eventID)
+		}
+		index = i
 	}
 	if byLeaf {
 		if index, err = h.store.LookupLeaf(ctx, log, leaf); errors.Is(err, ledger.ErrNotFound) {
@@ -731,4 +749,11 @@ func (h *handler) serveConsistency(w http.ResponseWriter, r *http.Request) error
 		Log: log, Size1: size1, Size2: size2, Hashes: ledger.EncodeHashes(hashes), Checkpoint: string(signed),
 	})
 	return nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -120,6 +120,24 @@ func (s *memStore) LookupLeaf(ctx context.Context, log string, leaf ledger.Hash)
 	return 0, ledger.ErrNotFound
 }
 
+func (s *memStore) LookupEvents(ctx context.Context, log string, ids []string) (map[string]uint64, error) {
+	l, err := s.log(log)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]uint64{}
+	if l != nil {
+		for _, e := range l.entries {
+			for _, id := range ids {
+				if e.EventID == id {
+					out[id] = e.Index
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
 func (s *memStore) Checkpoints(ctx context.Context, log string, from, to uint64) ([][]byte, error) {
 	l, err := s.log(log)
 	if err != nil || l == nil {
@@ -242,6 +260,8 @@ func TestEndToEnd(t *testing.T) {
 				{"leaf_hash=" + leafOf(401).String(), 401, 658}, // an unescaped '+' arrives as a space
 				{"leaf_hash=" + base64.URLEncoding.EncodeToString(l402[:]) + "&tree_size=601", 402, 601},
 				{"leaf_hash=" + hex.EncodeToString(l403[:]), 403, 658},
+				{"event_id=" + a.Entry(404).EventID, 404, 658},
+				{"event_id=" + a.Entry(405).EventID + "&tree_size=601", 405, 601},
 			} {
 				code, hdr, body := get(t, srv, "acme/proof/inclusion?"+c.query)
 				if code != http.StatusOK {
