@@ -29,12 +29,18 @@ func BenchmarkVerifyFromPostgres(b *testing.B) {
 		}
 		size = n
 	}
+	var err error
 	s := openStore(b, Config{DSN: ledgertest.PostgresDSN(b)})
 	l := newFastLog(b, "big", 1024)
 	start := time.Now()
 	l.fill(b, s, size, 1000)
 	b.Logf("fixture: %d entries in %s", size, time.Since(start).Round(time.Millisecond))
 	opts := verify.Options{Verifiers: note.VerifierList(l.verifier), Origin: ledger.Origin("bench.aigw.invalid", "big")}
+	if w := os.Getenv("AIGW_BENCH_VERIFY_WORKERS"); w != "" {
+		if opts.Workers, err = strconv.Atoi(w); err != nil {
+			b.Fatal(err)
+		}
+	}
 	b.ResetTimer()
 	for b.Loop() {
 		res, err := verify.Log(b.Context(), verify.StoreSource(s), "big", opts)
