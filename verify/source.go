@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -282,9 +283,10 @@ type HTTP struct {
 }
 
 var (
-	_ Source      = (*HTTP)(nil)
-	_ ChainReader = (*HTTP)(nil)
-	_ LogLister   = (*HTTP)(nil)
+	_ Source           = (*HTTP)(nil)
+	_ ChainReader      = (*HTTP)(nil)
+	_ LogLister        = (*HTTP)(nil)
+	_ CheckpointLister = (*HTTP)(nil)
 )
 
 // HTTPSource returns a [Source] reading from baseURL (for aigw,
@@ -376,6 +378,58 @@ func (h *HTTP) Logs(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("GET logs: %w", err)
 	}
 	return body.Logs, nil
+}
+
+// ReadCheckpoints implements [CheckpointLister] with the read API's
+// <log>/checkpoints?from=&to= pages (a server without it lists none).
+func (h *HTTP) ReadCheckpoints(ctx context.Context, log string, from, to uint64) ([][]byte, error) {
+	lp, err := h.logPath(log)
+	if err != nil {
+		return nil, err
+	}
+	var out [][]byte
+	for from <= to {
+		b, err := h.get(ctx, fmt.Sprintf("%scheckpoints?from=%d&to=%d", lp, from, to), 1<<26)
+		if errors.Is(err, ledger.ErrNotFound) && len(out) == 0 {
+			return nil, nil // not an aigw read API, or an older one
+		}
+		if err != nil {
+			return nil, err
+		}
+		var body struct {
+			Checkpoints []string `json:"checkpoints"`
+		}
+		if err := json.Unmarshal(b, &body); err != nil {
+			if len(out) == 0 {
+				return nil, nil // a plain tlog-tiles server (static files): no history
+			}
+			return nil, fmt.Errorf("GET %scheckpoints: %w", lp, err)
+		}
+		if len(body.Checkpoints) == 0 {
+			break
+		}
+		last := uint64(0)
+		for _, c := range body.Checkpoints {
+			text, err := ledger.SplitNote([]byte(c))
+			if err != nil {
+				return nil, err
+			}
+			cp, err := ledger.ParseCheckpointBody(text)
+			if err != nil {
+				return nil, err
+			}
+			if cp.Size < from || cp.Size > to || len(out) > 0 && cp.Size <= last {
+				return nil, fmt.Errorf("GET %scheckpoints: size %d out of order or range [%d, %d]", lp, cp.Size, from, to)
+			}
+			last = cp.Size
+			out = append(out, []byte(c))
+		}
+		if last == math.MaxUint64 {
+			break
+		}
+		from = last + 1
+	}
+	return out, nil
 }
 
 // StoreReader is the part of a ledger.Store that [StoreSource] reads.

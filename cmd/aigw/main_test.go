@@ -170,6 +170,10 @@ func TestServeAppendVerify(t *testing.T) {
 	if code != 0 || strings.Count(out, "ok log=") != 3 || !strings.Contains(out, "ok log=acme size=300") {
 		t.Fatalf("verify -server: exit %d\n%s%s", code, out, errs)
 	}
+	// The read API lists the checkpoint history, which verify checks too.
+	if strings.Contains(strings.SplitN(out[strings.Index(out, "ok log=acme"):], "\n", 2)[0], "checkpoints=0") {
+		t.Errorf("verify -server checked no historical checkpoint of acme:\n%s", out)
+	}
 	// A wrong key is a verification failure (exit 1), not an error.
 	other := "aigw.local/ledger+00000000+AXxn7u5bc5bKQdvD8Xx4Im3QSyyb09N8Pn0bI+/cVE1t"
 	if code, out, errs = run(t, "", "verify", "-server", s.url(), "-log", "acme", "-vkey", other); code == 0 {

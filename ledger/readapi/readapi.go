@@ -125,6 +125,7 @@ func New(cfg Config) http.Handler {
 	mux.HandleFunc("GET /{log}/tile/{L}/{N...}", h.tile)
 	mux.HandleFunc("GET /{log}/tile/entries/{N...}", h.tile)
 	mux.HandleFunc("GET /{log}/chain/{N...}", h.chain)
+	mux.HandleFunc("GET /{log}/checkpoints", h.checkpoints)
 	mux.HandleFunc("GET /{log}/proof/inclusion", h.inclusion)
 	mux.HandleFunc("GET /{log}/proof/consistency", h.consistency)
 	mux.HandleFunc("/", h.notFound)
@@ -233,6 +234,50 @@ func (h *handler) logs(w http.ResponseWriter, r *http.Request) {
 		logs = []string{}
 	}
 	h.writeJSON(w, r, cacheNone, map[string][]string{"logs": logs})
+}
+
+// MaxCheckpointsPage is the most checkpoints one /checkpoints response holds;
+// a client pages on with from = the last size + 1.
+const MaxCheckpointsPage = 1000
+
+// checkpoints serves the log's signed checkpoints with sizes in [from, to]
+// (default: all up to the head), oldest first, at most MaxCheckpointsPage:
+// {"checkpoints": ["<signed note>", ...]}. An auditor checks every one
+// against the tree, which locates a tamper between two of them.
+func (h *handler) checkpoints(w http.ResponseWriter, r *http.Request) {
+	log, err := logName(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	head, err := h.head(r.Context(), log)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	from, _, err := parseSize(r, "from", 0)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	to, _, err := parseSize(r, "to", int64(min(head.Size, math.MaxInt64)))
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	to = min(to, head.Size)
+	var notes [][]byte
+	if from <= to {
+		if notes, err = h.store.Checkpoints(r.Context(), log, from, to); err != nil {
+			h.writeError(w, r, fmt.Errorf("checkpoints of log %q: %w", log, err))
+			return
+		}
+	}
+	out := make([]string, 0, min(len(notes), MaxCheckpointsPage))
+	for _, n := range notes[:min(len(notes), MaxCheckpointsPage)] {
+		out = append(out, string(n))
+	}
+	h.writeJSON(w, r, cacheNone, map[string][]string{"checkpoints": out})
 }
 
 func (h *handler) checkpoint(w http.ResponseWriter, r *http.Request) {
