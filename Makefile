@@ -29,6 +29,6 @@ bench:
 
 # Short fuzzing pass over every parser of outside bytes.
 fuzz:
-	for f in FuzzCanonicalize FuzzParseEntry FuzzParseTilePath FuzzParseCheckpoint; do \
+	for f in FuzzCanonicalize FuzzParseEntry FuzzFastEntry FuzzParseTilePath FuzzParseCheckpoint; do \
 		$(GO) test ./ledger -run '^$$' -fuzz "^$$f$$" -fuzztime 20s || exit 1; done
 	$(GO) test ./verify -run '^$$' -fuzz '^FuzzProof$$' -fuzztime 20s
