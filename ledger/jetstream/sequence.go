@@ -727,12 +727,10 @@ func (r *runner) maybePurge(p int, ackFloor uint64, lg *slog.Logger) {
 	}
 	ctx, cancel := context.WithTimeout(r.ctx, apiTimeout)
 	defer cancel()
-	opts := []jetstream.StreamPurgeOpt{jetstream.WithPurgeSequence(ackFloor + 1)}
-	if r.cfg.Stream.Partitions > 1 {
-		// With one partition everything below the floor is sequenced (or is
-		// not an event); otherwise purge only this partition's subjects.
-		opts = append(opts, jetstream.WithPurgeSubject(r.cfg.Stream.PartitionFilter(p)))
-	}
+	// Purge only this partition's subjects, even with one partition: events
+	// of other subjects under the prefix (partitions of an earlier
+	// configuration, not yet sequenced) must never be purged with it.
+	opts := []jetstream.StreamPurgeOpt{jetstream.WithPurgeSequence(ackFloor + 1), jetstream.WithPurgeSubject(r.cfg.Stream.PartitionFilter(p))}
 	if err := r.stream.Purge(ctx, opts...); err != nil {
 		lg.Warn("purge sequenced events from the stream", "below_stream_seq", ackFloor+1, "err", err)
 	}
