@@ -900,3 +900,39 @@ func TestMachineNATS(t *testing.T) {
 	waitSize(t, store, "acme", 200)
 	checkLog(t, store, "acme", want["acme"])
 }
+
+// TestPurgeKeepsOtherPartitions: events published under one partition
+// layout (2 partitions) and not yet sequenced survive the purges of a
+// sequencer running with another layout (1 partition), and are sequenced
+// once a process owns their partition again.
+func TestPurgeKeepsOtherPartitions(t *testing.T) {
+	t.Parallel()
+	store := newSQLite(t)
+	_, nc := ledgertest.JetStream(t)
+	two := newEnv(t, nc, store, jetstream.StreamConfig{Partitions: 2})
+	var logs1 []string // logs of partition 1 in the two-partition layout
+	for _, l := range []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"} {
+		if two.stream.Partition(l) == 1 {
+			logs1 = append(logs1, l)
+		}
+	}
+	if len(logs1) == 0 {
+		t.Fatal("no log hashes to partition 1")
+	}
+	want := two.publish(20, logs1...)
+
+	one := newEnv(t, nc, store, jetstream.StreamConfig{Partitions: 1})
+	stop := one.start(store, nil, func(c *jetstream.SequencerConfig) { c.PurgeEvery = time.Millisecond })
+	other := one.publish(30, "zz")
+	waitSize(t, store, "zz", 30)
+	checkLog(t, store, "zz", other["zz"])
+	one.publish(5, "zz") // more batches, more purges
+	waitSize(t, store, "zz", 35)
+	stop()
+
+	two.start(store, nil, func(c *jetstream.SequencerConfig) { c.Partitions = []int{1} })
+	for _, l := range logs1 {
+		waitSize(t, store, l, 20)
+		checkLog(t, store, l, want[l])
+	}
+}
