@@ -66,6 +66,7 @@ func startNATS(cfg Config, lg *slog.Logger) (*nats.Conn, *server.Server, error) 
 	}
 	srv, err := jetstream.RunEmbedded(jetstream.EmbeddedConfig{
 		StoreDir: filepath.Join(cfg.DataDir, "nats"), Host: host, Port: port, Logger: lg.With("component", "nats"),
+		SyncAlways: cfg.Ledger.NATSSyncAlways,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("start embedded NATS: %w", err)

@@ -49,9 +49,13 @@
 //
 // # Durability
 //
-// A PubAck means JetStream holds the event (by default in the server's memory,
-// written to disk within milliseconds and fsynced within two minutes; see
-// ingest-limits §2.2). The sequencer acknowledges a batch (AckAll: one
+// A PubAck means JetStream holds the event: in the server's memory, written
+// to the OS within milliseconds, and fsynced within the sync interval (the
+// embedded server: [DefaultSyncInterval]; nats-server's own default is two
+// minutes). A crash of the process loses nothing written; a power loss can
+// lose acknowledged events not yet sequenced that arrived within the
+// interval. [EmbeddedConfig.SyncAlways] closes that window at one fsync per
+// event; a replicated (R3) stream acknowledges only once a quorum holds it. The sequencer acknowledges a batch (AckAll: one
 // DoubleAck of its last message) only after the store committed it. A crash
 // between the commit and the ack redelivers the batch, and the sequencer skips
 // the event ids the log already holds, so every event is appended exactly
