@@ -21,9 +21,27 @@ type TileReader interface {
 	ReadTiles(ctx context.Context, log string, tiles []Tile) ([][]byte, error)
 }
 
-// nodeHashes returns the hashes of the given tree nodes in a tree of the
-// given size, reading each tile they live in once.
-func nodeHashes(ctx context.Context, tr TileReader, log string, size uint64, ids []compact.NodeID) ([][]byte, error) {
+// NodeReader is an optional interface of a TileReader that returns the
+// hashes of tree nodes itself (for example from a cache of subtree hashes)
+// instead of the tiles they are folded from. ReadNodes returns the hash of
+// each node in ids, complete nodes of a tree of the given size.
+type NodeReader interface {
+	ReadNodes(ctx context.Context, log string, size uint64, ids []compact.NodeID) ([][]byte, error)
+}
+
+// readNodes returns node hashes through tr's NodeReader if it has one, else
+// by folding tiles.
+func readNodes(ctx context.Context, tr TileReader, log string, size uint64, ids []compact.NodeID) ([][]byte, error) {
+	if nr, ok := tr.(NodeReader); ok {
+		return nr.ReadNodes(ctx, log, size, ids)
+	}
+	return nodeHashesFromTiles(ctx, tr, log, size, ids)
+}
+
+// nodeHashesFromTiles returns the hashes of the given tree nodes in a tree
+// of the given size, reading each tile they live in once (one ReadTiles call)
+// and folding the tile hashes below each node.
+func nodeHashesFromTiles(ctx context.Context, tr TileReader, log string, size uint64, ids []compact.NodeID) ([][]byte, error) {
 	type key struct{ l, n uint64 }
 	index := map[key]int{}
 	var tiles []Tile
@@ -109,9 +127,12 @@ func rehash(ctx context.Context, tr TileReader, log string, size uint64, nodes p
 	if len(nodes.IDs) == 0 {
 		return []Hash{}, nil
 	}
-	hs, err := nodeHashes(ctx, tr, log, size, nodes.IDs)
+	hs, err := readNodes(ctx, tr, log, size, nodes.IDs)
 	if err != nil {
 		return nil, err
+	}
+	if len(hs) != len(nodes.IDs) {
+		return nil, fmt.Errorf("read %d node hashes, want %d", len(hs), len(nodes.IDs))
 	}
 	hs, err = nodes.Rehash(hs, HashChildren)
 	if err != nil {
@@ -122,6 +143,28 @@ func rehash(ctx context.Context, tr TileReader, log string, size uint64, nodes p
 		copy(out[i][:], h)
 	}
 	return out, nil
+}
+
+// RootAt returns the root of the tree of the given size from its stored
+// hashes: the perfect subtrees covering [0, size), folded. It is how a
+// root is known at a size no checkpoint was signed for.
+func RootAt(ctx context.Context, tr TileReader, log string, size uint64) (Hash, error) {
+	if size == 0 {
+		return EmptyRoot, nil
+	}
+	hs, err := readNodes(ctx, tr, log, size, compact.RangeNodes(0, size, nil))
+	if err != nil {
+		return Hash{}, fmt.Errorf("root of log %q at %d: %w", log, size, err)
+	}
+	rng, err := rangeFactory.NewRange(0, size, hs)
+	if err != nil {
+		return Hash{}, fmt.Errorf("root of log %q at %d: %w", log, size, err)
+	}
+	root, err := rng.GetRootHash(nil)
+	if err != nil {
+		return Hash{}, fmt.Errorf("root of log %q at %d: %w", log, size, err)
+	}
+	return Hash(root), nil
 }
 
 func hashSlices(hs []Hash) [][]byte {

@@ -50,11 +50,7 @@ acknowledged by JetStream, so 'aigw serve' or the configured NATS must be up).
 		}
 		idx = append(idx, i)
 	}
-	cfg, err := lf.load()
-	if err != nil {
-		return err
-	}
-	store, err := openStoreReadOnly(ctx, cfg)
+	cfg, store, err := lf.openStore(ctx)
 	if err != nil {
 		return err
 	}

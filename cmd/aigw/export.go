@@ -37,11 +37,7 @@ entry bundles) plus aigw's chain hashes and checkpoint history
 		fs.Usage()
 		return flag.ErrHelp
 	}
-	cfg, err := lf.load()
-	if err != nil {
-		return err
-	}
-	store, err := openStoreReadOnly(ctx, cfg)
+	_, store, err := lf.openStore(ctx)
 	if err != nil {
 		return err
 	}

@@ -92,11 +92,7 @@ or any RFC 6962 verifier.
 		}
 	} else {
 		// Straight from the store, through the same code the read API runs.
-		cfg, err := lf.load()
-		if err != nil {
-			return err
-		}
-		store, err := openStoreReadOnly(ctx, cfg)
+		_, store, err := lf.openStore(ctx)
 		if err != nil {
 			return err
 		}

@@ -159,7 +159,7 @@ func TestTamperDetectedByVerify(t *testing.T) {
 			}},
 		{name: "ChangePayloadCommitment", want: "kind=entry index=15",
 			sql: func(*testing.T, *tamperLedger) []string {
-				return []string{`UPDATE entries SET entry = convert_to(regexp_replace(convert_from(entry, 'UTF8'), '"payload_sha256":"[0-9a-f]', '"payload_sha256":"0'), 'UTF8') WHERE log_id = ` + acmeID + ` AND idx = 15`}
+				return []string{`UPDATE entries SET entry = convert_to(regexp_replace(convert_from(entry, 'UTF8'), '"payload_sha256":"[0-9a-f]{64}"', '"payload_sha256":"' || repeat('ab', 32) || '"'), 'UTF8') WHERE log_id = ` + acmeID + ` AND idx = 15`}
 			}},
 		{name: "ReplacePayload", args: []string{"-payloads"}, want: "kind=payload index=25",
 			sql: func(*testing.T, *tamperLedger) []string {

@@ -195,6 +195,17 @@ func (c *VerifyCommand) verifyProof(ctx context.Context, path string, opts verif
 	return nil
 }
 
+// openStore loads the configuration and opens its store, for the commands
+// that read a ledger directly (verify, proof, export, erase).
+func (f *ledgerFlags) openStore(ctx context.Context) (Config, ledger.Store, error) {
+	cfg, err := f.load()
+	if err != nil {
+		return cfg, nil, err
+	}
+	store, err := openStoreReadOnly(ctx, cfg)
+	return cfg, store, err
+}
+
 // openStoreReadOnly opens the configured store for reading. (The stores
 // have no read-only mode yet; verify only calls read methods.)
 func openStoreReadOnly(ctx context.Context, cfg Config) (ledger.Store, error) {

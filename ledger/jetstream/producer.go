@@ -156,8 +156,9 @@ func (p *Producer) Record(ctx context.Context, ev *ledger.Event, payload []byte)
 // it with a fresh salt. An invalid event returns a *[ledger.EventError] and is
 // not published: the event is validated and encoded by [ledger.Event.Entry]
 // (every field, canonical form, size), so the published entry is canonical by
-// construction; the sequencer's full [aigw/ledger/sequencer.Check] (a re-parse, ≈8 µs per
-// KiB) is not repeated here. Every other failure (no PubAck in time, no stream, stream
+// construction, and the sequencer checks it again on receipt
+// ([aigw/ledger/sequencer.Check]), since anything can publish to the stream.
+// Every other failure (no PubAck in time, no stream, stream
 // full, connection down) returns an error wrapping [ledger.ErrBackpressure]:
 // the event may or may not be in the stream, and calling Append again with
 // the same event (same id) is safe: JetStream drops the repeat within its

@@ -134,7 +134,7 @@ const (
 // append each log's messages with one [sequencer.Sequencer.Append] (the logs
 // of a batch in parallel), and only then acknowledge the batch with one
 // DoubleAck of its last message (AckAll). Every message is checked
-// ([sequencer.Check], which Append runs): a malformed one is logged (subject,
+// ([sequencer.Check], in the fetcher, off the serial path): a malformed one is logged (subject,
 // stream sequence and reason, never its content) and terminated, never
 // appended; the messages around it are. If an append or the
 // ack fails nothing is acknowledged: the loop logs, backs off, rewinds the
@@ -509,7 +509,8 @@ func (r *runner) fetchBatch(cons jetstream.Consumer, prefix int, noWait bool) *b
 
 // checkMsg decodes a message of a partition whose subjects start with
 // prefix bytes and checks its framing: subject, envelope, Nats-Msg-Id. The
-// entry itself is checked once, by Sequencer.Append (see appendChecked).
+// entry itself is checked here too (sequencer.Check), in the fetcher, so
+// that Sequencer.Append does not check it again on its serial path.
 func checkMsg(m jetstream.Msg, prefix int) item {
 	it := item{msg: m}
 	md, err := m.Metadata()
@@ -565,47 +566,31 @@ type logBatch struct {
 	appends int     // events appended (the others were already in the log)
 }
 
-// appendChecked appends g's valid items to their log. Sequencer.Append
-// checks every record ([sequencer.Check]) and refuses the whole group if one
-// is invalid; only then is each record checked here, so that the invalid
-// ones are marked bad and the rest appended: every entry is parsed once in
-// the common case.
+// appendChecked appends g's valid items to their log. Every item was
+// checked in the fetcher (checkMsg): the invalid ones are marked bad and
+// left out, the valid ones carry their event id, so Sequencer.Append does
+// not parse them again.
 func (r *runner) appendChecked(g *logBatch) error {
-	for attempt := 0; ; attempt++ {
-		recs := make([]sequencer.Record, 0, len(g.items))
-		for _, it := range g.items {
-			if it.bad == nil {
-				recs = append(recs, it.rec)
-			}
-		}
-		if len(recs) == 0 {
-			return nil
-		}
-		res, err := r.cfg.Sequencer.Append(r.ctx, g.log, recs)
-		if err == nil {
-			for _, x := range res {
-				if !x.Duplicate {
-					g.appends++
-					g.size = max(g.size, x.Index+1)
-				}
-			}
-			return nil
-		}
-		if !errors.Is(err, ledger.ErrInvalidEvent) || attempt > 0 {
-			return fmt.Errorf("append %d events to log %q: %w", len(recs), g.log, err)
-		}
-		found := false
-		for _, it := range g.items {
-			if it.bad == nil {
-				if _, cerr := sequencer.Check(g.log, &it.rec); cerr != nil {
-					it.bad, found = cerr, true
-				}
-			}
-		}
-		if !found {
-			return fmt.Errorf("append %d events to log %q: %w", len(recs), g.log, err)
+	recs := make([]sequencer.Record, 0, len(g.items))
+	for _, it := range g.items {
+		if it.bad == nil {
+			recs = append(recs, it.rec)
 		}
 	}
+	if len(recs) == 0 {
+		return nil
+	}
+	res, err := r.cfg.Sequencer.Append(r.ctx, g.log, recs)
+	if err != nil {
+		return fmt.Errorf("append %d events to log %q: %w", len(recs), g.log, err)
+	}
+	for _, x := range res {
+		if !x.Duplicate {
+			g.appends++
+			g.size = max(g.size, x.Index+1)
+		}
+	}
+	return nil
 }
 
 // commit is a batch whose events are in their logs.

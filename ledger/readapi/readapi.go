@@ -41,7 +41,6 @@ import (
 	"aigw/ledger"
 
 	"github.com/transparency-dev/merkle/compact"
-	"github.com/transparency-dev/merkle/proof"
 )
 
 // Store is the part of a ledger.Store the read API uses.
@@ -245,39 +244,52 @@ const MaxCheckpointsPage = 1000
 // {"checkpoints": ["<signed note>", ...]}. An auditor checks every one
 // against the tree, which locates a tamper between two of them.
 func (h *handler) checkpoints(w http.ResponseWriter, r *http.Request) {
+	if err := h.serveCheckpoints(w, r); err != nil {
+		h.writeError(w, r, err)
+	}
+}
+
+func (h *handler) serveCheckpoints(w http.ResponseWriter, r *http.Request) error {
 	log, err := logName(r)
 	if err != nil {
-		h.writeError(w, r, err)
-		return
+		return err
 	}
 	head, err := h.head(r.Context(), log)
 	if err != nil {
-		h.writeError(w, r, err)
-		return
+		return err
 	}
 	from, _, err := parseSize(r, "from", 0)
 	if err != nil {
-		h.writeError(w, r, err)
-		return
+		return err
 	}
 	to, _, err := parseSize(r, "to", int64(min(head.Size, math.MaxInt64)))
 	if err != nil {
-		h.writeError(w, r, err)
-		return
+		return err
 	}
 	to = min(to, head.Size)
-	var notes [][]byte
-	if from <= to {
-		if notes, err = h.store.Checkpoints(r.Context(), log, from, to); err != nil {
-			h.writeError(w, r, fmt.Errorf("checkpoints of log %q: %w", log, err))
-			return
+	// Read in windows of tree sizes, growing while checkpoints are sparse,
+	// so that one request never loads more than a window's worth (a log
+	// signs a checkpoint per batch: millions a day).
+	out := []string{}
+	for window := uint64(4096); from <= to && len(out) < MaxCheckpointsPage; window = min(2*window, 1<<16) {
+		end := to
+		if to-from >= window {
+			end = from + window - 1
 		}
-	}
-	out := make([]string, 0, min(len(notes), MaxCheckpointsPage))
-	for _, n := range notes[:min(len(notes), MaxCheckpointsPage)] {
-		out = append(out, string(n))
+		notes, err := h.store.Checkpoints(r.Context(), log, from, end)
+		if err != nil {
+			return fmt.Errorf("checkpoints of log %q: %w", log, err)
+		}
+		for _, n := range notes[:min(len(notes), MaxCheckpointsPage-len(out))] {
+			out = append(out, string(n))
+		}
+		if end == to {
+			break
+		}
+		from = end + 1
 	}
 	h.writeJSON(w, r, cacheNone, map[string][]string{"checkpoints": out})
+	return nil
 }
 
 func (h *handler) checkpoint(w http.ResponseWriter, r *http.Request) {
@@ -478,10 +490,16 @@ func (h *handler) hashTiles(ctx context.Context, log string, tiles []ledger.Tile
 	return out, nil
 }
 
-// nodeHashes returns the hashes of tree nodes of a tree of the given size,
+var (
+	_ ledger.TileReader = (*handler)(nil)
+	_ ledger.NodeReader = (*handler)(nil)
+)
+
+// ReadNodes implements ledger.NodeReader, so that ledger's proof builders
+// use the cached subtree hashes: the hashes of tree nodes of a tree of the given size,
 // reading each tile they lie in once and looking the nodes up in the
 // tiles' expanded subtrees.
-func (h *handler) nodeHashes(ctx context.Context, log string, size uint64, ids []compact.NodeID) ([][]byte, error) {
+func (h *handler) ReadNodes(ctx context.Context, log string, size uint64, ids []compact.NodeID) ([][]byte, error) {
 	type key struct{ l, n uint64 }
 	at := map[key]int{}
 	var tiles []ledger.Tile
@@ -508,26 +526,6 @@ func (h *handler) nodeHashes(ctx context.Context, log string, size uint64, ids [
 		if out[i] = t.node(int(sub), id.Index%(ledger.TileWidth>>sub)); out[i] == nil {
 			return nil, fmt.Errorf("node %d/%d is beyond its tile's %d hashes", id.Level, id.Index, t.width())
 		}
-	}
-	return out, nil
-}
-
-// proofHashes builds the hashes of a proof's nodes (proof.Inclusion or
-// proof.Consistency) in a tree of the given size.
-func (h *handler) proofHashes(ctx context.Context, log string, size uint64, nodes proof.Nodes) ([]ledger.Hash, error) {
-	if len(nodes.IDs) == 0 {
-		return []ledger.Hash{}, nil
-	}
-	hs, err := h.nodeHashes(ctx, log, size, nodes.IDs)
-	if err != nil {
-		return nil, err
-	}
-	if hs, err = nodes.Rehash(hs, ledger.HashChildren); err != nil {
-		return nil, err
-	}
-	out := make([]ledger.Hash, len(hs))
-	for i, b := range hs {
-		out[i] = ledger.Hash(b)
 	}
 	return out, nil
 }
@@ -601,29 +599,8 @@ func (h *handler) checkpointAt(ctx context.Context, log string, head ledger.Head
 		}
 		return signed, c.Root, nil
 	}
-	root, err := h.rootAt(ctx, log, size)
+	root, err := ledger.RootAt(ctx, h, log, size)
 	return nil, root, err
-}
-
-// rootAt computes the root of the tree of the given size from its tiles:
-// the perfect subtrees covering [0, size), folded.
-func (h *handler) rootAt(ctx context.Context, log string, size uint64) (ledger.Hash, error) {
-	if size == 0 {
-		return ledger.EmptyRoot, nil
-	}
-	hashes, err := h.nodeHashes(ctx, log, size, compact.RangeNodes(0, size, nil))
-	if err != nil {
-		return ledger.Hash{}, fmt.Errorf("tiles for the root of log %q at %d: %w", log, size, err)
-	}
-	rng, err := (&compact.RangeFactory{Hash: ledger.HashChildren}).NewRange(0, size, hashes)
-	if err != nil {
-		return ledger.Hash{}, err
-	}
-	root, err := rng.GetRootHash(nil)
-	if err != nil {
-		return ledger.Hash{}, err
-	}
-	return ledger.Hash(root), nil
 }
 
 func (h *handler) inclusion(w http.ResponseWriter, r *http.Request) {
@@ -691,13 +668,9 @@ func (h *handler) serveInclusion(w http.ResponseWriter, r *http.Request) error {
 		return notFound("entry %d is not in the tree of size %d", index, size)
 	}
 
-	nodes, err := proof.Inclusion(index, size)
+	hashes, err := ledger.InclusionProof(ctx, h, log, index, size)
 	if err != nil {
-		return fmt.Errorf("inclusion proof of %d in %d of log %q: %w", index, size, log, err)
-	}
-	hashes, err := h.proofHashes(ctx, log, size, nodes)
-	if err != nil {
-		return fmt.Errorf("inclusion proof of %d in %d of log %q: %w", index, size, log, err)
+		return fmt.Errorf("log %q: %w", log, err)
 	}
 	t := ledger.Tile{N: index / ledger.TileWidth, W: ledger.TileWidthAt(0, index/ledger.TileWidth, size)}
 	tile, err := h.ReadTiles(ctx, log, []ledger.Tile{t})
@@ -767,13 +740,9 @@ func (h *handler) serveConsistency(w http.ResponseWriter, r *http.Request) error
 	case size1 > size2:
 		return badRequest("size1 %d is larger than size2 %d", size1, size2)
 	}
-	nodes, err := proof.Consistency(size1, size2)
+	hashes, err := ledger.ConsistencyProof(ctx, h, log, size1, size2)
 	if err != nil {
-		return fmt.Errorf("consistency proof from %d to %d of log %q: %w", size1, size2, log, err)
-	}
-	hashes, err := h.proofHashes(ctx, log, size2, nodes)
-	if err != nil {
-		return fmt.Errorf("consistency proof from %d to %d of log %q: %w", size1, size2, log, err)
+		return fmt.Errorf("log %q: %w", log, err)
 	}
 	_, root1, err := h.checkpointAt(ctx, log, head, size1)
 	if err != nil {
