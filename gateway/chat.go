@@ -335,11 +335,11 @@ type Delta struct {
 //
 // SPEC: https://platform.openai.com/docs/api-reference/embeddings/create
 type EmbeddingRequest struct {
-	Model          string          `json:"model"`
-	Input          EmbeddingInput  `json:"input"`
-	EncodingFormat string          `json:"encoding_format,omitempty"` // float, base64
-	Dimensions     *int            `json:"dimensions,omitempty"`
-	User           string          `json:"user,omitempty"`
+	Model          string         `json:"model"`
+	Input          EmbeddingInput `json:"input"`
+	EncodingFormat string         `json:"encoding_format,omitempty"` // float, base64
+	Dimensions     *int           `json:"dimensions,omitempty"`
+	User           string         `json:"user,omitempty"`
 }
 
 // EmbeddingInput is the input to embed: a string, an array of strings, or
