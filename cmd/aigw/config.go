@@ -25,6 +25,16 @@ type Config struct {
 	// store and the generated checkpoint key.
 	DataDir string       `yaml:"data_dir"`
 	Ledger  LedgerConfig `yaml:"ledger"`
+	// Gateway configures the API: admin key, fail-closed, body limit,
+	// where tenants and keys live.
+	Gateway GatewayConfig `yaml:"gateway"`
+	// Providers are the upstreams; Routes the model names clients send
+	// and the targets that serve them. With neither, the embedded default
+	// serves the model "mock" from the built-in mock provider.
+	Providers []ProviderConfig `yaml:"providers"`
+	Routes    []RouteConfig    `yaml:"routes"`
+	// Breaker tunes every target's circuit breaker.
+	Breaker BreakerConfig `yaml:"breaker"`
 }
 
 // LedgerConfig configures the audit ledger.
@@ -92,6 +102,7 @@ func defaultConfig() Config {
 			Batch:         500,
 			ReadToken:     os.Getenv("AIGW_READ_TOKEN"),
 		},
+		Gateway: GatewayConfig{AdminKey: os.Getenv("AIGW_ADMIN_KEY")},
 	}
 }
 
@@ -140,7 +151,7 @@ func (c *Config) validate() error {
 	if c.DataDir == "" {
 		return errors.New("data_dir must not be empty")
 	}
-	return nil
+	return c.validateGateway()
 }
 
 func (c *Config) keyPath() string {

@@ -1,0 +1,300 @@
+// Package httpapi is the gateway's HTTP API on gin: the OpenAI-compatible
+// endpoints (/v1/chat/completions, /v1/embeddings, /v1/models), the
+// Anthropic-compatible /v1/messages, the admin API and /metrics. Handlers
+// authenticate, decode and validate, then hand the call to the
+// gateway.Pipeline; every error is answered in the API's own JSON shape.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"aigw/gateway"
+
+	"github.com/gin-gonic/gin"
+)
+
+// DefaultMaxBodyBytes bounds a request body.
+const DefaultMaxBodyBytes = 8 << 20
+
+// Config configures the API.
+type Config struct {
+	Pipeline *gateway.Pipeline
+	// Authenticate resolves an API key to its caller; a bad key returns an
+	// error (answered as 401 invalid_api_key; the reason is not shown).
+	Authenticate func(ctx context.Context, secret string) (gateway.Caller, error)
+	// Admin serves /admin/ when not nil.
+	Admin *Admin
+	// MaxBodyBytes bounds request bodies (default DefaultMaxBodyBytes).
+	MaxBodyBytes int64
+	// Metrics, if set, writes more Prometheus metrics on /metrics.
+	Metrics []func(w io.Writer)
+	// Mount, if set, adds routes (the ledger read API, health).
+	Mount  func(e *gin.Engine)
+	Logger *slog.Logger
+}
+
+type server struct {
+	cfg   Config
+	p     *gateway.Pipeline
+	log   *slog.Logger
+	stats stats
+}
+
+func init() { gin.SetMode(gin.ReleaseMode) }
+
+// New returns the API handler.
+func New(cfg Config) (http.Handler, error) {
+	if cfg.Pipeline == nil || cfg.Authenticate == nil {
+		return nil, errors.New("httpapi: a pipeline and an authenticator are required")
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &server{cfg: cfg, p: cfg.Pipeline, log: cfg.Logger}
+	e := gin.New()
+	e.HandleMethodNotAllowed = true
+	e.Use(s.recover)
+	v1 := e.Group("/v1")
+	v1.POST("/chat/completions", s.chat)
+	v1.POST("/embeddings", s.embeddings)
+	v1.GET("/models", s.models)
+	v1.GET("/models/*model", s.model)
+	v1.POST("/messages", s.messages)
+	if cfg.Admin != nil {
+		cfg.Admin.mount(e, s)
+	}
+	e.GET("/metrics", s.metrics)
+	if cfg.Mount != nil {
+		cfg.Mount(e)
+	}
+	e.NoRoute(func(c *gin.Context) {
+		writeError(c, &gateway.Error{Status: 404, Type: gateway.TypeInvalidRequest, Code: "unknown_url", Message: fmt.Sprintf("Invalid URL (%s %s)", c.Request.Method, c.Request.URL.Path)})
+	})
+	e.NoMethod(func(c *gin.Context) {
+		writeError(c, &gateway.Error{Status: 405, Type: gateway.TypeInvalidRequest, Code: "method_not_allowed", Message: fmt.Sprintf("Method %s is not allowed on %s", c.Request.Method, c.Request.URL.Path)})
+	})
+	return e, nil
+}
+
+func (s *server) recover(c *gin.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			if r == http.ErrAbortHandler {
+				panic(r)
+			}
+			s.log.Error("panic serving request", "path", c.Request.URL.Path, "panic", fmt.Sprint(r))
+			if !c.Writer.Written() {
+				writeError(c, &gateway.Error{Status: 500, Type: gateway.TypeServer, Message: "Internal error."})
+			}
+			c.Abort()
+		}
+	}()
+	c.Next()
+}
+
+// writeError answers an error in OpenAI's shape. Internal causes are
+// logged by the caller, never shown.
+func writeError(c *gin.Context, err error) {
+	e := gateway.AsError(err)
+	if e.RetryAfter > 0 {
+		c.Header("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
+	}
+	if e.Status == 401 {
+		c.Header("WWW-Authenticate", `Bearer realm="aigw"`)
+	}
+	status := e.Status
+	if status == 499 { // nginx's client-closed-request: nobody reads it
+		status = 400
+	}
+	c.Data(status, "application/json", errorBody(e))
+}
+
+func errorBody(e *gateway.Error) []byte {
+	b := make([]byte, 0, 128+len(e.Message))
+	b = append(b, `{"error":{"message":`...)
+	b = strconv.AppendQuote(b, e.Message)
+	b = append(b, `,"type":`...)
+	b = strconv.AppendQuote(b, e.Type)
+	b = append(b, `,"param":`...)
+	b = quoteOrNull(b, e.Param)
+	b = append(b, `,"code":`...)
+	b = quoteOrNull(b, e.Code)
+	return append(b, "}}\n"...)
+}
+
+func quoteOrNull(b []byte, s string) []byte {
+	if s == "" {
+		return append(b, "null"...)
+	}
+	return jsonQuote(b, s)
+}
+
+// jsonQuote appends s as a JSON string (strconv.AppendQuote's escapes are
+// Go's, not JSON's, for some control characters).
+func jsonQuote(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		switch {
+		case ch == '"' || ch == '\\':
+			b = append(b, '\\', ch)
+		case ch == '\n':
+			b = append(b, '\\', 'n')
+		case ch == '\r':
+			b = append(b, '\\', 'r')
+		case ch == '\t':
+			b = append(b, '\\', 't')
+		case ch < 0x20 || ch == '<' || ch == '>' || ch == '&':
+			b = append(b, '\\', 'u', '0', '0', hex[ch>>4], hex[ch&15])
+		default:
+			b = append(b, ch)
+		}
+	}
+	return append(b, '"')
+}
+
+// authenticate resolves the caller from "Authorization: Bearer <key>"
+// (OpenAI) or "x-api-key: <key>" (Anthropic).
+func (s *server) authenticate(c *gin.Context) (gateway.Caller, bool) {
+	secret := ""
+	if h := c.GetHeader("Authorization"); h != "" {
+		if v, ok := strings.CutPrefix(h, "Bearer "); ok {
+			secret = strings.TrimSpace(v)
+		}
+	} else {
+		secret = c.GetHeader("x-api-key")
+	}
+	if secret == "" {
+		writeError(c, &gateway.Error{Status: 401, Type: gateway.TypeInvalidRequest, Code: "invalid_api_key",
+			Message: "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."})
+		return gateway.Caller{}, false
+	}
+	caller, err := s.cfg.Authenticate(c.Request.Context(), secret)
+	if err != nil {
+		var ge *gateway.Error
+		if errors.As(err, &ge) && ge.Status != 401 {
+			writeError(c, ge)
+			return gateway.Caller{}, false
+		}
+		writeError(c, &gateway.Error{Status: 401, Type: gateway.TypeInvalidRequest, Code: "invalid_api_key",
+			Message: "Incorrect API key provided: " + maskKey(secret) + "."})
+		return gateway.Caller{}, false
+	}
+	if agent := c.GetHeader("X-Aigw-Agent"); agent != "" && len(agent) <= 128 {
+		caller.AgentID = agent
+	}
+	return caller, true
+}
+
+// maskKey shows a key as OpenAI does: its start and its last four
+// characters, never the whole.
+func maskKey(k string) string {
+	if len(k) < 12 {
+		return "****"
+	}
+	return k[:6] + "*****" + k[len(k)-4:]
+}
+
+// readBody reads a JSON body within the size limit.
+func (s *server) readBody(c *gin.Context) ([]byte, *gateway.Error) {
+	ct := c.GetHeader("Content-Type")
+	if mt, _, _ := strings.Cut(ct, ";"); !strings.EqualFold(strings.TrimSpace(mt), "application/json") {
+		return nil, &gateway.Error{Status: http.StatusUnsupportedMediaType, Type: gateway.TypeInvalidRequest, Code: "unsupported_content_type",
+			Message: fmt.Sprintf("Invalid Content-Type header (%q), expected application/json.", truncate(ct, 64))}
+	}
+	if c.Request.ContentLength > s.cfg.MaxBodyBytes {
+		return nil, tooLarge(s.cfg.MaxBodyBytes)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, s.cfg.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, tooLarge(s.cfg.MaxBodyBytes)
+		}
+		return nil, &gateway.Error{Status: 400, Type: gateway.TypeInvalidRequest, Message: "Could not read the request body.", Err: err}
+	}
+	return body, nil
+}
+
+func tooLarge(n int64) *gateway.Error {
+	return &gateway.Error{Status: http.StatusRequestEntityTooLarge, Type: gateway.TypeInvalidRequest, Code: "request_too_large",
+		Message: fmt.Sprintf("Request body too large: the limit is %d bytes.", n)}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// reject records a refused call in the caller's log (when the tenant is
+// known) and answers the error, or the ledger's 503 if the ledger could not
+// record the refusal.
+func (s *server) reject(c *gin.Context, caller gateway.Caller, endpoint, model string, body []byte, e *gateway.Error) {
+	call, err := s.p.Begin(c.Request.Context(), caller, endpoint, model, false, body, traceID(c))
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	writeError(c, call.Fail(e, gateway.Outcome{Status: e.Status}))
+}
+
+func traceID(c *gin.Context) string {
+	id := gateway.TraceIDFrom(c.GetHeader("traceparent"))
+	if id == "" {
+		id = gateway.NewTraceID()
+	}
+	c.Header("X-Aigw-Trace-Id", id)
+	return id
+}
+
+// stats counts answered requests for /metrics.
+type stats struct {
+	mu sync.Mutex
+	n  map[[2]string]uint64
+}
+
+func (st *stats) add(endpoint string, status int) {
+	st.mu.Lock()
+	if st.n == nil {
+		st.n = map[[2]string]uint64{}
+	}
+	st.n[[2]string{endpoint, strconv.Itoa(status)}]++
+	st.mu.Unlock()
+}
+
+func (s *server) metrics(c *gin.Context) {
+	c.Header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	c.Status(200)
+	w := c.Writer
+	fmt.Fprintln(w, "# HELP aigw_http_requests_total Gateway API requests answered, by endpoint and status.")
+	fmt.Fprintln(w, "# TYPE aigw_http_requests_total counter")
+	s.stats.mu.Lock()
+	for k, v := range s.stats.n {
+		fmt.Fprintf(w, "aigw_http_requests_total{endpoint=%q,status=%q} %d\n", k[0], k[1], v)
+	}
+	s.stats.mu.Unlock()
+	fmt.Fprintln(w, "# HELP aigw_ledger_failures_total Ledger events not acknowledged.")
+	fmt.Fprintln(w, "# TYPE aigw_ledger_failures_total counter")
+	fmt.Fprintf(w, "aigw_ledger_failures_total %d\n", s.p.LedgerFailures.Load())
+	if m, ok := s.p.Router().(interface{ WriteMetrics(io.Writer) }); ok {
+		m.WriteMetrics(w)
+	}
+	for _, f := range s.cfg.Metrics {
+		f(w)
+	}
+}

@@ -1,0 +1,576 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"aigw/ledger"
+)
+
+// Recorder durably records ledger events (the ledger's JetStream producer,
+// through an adapter). Publish starts recording an event and its payload
+// (committed in the entry, stored beside it); Pending.Wait returns nil once
+// the event is durable. Errors wrap ledger.ErrBackpressure when the ledger
+// cannot take the event now. Safe for concurrent use.
+type Recorder interface {
+	Publish(ev *ledger.Event, payload []byte) (Pending, error)
+}
+
+// Pending is an event being recorded.
+type Pending interface {
+	Wait(ctx context.Context) error
+}
+
+// Router picks targets and runs calls on them with fallback (gateway/router).
+type Router interface {
+	Provider
+	Embedder
+	// Do runs fn on the route's targets with the router's policy (used to
+	// forward native requests byte for byte).
+	Do(ctx context.Context, model string, fn func(ctx context.Context, t Target) error) error
+	// Has reports whether model names a route.
+	Has(model string) bool
+	// Models lists the routes.
+	Models() []Model
+}
+
+// Caller is who makes a call: the tenant (whose log records it), the API
+// key and the agent.
+type Caller struct {
+	Tenant  string
+	KeyID   string
+	AgentID string
+	// Allows reports whether the key may use a model (nil: every model).
+	Allows func(model string) bool
+}
+
+// PipelineConfig configures a Pipeline.
+type PipelineConfig struct {
+	Router   Router
+	Recorder Recorder
+	// Prices returns a target's price, for the cost in response events.
+	Prices func(target string) *Price
+	// FailOpen answers calls even when the ledger cannot record them
+	// (logged and counted). The default, fail-closed, answers 503 instead.
+	FailOpen bool
+	// LedgerTimeout bounds the wait for the ledger's acknowledgements
+	// (default 5 s).
+	LedgerTimeout time.Duration
+	// Policy identifies the policy version in force; it is written into
+	// every event.
+	Policy string
+	Logger *slog.Logger
+}
+
+// Pipeline runs agent calls: it records the request, routes it, records
+// every decision and attempt, and records the outcome, all in the caller's
+// tenant log under one trace id, and in fail-closed mode answers only what
+// the ledger has acknowledged.
+type Pipeline struct {
+	cfg PipelineConfig
+	log *slog.Logger
+	// LedgerFailures counts events the ledger did not acknowledge.
+	LedgerFailures atomic.Int64
+}
+
+// NewPipeline returns a pipeline.
+func NewPipeline(cfg PipelineConfig) (*Pipeline, error) {
+	if cfg.Router == nil || cfg.Recorder == nil {
+		return nil, errors.New("gateway: pipeline needs a router and a recorder")
+	}
+	if cfg.LedgerTimeout <= 0 {
+		cfg.LedgerTimeout = 5 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Prices == nil {
+		cfg.Prices = func(string) *Price { return nil }
+	}
+	return &Pipeline{cfg: cfg, log: cfg.Logger}, nil
+}
+
+// Router returns the pipeline's router.
+func (p *Pipeline) Router() Router { return p.cfg.Router }
+
+// ErrLedgerUnavailable is wrapped by the *Error returned when the ledger
+// did not acknowledge a call's events (fail-closed).
+var ErrLedgerUnavailable = errors.New("the audit ledger did not acknowledge this call's events")
+
+// Call is one agent call in flight: its trace and the ledger events it has
+// emitted. Methods are called from the goroutine serving the call.
+type Call struct {
+	p        *Pipeline
+	caller   Caller
+	Endpoint string
+	Model    string
+	Stream   bool
+	TraceID  string
+	start    time.Time
+	ctx      context.Context
+
+	mu      sync.Mutex
+	pending []Pending
+	pubErr  error
+	// what the router did
+	attempts int
+	target   string
+	provider string
+	upModel  string
+	ended    bool
+}
+
+// Begin starts a call: it records the request event (the request body as
+// its payload) and returns the call, whose Context reports routing to it.
+// traceID is the agent's W3C trace id, or "" for a new one.
+func (p *Pipeline) Begin(ctx context.Context, caller Caller, endpoint, model string, stream bool, body []byte, traceID string) (*Call, error) {
+	if !validTraceID(traceID) {
+		traceID = NewTraceID()
+	}
+	c := &Call{p: p, caller: caller, Endpoint: endpoint, Model: model, Stream: stream, TraceID: traceID, start: time.Now()}
+	c.ctx = WithObserver(ctx, c)
+	attrs := map[string]any{"endpoint": endpoint, "model": model, "stream": stream, "bytes": len(body)}
+	c.emit(ledger.KindRequest, attrs, body)
+	if err := c.gateErr(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Context is the context to run the call's routing with.
+func (c *Call) Context() context.Context { return c.ctx }
+
+// Target is the target that answered (after a successful attempt).
+func (c *Call) Target() (target, provider, model string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.target, c.provider, c.upModel
+}
+
+func (c *Call) emit(kind string, attrs map[string]any, payload []byte) {
+	ev := &ledger.Event{
+		ID: ledger.NewEventID(), Tenant: c.caller.Tenant, Kind: kind, Time: time.Now(),
+		Actor: ledger.Actor{KeyID: c.caller.KeyID, AgentID: c.caller.AgentID}, TraceID: c.TraceID,
+		Policy: c.p.cfg.Policy, Attrs: attrs,
+	}
+	pend, err := c.p.cfg.Recorder.Publish(ev, payload)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err != nil {
+		c.p.LedgerFailures.Add(1)
+		if c.pubErr == nil {
+			c.pubErr = err
+		}
+		c.p.log.Warn("ledger publish failed", "kind", kind, "tenant", c.caller.Tenant, "trace_id", c.TraceID, "err", err)
+		return
+	}
+	c.pending = append(c.pending, pend)
+}
+
+// gateErr returns the ledger error that must stop the call (fail-closed).
+func (c *Call) gateErr() error {
+	c.mu.Lock()
+	err := c.pubErr
+	c.mu.Unlock()
+	if err == nil || c.p.cfg.FailOpen {
+		return nil
+	}
+	return ledgerError(err)
+}
+
+func ledgerError(err error) *Error {
+	return &Error{Status: http.StatusServiceUnavailable, Type: TypeUnavailable, Code: "ledger_unavailable",
+		Message: "The audit ledger cannot record this call now; retry later.", RetryAfter: time.Second,
+		Err: fmt.Errorf("%w: %w", ErrLedgerUnavailable, err)}
+}
+
+// Ready waits until every event emitted so far is durable. In fail-closed
+// mode an error means the agent must get nothing of this call but the 503
+// it returns. Call it before the first byte of an answer.
+func (c *Call) Ready() error {
+	c.mu.Lock()
+	pend := c.pending
+	c.pending = nil
+	err := c.pubErr
+	c.mu.Unlock()
+	if len(pend) > 0 {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), c.p.cfg.LedgerTimeout)
+		defer cancel()
+		for _, pd := range pend {
+			if werr := pd.Wait(ctx); werr != nil {
+				c.p.LedgerFailures.Add(1)
+				if err == nil {
+					err = werr
+				}
+			}
+		}
+	}
+	if err != nil {
+		c.mu.Lock()
+		if c.pubErr == nil {
+			c.pubErr = err
+		}
+		c.mu.Unlock()
+		if c.p.cfg.FailOpen {
+			c.p.log.Warn("ledger did not acknowledge (fail-open: answering anyway)", "tenant", c.caller.Tenant, "trace_id", c.TraceID, "err", err)
+			return nil
+		}
+		return ledgerError(err)
+	}
+	return nil
+}
+
+// Route records the router's decision (Observer).
+func (c *Call) Route(d RouteDecision) {
+	attrs := map[string]any{"route": d.Route, "strategy": d.Strategy, "candidates": stringsAny(d.Candidates), "reason": d.Reason}
+	if len(d.Skipped) > 0 {
+		sk := make(map[string]any, len(d.Skipped))
+		for k, v := range d.Skipped {
+			sk[k] = v
+		}
+		attrs["skipped"] = sk
+	}
+	c.emit(ledger.KindRoute, attrs, nil)
+}
+
+// Attempt records one provider attempt (Observer).
+func (c *Call) Attempt(a Attempt) {
+	attrs := map[string]any{
+		"n": a.N, "target": a.Target, "provider": a.Provider, "model": a.Model,
+		"outcome": a.Outcome, "duration_us": a.Duration.Microseconds(),
+	}
+	if a.Status != 0 {
+		attrs["status"] = a.Status
+	}
+	if a.Next != "" {
+		attrs["next"] = a.Next
+	}
+	if a.Err != nil {
+		attrs["error"] = truncate(a.Err.Error(), 512)
+	}
+	c.mu.Lock()
+	c.attempts++
+	if a.Outcome == OutcomeOK {
+		c.target, c.provider, c.upModel = a.Target, a.Provider, a.Model
+	}
+	c.mu.Unlock()
+	c.emit(ledger.KindAttempt, attrs, nil)
+}
+
+// Outcome is how a call ended, for its last ledger event.
+type Outcome struct {
+	// Status is the HTTP status answered.
+	Status int
+	// Usage is the tokens the call used (nil: none known).
+	Usage        *Usage
+	FinishReason string
+	// TTFB is the time to the first byte of a streamed answer.
+	TTFB time.Duration
+	// Body is the answer as the agent receives it (committed as the
+	// payload); for a stream, the assembled message.
+	Body []byte
+}
+
+// Respond records the response event and waits until every event of the
+// call is durable. Only after it returns nil may the answer (or, for a
+// stream, its end) reach the agent.
+func (c *Call) Respond(o Outcome) error {
+	attrs := c.outcomeAttrs(o)
+	c.emit(ledger.KindResponse, attrs, o.Body)
+	c.ended = true
+	return c.Ready()
+}
+
+// Fail records the error event of a call that failed (err is what the
+// agent is told) and waits for the ledger. The returned error is err, or
+// the ledger's 503 if the ledger failed too.
+func (c *Call) Fail(err error, o Outcome) error {
+	ae := AsError(err)
+	attrs := c.outcomeAttrs(o)
+	attrs["status"] = ae.Status
+	attrs["error_type"] = ae.Type
+	if ae.Code != "" {
+		attrs["error_code"] = ae.Code
+	}
+	attrs["error"] = truncate(ae.Message, 512)
+	c.emit(ledger.KindError, attrs, o.Body)
+	c.ended = true
+	if lerr := c.Ready(); lerr != nil && !errors.Is(err, ErrLedgerUnavailable) {
+		return lerr
+	}
+	return ae
+}
+
+func (c *Call) outcomeAttrs(o Outcome) map[string]any {
+	c.mu.Lock()
+	target, provider, model, attempts := c.target, c.provider, c.upModel, c.attempts
+	c.mu.Unlock()
+	attrs := map[string]any{
+		"status": o.Status, "latency_us": time.Since(c.start).Microseconds(), "attempts": attempts,
+	}
+	if target != "" {
+		attrs["target"], attrs["provider"], attrs["model"] = target, provider, model
+	}
+	if o.FinishReason != "" {
+		attrs["finish_reason"] = o.FinishReason
+	}
+	if o.TTFB > 0 {
+		attrs["ttfb_us"] = o.TTFB.Microseconds()
+	}
+	if u := o.Usage; u != nil {
+		tok := map[string]any{"prompt": u.PromptTokens, "completion": u.CompletionTokens, "total": u.TotalTokens}
+		if u.PromptTokensDetails != nil && u.PromptTokensDetails.CachedTokens > 0 {
+			tok["cached"] = u.PromptTokensDetails.CachedTokens
+		}
+		if u.CompletionTokensDetails != nil && u.CompletionTokensDetails.ReasoningTokens > 0 {
+			tok["reasoning"] = u.CompletionTokensDetails.ReasoningTokens
+		}
+		if u.Estimated {
+			tok["estimated"] = true
+		}
+		attrs["tokens"] = tok
+		if pr := c.p.cfg.Prices(target); pr != nil {
+			attrs["cost_usd"] = strconv.FormatFloat(pr.Cost(u), 'f', -1, 64)
+		}
+	}
+	return attrs
+}
+
+// AsError returns err as the *Error the agent is told: itself if it is one,
+// an upstream error mapped to an OpenAI-style error, or a 500 that names
+// nothing internal.
+func AsError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	var pe *ProviderError
+	if errors.As(err, &pe) {
+		switch {
+		case pe.Status == http.StatusTooManyRequests:
+			return &Error{Status: 429, Type: TypeRateLimit, Code: "upstream_rate_limited", Message: "The upstream provider is rate limiting requests; retry later.", RetryAfter: pe.RetryAfter, Err: err}
+		case pe.Status == http.StatusBadRequest || pe.Status == http.StatusUnprocessableEntity || pe.Status == http.StatusRequestEntityTooLarge || pe.Status == http.StatusNotFound:
+			// The request itself was refused: pass the upstream's reason on.
+			return &Error{Status: pe.Status, Type: TypeInvalidRequest, Code: pe.Code, Message: "upstream " + pe.Provider + ": " + truncate(pe.Message, 1000), Err: err}
+		case pe.Status == 529 || pe.Status == http.StatusServiceUnavailable:
+			return &Error{Status: 503, Type: TypeUnavailable, Code: "upstream_overloaded", Message: "The upstream provider is overloaded; retry later.", RetryAfter: pe.RetryAfter, Err: err}
+		case pe.Status == http.StatusGatewayTimeout || pe.Status == http.StatusRequestTimeout:
+			return &Error{Status: 504, Type: TypeUpstream, Code: "upstream_timeout", Message: "The upstream provider timed out.", Err: err}
+		default:
+			return &Error{Status: 502, Type: TypeUpstream, Code: "upstream_error", Message: fmt.Sprintf("The upstream provider failed (status %d).", pe.Status), Err: err}
+		}
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return &Error{Status: 504, Type: TypeUpstream, Code: "upstream_timeout", Message: "The upstream provider did not answer in time.", Err: err}
+	case errors.Is(err, context.Canceled):
+		return &Error{Status: 499, Type: TypeInvalidRequest, Code: "client_closed_request", Message: "The client closed the request.", Err: err}
+	case errors.Is(err, ErrStreamCut), errors.Is(err, ErrStreamMalformed):
+		return &Error{Status: 502, Type: TypeUpstream, Code: "upstream_stream_error", Message: "The upstream stream failed mid-answer.", Err: err}
+	case errors.Is(err, ledger.ErrBackpressure):
+		return ledgerError(err)
+	}
+	return &Error{Status: 500, Type: TypeServer, Message: "Internal error.", Err: err}
+}
+
+// Chat runs a non-streaming completion; body is the request as received.
+// It returns the response and its encoding, which is what was committed.
+func (p *Pipeline) Chat(ctx context.Context, caller Caller, req *ChatRequest, body []byte, traceID string) (*ChatResponse, []byte, error) {
+	call, err := p.Begin(ctx, caller, "chat.completions", req.Model, false, body, traceID)
+	if err != nil {
+		return nil, nil, err
+	}
+	resp, err := p.cfg.Router.Chat(call.Context(), req)
+	if err != nil {
+		return nil, nil, call.Fail(err, Outcome{Status: AsError(err).Status})
+	}
+	out, err := json.Marshal(resp)
+	if err != nil {
+		return nil, nil, call.Fail(err, Outcome{Status: 500})
+	}
+	finish := ""
+	if len(resp.Choices) > 0 {
+		finish = resp.Choices[0].FinishReason
+	}
+	if err := call.Respond(Outcome{Status: 200, Usage: resp.Usage, FinishReason: finish, Body: out}); err != nil {
+		return nil, nil, err
+	}
+	return resp, out, nil
+}
+
+// Embed runs an embeddings call.
+func (p *Pipeline) Embed(ctx context.Context, caller Caller, req *EmbeddingRequest, body []byte, traceID string) ([]byte, error) {
+	call, err := p.Begin(ctx, caller, "embeddings", req.Model, false, body, traceID)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := p.cfg.Router.Embed(call.Context(), req)
+	if err != nil {
+		return nil, call.Fail(err, Outcome{Status: AsError(err).Status})
+	}
+	out, err := json.Marshal(resp)
+	if err != nil {
+		return nil, call.Fail(err, Outcome{Status: 500})
+	}
+	u := resp.Usage
+	if err := call.Respond(Outcome{Status: 200, Usage: &u, Body: out}); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ChunkWriter writes a streamed answer to the agent in some wire format
+// (OpenAI SSE, Anthropic SSE).
+type ChunkWriter interface {
+	// WriteChunk writes and flushes one chunk; the first call sends the
+	// response headers.
+	WriteChunk(c *ChatChunk) error
+	// Finish ends a successful stream (OpenAI: data: [DONE]).
+	Finish(u *Usage) error
+	// Fail ends a stream with an explicit error event. started says
+	// whether any chunk was written (if not, the writer may still answer
+	// with an error status instead).
+	Fail(e *Error, started bool) error
+}
+
+// Stream runs a streamed completion into w. Fallback happens only before
+// the first chunk reaches w; the ledger's acknowledgement of the call so
+// far is awaited before the first byte (fail-closed), and of the response
+// event before the stream's clean end, which is replaced by an error event
+// if the ledger fails. The usage chunk is passed on only if the agent asked
+// for it (stream_options.include_usage); usage is always recorded.
+func (p *Pipeline) Stream(ctx context.Context, caller Caller, req *ChatRequest, body []byte, traceID string, w ChunkWriter) error {
+	call, err := p.Begin(ctx, caller, "chat.completions", req.Model, true, body, traceID)
+	if err != nil {
+		return w.Fail(AsError(err), false)
+	}
+	return p.RunStream(call, req, w)
+}
+
+// RunStream streams a begun call into w (see Stream).
+func (p *Pipeline) RunStream(call *Call, req *ChatRequest, w ChunkWriter) error {
+	s, err := p.cfg.Router.ChatStream(call.Context(), req)
+	if err != nil {
+		ferr := call.Fail(err, Outcome{Status: AsError(err).Status})
+		return w.Fail(AsError(ferr), false)
+	}
+	defer s.Close()
+	if err := call.Ready(); err != nil {
+		call.Fail(err, Outcome{Status: 503})
+		return w.Fail(AsError(err), false)
+	}
+	var acc Accumulator
+	wantUsage := req.WantsUsage()
+	started := false
+	var ttfb time.Duration
+	for {
+		c, err := s.Next()
+		if err != nil {
+			u := s.Usage()
+			if errors.Is(err, io.EOF) {
+				if u == nil {
+					u = acc.Estimate(req)
+				}
+				if wantUsage && !acc.sawUsage {
+					acc.usageChunk(u)
+					if werr := w.WriteChunk(acc.UsageChunk(u)); werr != nil {
+						return p.clientGone(call, &acc, u, ttfb, werr)
+					}
+				}
+				final := acc.Response(u)
+				out, _ := json.Marshal(final)
+				if lerr := call.Respond(Outcome{Status: 200, Usage: u, FinishReason: acc.Finish(), TTFB: ttfb, Body: out}); lerr != nil {
+					return w.Fail(AsError(lerr), true)
+				}
+				return w.Finish(u)
+			}
+			if u == nil {
+				u = acc.Estimate(req)
+			}
+			out, _ := json.Marshal(acc.Response(u))
+			ferr := call.Fail(err, Outcome{Status: 200, Usage: u, FinishReason: acc.Finish(), TTFB: ttfb, Body: out})
+			return w.Fail(AsError(ferr), started)
+		}
+		acc.Add(c)
+		if c.Usage != nil && len(c.Choices) == 0 && !wantUsage {
+			continue // the agent did not ask for the usage chunk
+		}
+		if !wantUsage {
+			c.Usage = nil
+		}
+		if !started {
+			ttfb = time.Since(call.start)
+			started = true
+		}
+		if werr := w.WriteChunk(c); werr != nil {
+			return p.clientGone(call, &acc, s.Usage(), ttfb, werr)
+		}
+	}
+}
+
+// clientGone records a stream the agent stopped reading.
+func (p *Pipeline) clientGone(call *Call, acc *Accumulator, u *Usage, ttfb time.Duration, werr error) error {
+	if u == nil {
+		u = acc.Estimate(nil)
+	}
+	out, _ := json.Marshal(acc.Response(u))
+	call.Fail(&Error{Status: 499, Type: TypeInvalidRequest, Code: "client_closed_request", Message: "The client stopped reading the stream.", Err: werr},
+		Outcome{Status: 200, Usage: u, FinishReason: acc.Finish(), TTFB: ttfb, Body: out})
+	return werr
+}
+
+func stringsAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+func validTraceID(s string) bool {
+	if len(s) != 32 || s == "00000000000000000000000000000000" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// NewTraceID returns a random W3C trace id.
+func NewTraceID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// TraceIDFrom returns the trace id of a W3C traceparent header value
+// ("00-<trace id>-<span id>-<flags>"), or "".
+func TraceIDFrom(traceparent string) string {
+	if len(traceparent) >= 55 && traceparent[2] == '-' && traceparent[35] == '-' {
+		if id := traceparent[3:35]; validTraceID(id) {
+			return id
+		}
+	}
+	return ""
+}
