@@ -69,11 +69,11 @@ type RouteConfig struct {
 	Strategy string `yaml:"strategy"`
 	// Retries of one target on a retryable error before falling back
 	// (default 1; -1 for none).
-	Retries        int           `yaml:"retries"`
-	Backoff        time.Duration `yaml:"backoff"`
-	MaxBackoff     time.Duration `yaml:"max_backoff"`
-	AttemptTimeout time.Duration `yaml:"attempt_timeout"`
-	Deadline       time.Duration `yaml:"deadline"`
+	Retries        int            `yaml:"retries"`
+	Backoff        time.Duration  `yaml:"backoff"`
+	MaxBackoff     time.Duration  `yaml:"max_backoff"`
+	AttemptTimeout time.Duration  `yaml:"attempt_timeout"`
+	Deadline       time.Duration  `yaml:"deadline"`
 	Targets        []TargetConfig `yaml:"targets"`
 }
 
