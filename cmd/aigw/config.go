@@ -102,7 +102,7 @@ func defaultConfig() Config {
 			Batch:         500,
 			ReadToken:     os.Getenv("AIGW_READ_TOKEN"),
 		},
-		Gateway: GatewayConfig{AdminKey: os.Getenv("AIGW_ADMIN_KEY")},
+		Gateway: GatewayConfig{AdminKey: os.Getenv("AIGW_ADMIN_KEY"), DefaultTenant: "default"},
 	}
 }
 

@@ -229,8 +229,10 @@ func TestServeAppendVerify(t *testing.T) {
 		t.Fatalf("append after restart: %s", errs)
 	}
 	waitSize(t, s, "acme", 510)
-	if code, out, errs = run(t, "", "verify", "-server", s.url(), "-log", "system", "-vkey", vkey); code != 0 || !strings.Contains(out, "size=1 ") {
-		t.Fatalf("system log after restart: exit %d %s %s (want one key event)", code, out, errs)
+	// The system log: the key's activation, then the bootstrap of the
+	// default tenant and its key (no rotation event on restart).
+	if code, out, errs = run(t, "", "verify", "-server", s.url(), "-log", "system", "-vkey", vkey); code != 0 || !strings.Contains(out, "size=3 ") {
+		t.Fatalf("system log after restart: exit %d %s %s (want the key event and two bootstrap events)", code, out, errs)
 	}
 	// Erase a payload: recorded in the system log, and the log still verifies.
 	if code, out, errs = run(t, "", "erase", "-data-dir", data, "-log", "acme", "-reason", "GDPR request 1", "5"); code != 0 || !strings.Contains(out, "erased log=acme index=5") {
@@ -300,15 +302,15 @@ func TestKeyRotation(t *testing.T) {
 		t.Fatal(errs)
 	}
 	waitSize(t, s, "acme", 15)
-	waitSize(t, s, "system", 2) // activated, then rotated
+	waitSize(t, s, "system", 4) // activated, default tenant and key, then rotated
 	code, out2, errs := run(t, "", "verify", "-server", s.url(), "-vkey", oldKey, "-vkey", newKey)
 	if code != 0 || strings.Count(out2, "ok log=") != 2 {
 		t.Fatalf("verify after rotation: %d %s %s", code, out2, errs)
 	}
 	// The system log records the rotation.
-	bundle := getOK(t, s.url()+"/ledger/system/tile/entries/000.p/2")
+	bundle := getOK(t, s.url()+"/ledger/system/tile/entries/000.p/4")
 	entries, err := ledger.ParseEntryBundle(bundle)
-	if err != nil || len(entries) != 2 || !bytes.Contains(entries[1], []byte(`"action":"rotated"`)) || !bytes.Contains(entries[1], []byte(newKey)) {
+	if err != nil || len(entries) != 4 || !bytes.Contains(entries[3], []byte(`"action":"rotated"`)) || !bytes.Contains(entries[3], []byte(newKey)) {
 		t.Fatalf("system log: %v %q", err, entries)
 	}
 }

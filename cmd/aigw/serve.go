@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -22,6 +21,7 @@ import (
 	"aigw/ledger/sequencer"
 	"aigw/ledger/signer"
 
+	"github.com/gin-gonic/gin"
 	njs "github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -164,20 +164,25 @@ func (c *ServeCommand) serve(ctx context.Context, cfg Config, lg *slog.Logger) e
 		return err
 	}
 
-	mux := http.NewServeMux()
 	var read http.Handler = http.StripPrefix("/ledger", readapi.New(readapi.Config{Store: store, Logger: lg.With("component", "readapi")}))
 	if cfg.Ledger.ReadToken != "" {
 		read = requireBearer(cfg.Ledger.ReadToken, read)
 	} else {
 		lg.Warn("the ledger read API has no read_token: every log is readable by anyone who can reach " + cfg.Listen)
 	}
-	mux.Handle("/ledger/", read)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+	health := func(c *gin.Context) {
 		snap := metrics.Snapshot()
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{"status": "ok", "ledger": snap, "vkey": key.VerifierKey()})
+		c.JSON(http.StatusOK, map[string]any{"status": "ok", "ledger": snap, "vkey": key.VerifierKey()})
+	}
+	gw, err := startGateway(ctx, cfg, producer, lg, func(e *gin.Engine) {
+		e.Any("/ledger/*path", gin.WrapH(read))
+		e.GET("/healthz", health)
 	})
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	if err != nil {
+		return err
+	}
+	defer gw.tenants.Close()
+	hs := &http.Server{Handler: gw.handler, ReadHeaderTimeout: 10 * time.Second}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err

@@ -1,0 +1,251 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"aigw/gateway"
+	"aigw/gateway/anthropic"
+	"aigw/gateway/bedrock"
+	"aigw/gateway/gemini"
+	"aigw/gateway/httpapi"
+	"aigw/gateway/ledgerrec"
+	"aigw/gateway/mock"
+	"aigw/gateway/openai"
+	"aigw/gateway/router"
+	"aigw/gateway/tenant"
+	"aigw/ledger/jetstream"
+
+	"github.com/gin-gonic/gin"
+)
+
+// embeddedRoutes is the gateway of the embedded default: the model "mock"
+// (and "mock-embed") served by the built-in mock provider.
+func embeddedRoutes(cfg *Config) {
+	if len(cfg.Providers) > 0 || len(cfg.Routes) > 0 {
+		return
+	}
+	cfg.Providers = []ProviderConfig{{Name: "mock", Type: "mock"}}
+	cfg.Routes = []RouteConfig{
+		{Name: "mock", Targets: []TargetConfig{{Provider: "mock", Model: "mock-1", Price: &PriceConfig{Input: 0.1, Output: 0.4}}}},
+		{Name: "mock-embed", Targets: []TargetConfig{{Provider: "mock", Model: "mock-embed-1", Price: &PriceConfig{Input: 0.02}}}},
+	}
+}
+
+// newProvider builds one configured upstream.
+func newProvider(ctx context.Context, p ProviderConfig) (gateway.Provider, error) {
+	switch p.Type {
+	case "openai", "openai-compatible":
+		return openai.New(openai.Config{Name: p.Name, BaseURL: p.BaseURL, APIKey: p.APIKey, Header: p.Headers, NoStreamUsage: p.NoStreamUsage})
+	case "anthropic":
+		return anthropic.New(anthropic.Config{Name: p.Name, BaseURL: p.BaseURL, APIKey: p.APIKey, Version: p.Version})
+	case "bedrock":
+		return bedrock.New(ctx, bedrock.Config{Name: p.Name, Region: p.Region, BaseURL: p.BaseURL, AccessKeyID: p.AccessKeyID, SecretAccessKey: p.SecretAccessKey, SessionToken: p.SessionToken})
+	case "gemini":
+		return gemini.New(gemini.Config{Name: p.Name, BaseURL: p.BaseURL, APIKey: p.APIKey})
+	case "mock":
+		return mock.New(p.Name), nil
+	}
+	return nil, fmt.Errorf("provider %q: unknown type %q", p.Name, p.Type)
+}
+
+// newRouter builds the providers and the router of the config.
+func newRouter(ctx context.Context, cfg Config, lg *slog.Logger) (*router.Router, map[string]*gateway.Price, error) {
+	provs := map[string]gateway.Provider{}
+	kinds := map[string]string{}
+	bulk := map[string]int{}
+	for _, pc := range cfg.Providers {
+		p, err := newProvider(ctx, pc)
+		if err != nil {
+			return nil, nil, fmt.Errorf("provider %q: %w", pc.Name, err)
+		}
+		provs[pc.Name], kinds[pc.Name] = p, pc.Type
+		if pc.MaxConcurrent > 0 {
+			bulk[pc.Name] = pc.MaxConcurrent
+		}
+	}
+	prices := map[string]*gateway.Price{}
+	var routes []router.Route
+	for _, rc := range cfg.Routes {
+		rt := router.Route{Name: rc.Name, Strategy: rc.Strategy, Retries: rc.Retries, Backoff: rc.Backoff, MaxBackoff: rc.MaxBackoff, AttemptTimeout: rc.AttemptTimeout, Deadline: rc.Deadline}
+		for _, tc := range rc.Targets {
+			model := tc.Model
+			if model == "" {
+				model = rc.Name
+			}
+			t := gateway.Target{Name: tc.Provider + "/" + model, Provider: tc.Provider, Kind: kinds[tc.Provider], Model: model, Upstream: provs[tc.Provider]}
+			if tc.Price != nil {
+				t.Price = &gateway.Price{Input: tc.Price.Input, Output: tc.Price.Output, CachedInput: tc.Price.CachedInput}
+				prices[t.Name] = t.Price
+			}
+			rt.Targets = append(rt.Targets, router.RouteTarget{Target: t, Weight: tc.Weight})
+		}
+		routes = append(routes, rt)
+	}
+	b := cfg.Breaker
+	r, err := router.New(router.Config{
+		Routes: routes, Bulkhead: bulk, Logger: lg,
+		Breaker: router.BreakerConfig{Window: b.Window, MinRequests: b.MinRequests, FailureRate: b.FailureRate, SlowCall: b.SlowCall, OpenFor: b.OpenFor, HalfOpenProbes: b.HalfOpenProbes},
+	})
+	return r, prices, err
+}
+
+// openTenants opens the tenant store: the configured PostgreSQL, the
+// ledger's PostgreSQL, or SQLite in the data directory.
+func openTenants(ctx context.Context, cfg Config) (*tenant.Store, error) {
+	dsn := cfg.Gateway.TenantsDatabaseURL
+	if dsn == "" {
+		dsn = cfg.Ledger.DatabaseURL
+	}
+	if dsn != "" {
+		return tenant.Open(ctx, tenant.Config{Driver: tenant.DriverPostgres, DSN: dsn})
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	return tenant.Open(ctx, tenant.Config{Driver: tenant.DriverSQLite, DSN: filepath.Join(cfg.DataDir, "gateway.db")})
+}
+
+// secretFile returns the secret in path, creating it (0600) with a random
+// value made by gen on first use.
+func secretFile(path string, gen func() (string, error)) (string, bool, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), false, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", false, err
+	}
+	s, err := gen()
+	if err != nil {
+		return "", false, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", false, err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", false, err
+	}
+	defer f.Close()
+	if _, err := io.WriteString(f, s+"\n"); err != nil {
+		return "", false, err
+	}
+	return s, true, f.Sync()
+}
+
+func randomAdminKey() (string, error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return "aigw_admin_" + base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+// gatewayParts is the running gateway.
+type gatewayParts struct {
+	handler http.Handler
+	router  *router.Router
+	tenants *tenant.Store
+}
+
+// startGateway wires the gateway: providers, router, tenants and keys,
+// the pipeline recording into the ledger, and the HTTP API (with mount
+// adding the ledger's routes).
+func startGateway(ctx context.Context, cfg Config, producer *jetstream.Producer, lg *slog.Logger, mount func(*gin.Engine)) (*gatewayParts, error) {
+	embeddedRoutes(&cfg)
+	rt, prices, err := newRouter(ctx, cfg, lg.With("component", "router"))
+	if err != nil {
+		return nil, err
+	}
+	tenants, err := openTenants(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("tenant store: %w", err)
+	}
+	auth, err := tenant.NewAuthenticator(tenants, tenant.AuthConfig{TTL: cfg.Gateway.AuthCacheTTL})
+	if err != nil {
+		tenants.Close()
+		return nil, err
+	}
+	rec := ledgerrec.JetStream{Producer: producer}
+	pipe, err := gateway.NewPipeline(gateway.PipelineConfig{
+		Router: rt, Recorder: rec, FailOpen: cfg.Gateway.FailOpen, Logger: lg.With("component", "pipeline"),
+		Prices: func(target string) *gateway.Price { return prices[target] },
+	})
+	if err != nil {
+		tenants.Close()
+		return nil, err
+	}
+	adminKey := cfg.Gateway.AdminKey
+	if adminKey == "" {
+		var created bool
+		adminKey, created, err = secretFile(filepath.Join(cfg.DataDir, "admin.key"), randomAdminKey)
+		if err != nil {
+			tenants.Close()
+			return nil, fmt.Errorf("admin key: %w", err)
+		}
+		if created {
+			lg.Info("generated the admin key", "file", filepath.Join(cfg.DataDir, "admin.key"))
+		}
+	}
+	admin := &httpapi.Admin{Key: adminKey, Tenants: tenants, Auth: auth, Recorder: rec, FailOpen: cfg.Gateway.FailOpen,
+		Health: func() any { return rt.Health() }, Logger: lg.With("component", "admin")}
+	h, err := httpapi.New(httpapi.Config{
+		Pipeline: pipe, Admin: admin, MaxBodyBytes: cfg.Gateway.MaxBodyBytes, Mount: mount, Logger: lg.With("component", "api"),
+		Authenticate: func(ctx context.Context, secret string) (gateway.Caller, error) {
+			k, t, err := auth.Authenticate(ctx, secret)
+			if err != nil {
+				return gateway.Caller{}, err
+			}
+			return gateway.Caller{Tenant: t.ID, KeyID: k.ID, Allows: k.Allows}, nil
+		},
+	})
+	if err != nil {
+		tenants.Close()
+		return nil, err
+	}
+	if err := bootstrapTenant(ctx, cfg, tenants, admin, lg); err != nil {
+		tenants.Close()
+		return nil, err
+	}
+	return &gatewayParts{handler: h, router: rt, tenants: tenants}, nil
+}
+
+// bootstrapTenant creates the default tenant and its first key when the
+// store has no tenant yet, writing the key to DATA_DIR/default.key (0600)
+// for the README's first curl. The creation is recorded like any admin change.
+func bootstrapTenant(ctx context.Context, cfg Config, tenants *tenant.Store, admin *httpapi.Admin, lg *slog.Logger) error {
+	if cfg.Gateway.DefaultTenant == "" {
+		return nil
+	}
+	ts, err := tenants.ListTenants(ctx)
+	if err != nil || len(ts) > 0 {
+		return err
+	}
+	path := filepath.Join(cfg.DataDir, "default.key")
+	if _, err := tenants.CreateTenant(ctx, tenant.Tenant{ID: cfg.Gateway.DefaultTenant, Name: "Default tenant"}); err != nil {
+		return fmt.Errorf("bootstrap tenant: %w", err)
+	}
+	secret, k, err := tenants.CreateKey(ctx, cfg.Gateway.DefaultTenant, tenant.KeySpec{Name: "default"})
+	if err != nil {
+		return fmt.Errorf("bootstrap key: %w", err)
+	}
+	if err := admin.Record(ctx, map[string]any{"action": "tenant.create", "tenant": cfg.Gateway.DefaultTenant, "name": "Default tenant", "bootstrap": true}); err != nil {
+		return err
+	}
+	if err := admin.Record(ctx, map[string]any{"action": "key.create", "tenant": cfg.Gateway.DefaultTenant, "key_id": k.ID, "prefix": k.Prefix, "name": k.Name, "models": []any{}, "bootstrap": true}); err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, []byte(string(secret)+"\n"), 0o600); err != nil {
+		return err
+	}
+	lg.Info("created the default tenant and its API key", "tenant", cfg.Gateway.DefaultTenant, "key", k, "file", path)
+	return nil
+}
