@@ -273,8 +273,10 @@ func (r *Router) clock(now time.Time) time.Time {
 }
 
 // retryWait says whether to try t again after a retryable failure, and
-// after how long: the upstream's Retry-After when it fits in the deadline
-// (if it does not, the next target is tried at once), else a backoff with
+// after how long: the upstream's Retry-After when it is at most the route's
+// MaxBackoff and fits in the deadline (if not, the next target is tried at
+// once: an agent is better served by another target than by a long wait,
+// and the last target's Retry-After reaches the agent), else a backoff with
 // full jitter. 401 and 403 are never retried on the same target, nor is
 // a target whose breaker the failure opened.
 func (r *Router) retryWait(rt *route, t *target, try int, err error, status int, end time.Time) (time.Duration, bool) {
@@ -286,7 +288,7 @@ func (r *Router) retryWait(rt *route, t *target, try int, err error, status int,
 	}
 	remaining := time.Until(end)
 	if ra := retryAfter(err); ra > 0 {
-		return ra, ra < remaining
+		return ra, ra < remaining && ra <= rt.MaxBackoff
 	}
 	d := r.backoff(rt, try)
 	return d, d < remaining

@@ -297,6 +297,8 @@ func TestFallback(t *testing.T) {
 			[]string{"1 a/m overloaded 503 fallback", "2 b/m ok 0"}, 1, 0},
 		{"429RetryAfterBeyondDeadline", nil, 3, []providertest.Fault{{Status: 429, RetryAfter: "30"}},
 			[]string{"1 a/m rate_limited 429 fallback", "2 b/m ok 0"}, 1, 0},
+		{"429RetryAfterBeyondMaxBackoff", nil, 3, []providertest.Fault{{Status: 429, RetryAfter: "1"}},
+			[]string{"1 a/m rate_limited 429 fallback", "2 b/m ok 0"}, 1, 0},
 		{"Timeout", nil, -1, []providertest.Fault{{Delay: 5 * time.Second}},
 			[]string{"1 a/m timeout 0 fallback", "2 b/m ok 0"}, 1, 300 * time.Millisecond},
 		{"Hang", nil, 1, []providertest.Fault{{Hang: true}, {Hang: true}},
