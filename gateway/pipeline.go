@@ -289,7 +289,22 @@ func (c *Call) Respond(o Outcome) error {
 	attrs := c.outcomeAttrs(o)
 	c.emit(ledger.KindResponse, attrs, o.Body)
 	c.ended = true
-	return c.Ready()
+	err := c.Ready()
+	if err != nil {
+		c.withheld()
+	}
+	return err
+}
+
+// withheld records, as best it can, that an answer was withheld because
+// the ledger did not acknowledge the call's events: if those events reach
+// the ledger after all (an acknowledgement lost, not the event), the trace
+// says the agent got a 503, not the answer.
+func (c *Call) withheld() {
+	attrs := c.outcomeAttrs(Outcome{Status: http.StatusServiceUnavailable})
+	attrs["error_type"], attrs["error_code"] = TypeUnavailable, "ledger_unavailable"
+	attrs["error"] = "answer withheld: the ledger did not acknowledge the call's events"
+	c.emit(ledger.KindError, attrs, nil)
 }
 
 // Fail records the error event of a call that failed (err is what the

@@ -51,7 +51,10 @@ func natsURLFile(cfg Config) string { return filepath.Join(cfg.DataDir, "nats.ur
 // and connects to it in process.
 func startNATS(cfg Config, lg *slog.Logger) (*nats.Conn, *server.Server, error) {
 	if cfg.Ledger.NATSURL != "" {
-		nc, err := nats.Connect(cfg.Ledger.NATSURL, nats.Name("aigw"), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond))
+		// No reconnect buffer: while NATS is unreachable a publish fails at
+		// once (the gateway answers 503 before calling any provider) instead
+		// of being buffered and recorded after the agent was refused.
+		nc, err := nats.Connect(cfg.Ledger.NATSURL, nats.Name("aigw"), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond), nats.ReconnectBufSize(-1))
 		if err != nil {
 			return nil, nil, fmt.Errorf("connect to NATS at %s: %w", cfg.Ledger.NATSURL, err)
 		}

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"aigw/gateway/providertest"
+	"aigw/ledger"
+	"aigw/ledger/ledgertest"
+)
+
+// rawCall sends a request and returns the status, the decoded OpenAI error
+// (if any), the headers.
+func rawCall(t *testing.T, method, url, key, contentType, body string) (int, map[string]any, http.Header) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var e struct {
+		Error map[string]any `json:"error"`
+	}
+	if resp.StatusCode >= 400 {
+		if err := json.Unmarshal(b, &e); err != nil || e.Error == nil {
+			t.Fatalf("%s %s: status %d with a body that is not an OpenAI error: %q", method, url, resp.StatusCode, b)
+		}
+	}
+	return resp.StatusCode, e.Error, resp.Header
+}
+
+func TestGatewayBadInput(t *testing.T) {
+	a, b := providertest.NewOpenAI(t), providertest.NewOpenAI(t)
+	cfg := strings.Replace(openAIConfig(a, b), "gateway:\n", "gateway:\n  max_body_bytes: 65536\n", 1)
+	g := startGW(t, cfg)
+	key := g.newKey(t, "acme")
+	scoped := g.newKey(t, "acme", "text-embedding-*")
+	other := g.newKey(t, "globex")
+	chat := g.url() + "/v1/chat/completions"
+	for _, test := range []struct {
+		name, key, ct, body string
+		status             int
+		typ, code, param   string
+		recorded           bool // a request and an error event in acme's log
+	}{
+		{"MalformedJSON", key, "application/json", `{"model":"gpt-4o-mini","messages":[`, 400, "invalid_request_error", "", "", true},
+		{"NotAnObject", key, "application/json", `[1,2]`, 400, "invalid_request_error", "", "", true},
+		{"TrailingData", key, "application/json", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]} {}`, 400, "invalid_request_error", "", "", true},
+		{"UnknownField", key, "application/json", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"temprature":1}`, 400, "invalid_request_error", "", "temprature", true},
+		{"WrongType", key, "application/json", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"n":"two"}`, 400, "invalid_request_error", "invalid_type", "n", true},
+		{"MissingMessages", key, "application/json", `{"model":"gpt-4o-mini"}`, 400, "invalid_request_error", "invalid_value", "messages", true},
+		{"EmptyMessages", key, "application/json", `{"model":"gpt-4o-mini","messages":[]}`, 400, "invalid_request_error", "invalid_value", "messages", true},
+		{"BadRole", key, "application/json", `{"model":"gpt-4o-mini","messages":[{"role":"wizard","content":"hi"}]}`, 400, "invalid_request_error", "invalid_value", "messages[0].role", true},
+		{"ToolWithoutID", key, "application/json", `{"model":"gpt-4o-mini","messages":[{"role":"tool","content":"42"}]}`, 400, "invalid_request_error", "invalid_value", "messages[0].tool_call_id", true},
+		{"Temperature", key, "application/json", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"temperature":3}`, 400, "invalid_request_error", "invalid_value", "temperature", true},
+		{"StreamOptionsWithoutStream", key, "application/json", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"stream_options":{"include_usage":true}}`, 400, "invalid_request_error", "invalid_value", "stream_options", true},
+		{"BadToolName", key, "application/json", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"no spaces"}}]}`, 400, "invalid_request_error", "invalid_value", "tools[0].function.name", true},
+		{"UnknownModel", key, "application/json", `{"model":"gpt-9","messages":[{"role":"user","content":"hi"}]}`, 404, "invalid_request_error", "model_not_found", "model", true},
+		{"ModelOutsideKeyScope", scoped, "application/json", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`, 404, "invalid_request_error", "model_not_found", "model", true},
+		{"WrongContentType", key, "text/plain", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`, 415, "invalid_request_error", "unsupported_content_type", "", true},
+		{"TooLarge", key, "application/json", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"` + strings.Repeat("x", 70000) + `"}]}`, 413, "invalid_request_error", "request_too_large", "", true},
+		{"NoKey", "", "application/json", `{}`, 401, "invalid_request_error", "invalid_api_key", "", false},
+		{"BadKey", "aigw_" + strings.Repeat("B", 43), "application/json", `{}`, 401, "invalid_request_error", "invalid_api_key", "", false},
+		{"NotAKey", "sk-" + strings.Repeat("z", 40), "application/json", `{}`, 401, "invalid_request_error", "invalid_api_key", "", false},
+	} {
+		t.Run(test.name, func(t *testing.T) {
+			status, e, h := rawCall(t, "POST", chat, test.key, test.ct, test.body)
+			if status != test.status || e["type"] != test.typ || (test.code != "" && e["code"] != test.code) || (test.param != "" && e["param"] != test.param) {
+				t.Fatalf("status %d error %v; want %d %s %s %s", status, e, test.status, test.typ, test.code, test.param)
+			}
+			if msg, _ := e["message"].(string); msg == "" || strings.Contains(msg, key) {
+				t.Fatalf("error message %q is empty or leaks the key", msg)
+			}
+			if test.recorded {
+				g.expect(t, "acme", &http.Response{Header: h}, traceWant{terminal: ledger.KindError})
+			}
+		})
+	}
+	// Other endpoints and methods answer in the same shape.
+	if status, e, _ := rawCall(t, "GET", chat, key, "", ""); status != 405 || e["type"] != "invalid_request_error" {
+		t.Fatalf("GET chat: %d %v", status, e)
+	}
+	if status, e, _ := rawCall(t, "POST", g.url()+"/v1/nope", key, "application/json", "{}"); status != 404 || e["code"] != "unknown_url" {
+		t.Fatalf("unknown URL: %d %v", status, e)
+	}
+	status, e, h := rawCall(t, "POST", g.url()+"/v1/embeddings", key, "application/json", `{"model":"text-embedding-3-small","input":[]}`)
+	if status != 400 || e["param"] != "input" {
+		t.Fatalf("empty embeddings input: %d %v", status, e)
+	}
+	g.expect(t, "acme", &http.Response{Header: h}, traceWant{terminal: ledger.KindError})
+	if status, e, _ := rawCall(t, "GET", g.url()+"/v1/models/gpt-4o-mini", scoped, "", ""); status != 404 || e["code"] != "model_not_found" {
+		t.Fatalf("model outside the key's scope: %d %v", status, e)
+	}
+	// The admin API refuses tenant keys, and one tenant's key cannot touch
+	// another tenant's keys through it.
+	if status, _, _ := rawCall(t, "GET", g.url()+"/admin/tenants", other, "", ""); status != 401 {
+		t.Fatalf("admin API with a tenant key: %d", status)
+	}
+	g.checkLedger(t, "acme")
+	// globex made no call: its log holds nothing (its tenant and key
+	// creation are in the system log).
+	if resp, err := http.Get(g.url() + "/ledger/globex/checkpoint"); err != nil || resp.StatusCode != 404 {
+		t.Fatalf("globex log: %v %v", resp.Status, err)
+	}
+}
+
+// TestGatewayFailClosed: when the ledger's NATS is gone, calls get 503
+// with Retry-After, and no provider is called.
+func TestGatewayFailClosed(t *testing.T) {
+	srv, _ := ledgertest.JetStream(t)
+	a, b := providertest.NewOpenAI(t), providertest.NewOpenAI(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "aigw.yaml")
+	os.WriteFile(path, []byte(openAIConfig(a, b)), 0o600)
+	s := startServe(t, "-config", path, "-data-dir", filepath.Join(dir, "data"), "-nats-url", srv.ClientURL())
+	g := &gwProc{serveProc: s, traces: map[string][]traceWant{}}
+	key := g.newKey(t, "acme")
+	body := `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`
+	if status, e, _ := rawCall(t, "POST", g.url()+"/v1/chat/completions", key, "application/json", body); status != 200 {
+		t.Fatalf("before the outage: %d %v", status, e)
+	}
+	before := len(a.Requests()) + len(b.Requests())
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	for _, stream := range []bool{false, true} {
+		bd := body
+		if stream {
+			bd = strings.Replace(body, `"model"`, `"stream":true,"model"`, 1)
+		}
+		status, e, h := rawCall(t, "POST", g.url()+"/v1/chat/completions", key, "application/json", bd)
+		if status != 503 || e["code"] != "ledger_unavailable" || h.Get("Retry-After") == "" {
+			t.Fatalf("stream=%v during the outage: %d %v %v", stream, status, e, h)
+		}
+	}
+	if after := len(a.Requests()) + len(b.Requests()); after != before {
+		t.Fatalf("providers were called %d times while the ledger was down", after-before)
+	}
+	if code, _ := g.admin(t, "POST", "/admin/tenants/acme/keys", `{"name":"x"}`); code != 503 {
+		t.Fatalf("admin change during the outage: %d", code)
+	}
+}
