@@ -55,9 +55,9 @@ func TestGatewayBadInput(t *testing.T) {
 	chat := g.url() + "/v1/chat/completions"
 	for _, test := range []struct {
 		name, key, ct, body string
-		status             int
-		typ, code, param   string
-		recorded           bool // a request and an error event in acme's log
+		status              int
+		typ, code, param    string
+		recorded            bool // a request and an error event in acme's log
 	}{
 		{"MalformedJSON", key, "application/json", `{"model":"gpt-4o-mini","messages":[`, 400, "invalid_request_error", "", "", true},
 		{"NotAnObject", key, "application/json", `[1,2]`, 400, "invalid_request_error", "", "", true},
