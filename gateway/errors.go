@@ -92,7 +92,7 @@ const (
 // Classify says what an attempt's error means: its outcome, whether another
 // try (the same target again or the next one) may succeed, and the upstream
 // status (0 if none). A client error (400, 404, 413, 422: the request itself
-// is wrong) is not retryable; 401 and 403 are, on another target (the
+// is wrong) is not retryable; 424 (Bedrock: the model failed) is; 401 and 403 are, on another target (the
 // credentials are per provider).
 func Classify(err error) (outcome string, retryable bool, status int) {
 	if err == nil {
@@ -107,7 +107,7 @@ func Classify(err error) (outcome string, retryable bool, status int) {
 			return OutcomeOverloaded, true, s
 		case s == http.StatusRequestTimeout || s == http.StatusGatewayTimeout:
 			return OutcomeTimeout, true, s
-		case s >= 500 || s == http.StatusConflict || s == http.StatusTooEarly || s == http.StatusUnauthorized || s == http.StatusForbidden:
+		case s >= 500 || s == http.StatusFailedDependency || s == http.StatusConflict || s == http.StatusTooEarly || s == http.StatusUnauthorized || s == http.StatusForbidden:
 			return OutcomeError, true, s
 		default:
 			return OutcomeRejected, false, s

@@ -1,0 +1,161 @@
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// RSS returns this process's resident set size in bytes (VmRSS in
+// /proc/self/status; Linux only).
+func RSS() (int64, error) { return ProcessRSS(0) }
+
+// ProcessRSS returns the resident set size in bytes of process pid (0:
+// this process), from VmRSS in /proc/<pid>/status (Linux only).
+func ProcessRSS(pid int) (int64, error) {
+	path := "/proc/self/status"
+	if pid > 0 {
+		path = "/proc/" + strconv.Itoa(pid) + "/status"
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("loadgen: rss: %w", err)
+	}
+	return parseVmRSS(b)
+}
+
+// parseVmRSS finds "VmRSS:  123 kB" in a /proc/<pid>/status file.
+func parseVmRSS(status []byte) (int64, error) {
+	for line := range bytes.Lines(status) {
+		v, ok := bytes.CutPrefix(line, []byte("VmRSS:"))
+		if !ok {
+			continue
+		}
+		f := bytes.Fields(v)
+		if len(f) != 2 || string(f[1]) != "kB" {
+			break
+		}
+		kb, err := strconv.ParseInt(string(f[0]), 10, 64)
+		if err != nil || kb < 0 {
+			break
+		}
+		return kb << 10, nil
+	}
+	return 0, errors.New("loadgen: rss: no VmRSS line in kB")
+}
+
+// RSSSample is one resident-set-size reading.
+type RSSSample struct {
+	Elapsed time.Duration // since the sampler started
+	Bytes   int64
+}
+
+// Sampler reads a process's resident set size at a fixed interval, for a
+// soak. Start one with [StartSampler].
+type Sampler struct {
+	pid      int
+	interval time.Duration
+	start    time.Time
+	cancel   context.CancelFunc
+	done     chan struct{}
+
+	mu      sync.Mutex
+	samples []RSSSample
+	err     error
+}
+
+// StartSampler samples process pid (0: this process) now and then every
+// interval (0: every second) until ctx ends or Stop is called.
+func StartSampler(ctx context.Context, pid int, interval time.Duration) *Sampler {
+	if interval <= 0 {
+		interval = time.Second
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	s := &Sampler{pid: pid, interval: interval, start: time.Now(), cancel: cancel, done: make(chan struct{})}
+	go s.loop(ctx)
+	return s
+}
+
+func (s *Sampler) loop(ctx context.Context) {
+	defer close(s.done)
+	t := time.NewTicker(s.interval)
+	defer t.Stop()
+	for {
+		rss, err := ProcessRSS(s.pid)
+		s.mu.Lock()
+		if err != nil {
+			s.err = err
+			s.mu.Unlock()
+			return // the process is gone, or this is not Linux
+		}
+		s.samples = append(s.samples, RSSSample{Elapsed: time.Since(s.start), Bytes: rss})
+		s.mu.Unlock()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// Samples returns the samples so far.
+func (s *Sampler) Samples() []RSSSample {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.samples)
+}
+
+// Stop stops sampling and returns the samples, with the error that ended
+// sampling early, if any.
+func (s *Sampler) Stop() ([]RSSSample, error) {
+	s.cancel()
+	<-s.done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.samples), s.err
+}
+
+// RSSSummary summarises a soak's samples.
+type RSSSummary struct {
+	Samples                     int
+	First, Last, Min, Max, Mean int64
+	// Drift is the relative change from the mean of the first tenth of
+	// the samples to the mean of the last tenth (at least one sample
+	// each): 0.05 means memory grew 5% over the soak.
+	Drift float64
+}
+
+// SummarizeRSS summarises samples (in order). Leave the warm-up out of
+// them: memory grows while pools and caches fill.
+func SummarizeRSS(samples []RSSSample) RSSSummary {
+	n := len(samples)
+	if n == 0 {
+		return RSSSummary{}
+	}
+	s := RSSSummary{Samples: n, First: samples[0].Bytes, Last: samples[n-1].Bytes, Min: samples[0].Bytes, Max: samples[0].Bytes}
+	var sum float64
+	for _, x := range samples {
+		s.Min = min(s.Min, x.Bytes)
+		s.Max = max(s.Max, x.Bytes)
+		sum += float64(x.Bytes)
+	}
+	s.Mean = int64(sum / float64(n))
+	k := max(1, n/10)
+	mean := func(xs []RSSSample) float64 {
+		var t float64
+		for _, x := range xs {
+			t += float64(x.Bytes)
+		}
+		return t / float64(len(xs))
+	}
+	if head := mean(samples[:k]); head > 0 {
+		s.Drift = (mean(samples[n-k:]) - head) / head
+	}
+	return s
+}

@@ -1,0 +1,95 @@
+package loadgen
+
+import (
+	"runtime"
+	"testing"
+	"time"
+)
+
+func TestParseVmRSS(t *testing.T) {
+	tests := []struct {
+		name    string
+		status  string
+		want    int64
+		wantErr bool
+	}{
+		{"linux", "Name:\taigw\nVmPeak:\t  20000 kB\nVmRSS:\t   12345 kB\nRssAnon:\t 8000 kB\n", 12345 << 10, false},
+		{"last line", "VmRSS: 1 kB", 1024, false},
+		{"kernel thread", "Name:\tkthreadd\nState:\tS (sleeping)\n", 0, true},
+		{"bad unit", "VmRSS:\t12 MB\n", 0, true},
+		{"bad number", "VmRSS:\tx kB\n", 0, true},
+		{"empty", "", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseVmRSS([]byte(tt.status))
+			if got != tt.want || (err != nil) != tt.wantErr {
+				t.Errorf("got %d, %v; want %d, error %v", got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestRSS(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("RSS reads /proc (Linux only)")
+	}
+	rss, err := RSS()
+	if err != nil || rss < 1<<20 || rss > 64<<30 {
+		t.Errorf("RSS() = %d, %v", rss, err)
+	}
+}
+
+func TestSampler(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("RSS reads /proc (Linux only)")
+	}
+	t.Parallel()
+	s := StartSampler(t.Context(), 0, 10*time.Millisecond)
+	time.Sleep(60 * time.Millisecond)
+	samples, err := s.Stop()
+	if err != nil || len(samples) < 2 {
+		t.Fatalf("%d samples, %v", len(samples), err)
+	}
+	for i, x := range samples {
+		if x.Bytes <= 0 || (i > 0 && x.Elapsed <= samples[i-1].Elapsed) {
+			t.Errorf("sample %d: %+v after %+v", i, x, samples[max(0, i-1)])
+		}
+	}
+	if n := len(s.Samples()); n != len(samples) {
+		t.Errorf("Samples after Stop: %d, want %d", n, len(samples))
+	}
+
+	gone := StartSampler(t.Context(), 1<<31-2, time.Millisecond) // no such process
+	if samples, err := gone.Stop(); err == nil || len(samples) != 0 {
+		t.Errorf("sampling a missing process: %d samples, %v", len(samples), err)
+	}
+}
+
+func TestSummarizeRSS(t *testing.T) {
+	mib := func(v ...int64) []RSSSample {
+		s := make([]RSSSample, len(v))
+		for i, x := range v {
+			s[i] = RSSSample{Elapsed: time.Duration(i) * time.Second, Bytes: x << 20}
+		}
+		return s
+	}
+	tests := []struct {
+		name string
+		in   []RSSSample
+		want RSSSummary
+	}{
+		{"empty", nil, RSSSummary{}},
+		{"one", mib(50), RSSSummary{Samples: 1, First: 50 << 20, Last: 50 << 20, Min: 50 << 20, Max: 50 << 20, Mean: 50 << 20}},
+		{"flat", mib(40, 42, 41, 40), RSSSummary{Samples: 4, First: 40 << 20, Last: 40 << 20, Min: 40 << 20, Max: 42 << 20, Mean: 163 << 18}},
+		{"growing", mib(40, 40, 40, 40, 40, 40, 40, 40, 40, 40, 50, 50, 50, 50, 50, 50, 50, 50, 50, 60),
+			RSSSummary{Samples: 20, First: 40 << 20, Last: 60 << 20, Min: 40 << 20, Max: 60 << 20, Mean: 91 << 19, Drift: 0.375}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := SummarizeRSS(tt.in); got != tt.want {
+				t.Errorf("got %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+}
