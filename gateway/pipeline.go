@@ -19,12 +19,20 @@ import (
 )
 
 // Recorder durably records ledger events (the ledger's JetStream producer,
-// through an adapter). Publish starts recording an event and its payload
-// (committed in the entry, stored beside it); Pending.Wait returns nil once
-// the event is durable. Errors wrap ledger.ErrBackpressure when the ledger
-// cannot take the event now. Safe for concurrent use.
+// through an adapter). Publish starts recording events of one log as one
+// unit (all or none), each with its payload (committed in the entry,
+// stored beside it; payloads may be shorter than events); Pending.Wait
+// returns nil once they are durable. Errors wrap ledger.ErrBackpressure
+// when the ledger cannot take the events now. Safe for concurrent use.
 type Recorder interface {
-	Publish(ev *ledger.Event, payload []byte) (Pending, error)
+	Publish(events []*ledger.Event, payloads [][]byte) (Pending, error)
+}
+
+// HealthChecker is a Recorder that can tell cheaply, before a call starts,
+// that the ledger cannot record it (its connection is down), so that no
+// provider is called for an answer that could not be given.
+type HealthChecker interface {
+	Healthy() error
 }
 
 // Pending is an event being recorded.
@@ -120,9 +128,11 @@ type Call struct {
 	start    time.Time
 	ctx      context.Context
 
-	mu      sync.Mutex
-	pending []Pending
-	pubErr  error
+	mu       sync.Mutex
+	events   []*ledger.Event // emitted, not yet published
+	payloads [][]byte
+	pending  []Pending
+	pubErr   error
 	// what the router did
 	attempts int
 	target   string
@@ -140,11 +150,14 @@ func (p *Pipeline) Begin(ctx context.Context, caller Caller, endpoint, model str
 	}
 	c := &Call{p: p, caller: caller, Endpoint: endpoint, Model: model, Stream: stream, TraceID: traceID, start: time.Now()}
 	c.ctx = WithObserver(ctx, c)
+	if hc, ok := p.cfg.Recorder.(HealthChecker); ok && !p.cfg.FailOpen {
+		if err := hc.Healthy(); err != nil {
+			p.LedgerFailures.Add(1)
+			return nil, ledgerError(err)
+		}
+	}
 	attrs := map[string]any{"endpoint": endpoint, "model": model, "stream": stream, "bytes": len(body)}
 	c.emit(ledger.KindRequest, attrs, body)
-	if err := c.gateErr(); err != nil {
-		return nil, err
-	}
 	return c, nil
 }
 
@@ -158,35 +171,39 @@ func (c *Call) Target() (target, provider, model string) {
 	return c.target, c.provider, c.upModel
 }
 
+// emit adds an event to the call's unpublished events; Ready publishes
+// them together, as one unit.
 func (c *Call) emit(kind string, attrs map[string]any, payload []byte) {
 	ev := &ledger.Event{
 		ID: ledger.NewEventID(), Tenant: c.caller.Tenant, Kind: kind, Time: time.Now(),
 		Actor: ledger.Actor{KeyID: c.caller.KeyID, AgentID: c.caller.AgentID}, TraceID: c.TraceID,
 		Policy: c.p.cfg.Policy, Attrs: attrs,
 	}
-	pend, err := c.p.cfg.Recorder.Publish(ev, payload)
+	c.mu.Lock()
+	c.events = append(c.events, ev)
+	c.payloads = append(c.payloads, payload)
+	c.mu.Unlock()
+}
+
+// publish publishes the unpublished events as one unit.
+func (c *Call) publish() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if len(c.events) == 0 {
+		return
+	}
+	evs, pls := c.events, c.payloads
+	c.events, c.payloads = nil, nil
+	pend, err := c.p.cfg.Recorder.Publish(evs, pls)
 	if err != nil {
 		c.p.LedgerFailures.Add(1)
 		if c.pubErr == nil {
 			c.pubErr = err
 		}
-		c.p.log.Warn("ledger publish failed", "kind", kind, "tenant", c.caller.Tenant, "trace_id", c.TraceID, "err", err)
+		c.p.log.Warn("ledger publish failed", "events", len(evs), "tenant", c.caller.Tenant, "trace_id", c.TraceID, "err", err)
 		return
 	}
 	c.pending = append(c.pending, pend)
-}
-
-// gateErr returns the ledger error that must stop the call (fail-closed).
-func (c *Call) gateErr() error {
-	c.mu.Lock()
-	err := c.pubErr
-	c.mu.Unlock()
-	if err == nil || c.p.cfg.FailOpen {
-		return nil
-	}
-	return ledgerError(err)
 }
 
 func ledgerError(err error) *Error {
@@ -195,10 +212,12 @@ func ledgerError(err error) *Error {
 		Err: fmt.Errorf("%w: %w", ErrLedgerUnavailable, err)}
 }
 
-// Ready waits until every event emitted so far is durable. In fail-closed
-// mode an error means the agent must get nothing of this call but the 503
-// it returns. Call it before the first byte of an answer.
+// Ready publishes the events emitted so far and waits until they are
+// durable. In fail-closed mode an error means the agent must get nothing of
+// this call but the 503 it returns. Call it before the first byte of an
+// answer.
 func (c *Call) Ready() error {
+	c.publish()
 	c.mu.Lock()
 	pend := c.pending
 	c.pending = nil
@@ -305,6 +324,7 @@ func (c *Call) withheld() {
 	attrs["error_type"], attrs["error_code"] = TypeUnavailable, "ledger_unavailable"
 	attrs["error"] = "answer withheld: the ledger did not acknowledge the call's events"
 	c.emit(ledger.KindError, attrs, nil)
+	c.publish() // best effort, not awaited
 }
 
 // Fail records the error event of a call that failed (err is what the

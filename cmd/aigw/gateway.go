@@ -175,6 +175,18 @@ func startGateway(ctx context.Context, cfg Config, producer *jetstream.Producer,
 		return nil, err
 	}
 	rec := ledgerrec.JetStream{Producer: producer}
+	// A call's events go to the ledger as one message holding the request
+	// and the response: keep bodies within what the NATS server takes.
+	maxBody := cfg.Gateway.MaxBodyBytes
+	if maxBody <= 0 {
+		maxBody = httpapi.DefaultMaxBodyBytes
+	}
+	if limit := (producer.MaxPayload() - 256<<10) / 2; limit > 0 && maxBody > limit {
+		lg.Warn("gateway.max_body_bytes lowered to fit the NATS server's max_payload (raise max_payload to accept larger requests)",
+			"max_body_bytes", limit, "nats_max_payload", producer.MaxPayload())
+		maxBody = limit
+	}
+	cfg.Gateway.MaxBodyBytes = maxBody
 	pipe, err := gateway.NewPipeline(gateway.PipelineConfig{
 		Router: rt, Recorder: rec, FailOpen: cfg.Gateway.FailOpen, Logger: lg.With("component", "pipeline"),
 		Prices: func(target string) *gateway.Price { return prices[target] },

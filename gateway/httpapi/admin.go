@@ -146,7 +146,7 @@ func readAdminBody(c *gin.Context) ([]byte, error) {
 func (a *Admin) Record(ctx context.Context, attrs map[string]any) error {
 	ev := &ledger.Event{ID: ledger.NewEventID(), Tenant: ledger.SystemLog, Kind: ledger.KindAdmin, Time: time.Now(),
 		Actor: ledger.Actor{KeyID: "admin"}, Policy: a.Policy, Attrs: attrs}
-	pend, err := a.Recorder.Publish(ev, nil)
+	pend, err := a.Recorder.Publish([]*ledger.Event{ev}, nil)
 	if err == nil {
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()

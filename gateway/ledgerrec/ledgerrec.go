@@ -4,6 +4,7 @@ package ledgerrec
 
 import (
 	"context"
+	"fmt"
 
 	"aigw/gateway"
 	"aigw/ledger"
@@ -18,13 +19,23 @@ type JetStream struct {
 
 var _ gateway.Recorder = JetStream{}
 
-// Publish starts publishing ev.
-func (r JetStream) Publish(ev *ledger.Event, payload []byte) (gateway.Pending, error) {
-	f, err := r.Producer.PublishAsync(ev, payload)
+var _ gateway.HealthChecker = JetStream{}
+
+// Publish starts publishing events of one log as one JetStream message.
+func (r JetStream) Publish(events []*ledger.Event, payloads [][]byte) (gateway.Pending, error) {
+	f, err := r.Producer.PublishBatchAsync(events, payloads)
 	if err != nil {
 		return nil, err
 	}
 	return future{f}, nil
+}
+
+// Healthy fails when the producer's NATS connection is down.
+func (r JetStream) Healthy() error {
+	if !r.Producer.Connected() {
+		return fmt.Errorf("ledger: NATS connection down: %w", ledger.ErrBackpressure)
+	}
+	return nil
 }
 
 type future struct{ f *jetstream.Future }

@@ -43,6 +43,19 @@
 //	s bytes              the salt
 //	the rest             the payload (possibly empty)
 //
+// Several events of one log may travel in one message, a batch (what the
+// gateway publishes for one call: its request, route, attempt and response
+// events go to the ledger together or not at all):
+//
+//	0x00 0x02            magic and version
+//	then, per event:
+//	uint32, big-endian   length of the event's body, m
+//	m bytes              the event's body: entry or envelope, as above
+//
+// A batch's Nats-Msg-Id is the id of its first event; the sequencer dedupes
+// every event by its own id, so a redelivered batch is skipped event by
+// event. A batch with any malformed event is malformed as a whole.
+//
 // The envelope is cheaper than headers: the consumer slices the body without
 // copying or parsing text. Anything else is malformed: the sequencer
 // terminates it (Term) and logs its subject and the reason, never its content.

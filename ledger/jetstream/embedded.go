@@ -43,6 +43,11 @@ type EmbeddedConfig struct {
 	SyncAlways bool
 }
 
+// DefaultEmbeddedMaxPayload is the embedded server's message size limit: a
+// gateway call's events travel in one message with the request and the
+// response as payloads, so nats-server's 1 MiB default is too small.
+const DefaultEmbeddedMaxPayload = 32 << 20
+
 // DefaultSyncInterval is the embedded server's fsync interval.
 const DefaultSyncInterval = 10 * time.Second
 
@@ -73,6 +78,7 @@ func RunEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 		NoSigs:            true,
 		NoLog:             cfg.Logger == nil,
 		SyncAlways:        cfg.SyncAlways,
+		MaxPayload:        DefaultEmbeddedMaxPayload,
 	}
 	switch {
 	case cfg.SyncInterval == 0:

@@ -7,6 +7,7 @@ func SetAfterCommit(cfg *SequencerConfig, f func(partition int) error) { cfg.aft
 
 // EncodeBody and DecodeBody expose the message format to the tests of raw messages.
 var (
-	EncodeBody = encodeBody
-	DecodeBody = decodeBody
+	EncodeBody  = encodeBody
+	DecodeBody  = decodeBody
+	EncodeBatch = encodeBatch
 )

@@ -672,8 +672,14 @@ func TestMalformedMessages(t *testing.T) {
 	raw(subject, ledger.NewEventID(), entry(mismatched)) // Nats-Msg-Id is not the event id
 	raw(jetstream.DefaultSubjectPrefix+".0.Bad.Log", "", entry(event("acme")))
 	good()
+	// A batch with one bad member is dropped whole: its good member too.
+	goodMember, stranger := event("acme"), event("globex")
+	raw(subject, goodMember.ID, jetstream.EncodeBatch([][]byte{entry(goodMember), entry(stranger)}))
+	good()
+	raw(subject, ledger.NewEventID(), []byte{0, 2, 0, 0, 1, 0, '{'}) // truncated batch
+	good()
 	raw(subject, "", []byte{0, 1, 0, 0, 0, 200, '{'}) // truncated envelope, last of the batch
-	const bad = 7
+	const bad = 9
 
 	var logs syncBuffer
 	var m jetstream.Metrics
@@ -750,7 +756,7 @@ func TestProducerRefusesInvalidEvents(t *testing.T) {
 		{"ErrBadTenant", jetstream.NewEvent("Acme!", "request"), nil},
 		{"ErrBadKind", jetstream.NewEvent("acme", "Request"), nil},
 		{"ErrEntryTooLarge", big, nil},
-		{"ErrPayloadTooLarge", event("acme"), make([]byte, 2<<20)},
+		{"ErrPayloadTooLarge", event("acme"), make([]byte, jetstream.DefaultEmbeddedMaxPayload+1)},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := e.prod.Append(t.Context(), tt.ev, tt.payload)
@@ -934,5 +940,63 @@ func TestPurgeKeepsOtherPartitions(t *testing.T) {
 	for _, l := range logs1 {
 		waitSize(t, store, l, 20)
 		checkLog(t, store, l, want[l])
+	}
+}
+
+// TestBatchMessages: events published as a batch (one message) land in
+// their log in order, each once, payloads included; a republished batch is
+// skipped event by event; a batch spanning two logs is refused.
+func TestBatchMessages(t *testing.T) {
+	t.Parallel()
+	store := newSQLite(t)
+	e := embeddedEnv(t, store)
+	var m jetstream.Metrics
+	e.start(store, &m)
+	want := &published{payloads: map[string][]byte{}}
+	var batches [][]*ledger.Event
+	for b := range 50 {
+		evs := make([]*ledger.Event, 1+b%4)
+		pls := make([][]byte, len(evs))
+		for i := range evs {
+			evs[i] = event("acme")
+			want.ids = append(want.ids, evs[i].ID)
+			if i%2 == 0 {
+				pls[i] = []byte(fmt.Sprintf("payload %d/%d", b, i))
+				want.payloads[evs[i].ID] = pls[i]
+			}
+		}
+		f, err := e.prod.PublishBatchAsync(evs, pls)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Wait(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		batches = append(batches, evs)
+	}
+	waitSize(t, store, "acme", len(want.ids))
+	// Republish every batch (a retry after a lost ack): nothing changes.
+	for _, evs := range batches {
+		f, err := e.prod.PublishBatchAsync(evs, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Wait(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A fresh batch after the republished ones proves they were processed.
+	last := []*ledger.Event{event("acme"), event("acme")}
+	if f, err := e.prod.PublishBatchAsync(last, nil); err != nil {
+		t.Fatal(err)
+	} else if _, err := f.Wait(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	want.ids = append(want.ids, last[0].ID, last[1].ID)
+	waitSize(t, store, "acme", len(want.ids))
+	checkLog(t, store, "acme", want)
+	var evErr *ledger.EventError
+	if _, err := e.prod.PublishBatchAsync([]*ledger.Event{event("acme"), event("globex")}, nil); !errors.As(err, &evErr) {
+		t.Fatalf("a batch over two logs: %v", err)
 	}
 }

@@ -62,3 +62,49 @@ func decodeBody(body []byte) (entry, salt, payload []byte, err error) {
 	}
 	return entry, salt, payload, nil
 }
+
+// batchMagic starts a body that carries several events of one log.
+var batchMagic = [2]byte{0x00, 0x02}
+
+// encodeBatch returns the body of a batch of event bodies.
+func encodeBatch(bodies [][]byte) []byte {
+	n := 2
+	for _, b := range bodies {
+		n += 4 + len(b)
+	}
+	out := make([]byte, 0, n)
+	out = append(out, batchMagic[:]...)
+	for _, b := range bodies {
+		out = binary.BigEndian.AppendUint32(out, uint32(len(b)))
+		out = append(out, b...)
+	}
+	return out
+}
+
+// isBatch reports whether a body is a batch.
+func isBatch(body []byte) bool {
+	return len(body) >= 2 && body[0] == batchMagic[0] && body[1] == batchMagic[1]
+}
+
+// splitBatch calls fn with each event body of a batch (aliasing body).
+func splitBatch(body []byte, fn func(b []byte) error) error {
+	rest := body[2:]
+	if len(rest) == 0 {
+		return fmt.Errorf("%w: empty batch", errBody)
+	}
+	for len(rest) > 0 {
+		if len(rest) < 4 {
+			return fmt.Errorf("%w: truncated batch", errBody)
+		}
+		n := binary.BigEndian.Uint32(rest)
+		rest = rest[4:]
+		if uint64(n) > uint64(len(rest)) || n == 0 {
+			return fmt.Errorf("%w: batch member of %d bytes past the end", errBody, n)
+		}
+		if err := fn(rest[:n:n]); err != nil {
+			return err
+		}
+		rest = rest[n:]
+	}
+	return nil
+}

@@ -215,6 +215,51 @@ func (p *Producer) PublishAsync(ev *ledger.Event, payload []byte) (*Future, erro
 	return &Future{p: p, paf: paf, id: ev.ID, subject: m.Subject, commitment: commitment}, nil
 }
 
+// PublishBatchAsync publishes events of one log as one message: JetStream
+// holds all of them or none, and the sequencer appends them in order, in
+// one transaction. payloads[i] is events[i]'s payload (nil: none; payloads
+// may be shorter than events). The batch's Nats-Msg-Id is the first
+// event's id. Errors are those of [Producer.Append]; an event of another
+// log than the first is an *[ledger.EventError].
+func (p *Producer) PublishBatchAsync(events []*ledger.Event, payloads [][]byte) (*Future, error) {
+	if len(events) == 0 {
+		return nil, &ledger.EventError{Reason: "empty batch"}
+	}
+	payload := func(i int) []byte {
+		if i < len(payloads) {
+			return payloads[i]
+		}
+		return nil
+	}
+	if len(events) == 1 {
+		return p.PublishAsync(events[0], payload(0))
+	}
+	bodies := make([][]byte, len(events))
+	var subject string
+	for i, ev := range events {
+		m, _, err := p.message(ev, payload(i))
+		if err != nil {
+			return nil, err
+		}
+		if i == 0 {
+			subject = m.Subject
+		} else if m.Subject != subject {
+			return nil, &ledger.EventError{Field: "tenant", Reason: fmt.Sprintf("a batch holds events of one log; event %d is of %q", i, ev.Tenant)}
+		}
+		bodies[i] = m.Data
+	}
+	body := encodeBatch(bodies)
+	if max := p.cfg.Conn.MaxPayload(); max > 0 && int64(len(body))+64 > max {
+		return nil, &ledger.EventError{Field: "payload", Reason: fmt.Sprintf("batch of %d bytes is over the server's %d-byte limit", len(body), max)}
+	}
+	m := &nats.Msg{Subject: subject, Header: nats.Header{jetstream.MsgIDHeader: []string{events[0].ID}}, Data: body}
+	paf, err := p.js.PublishMsgAsync(m, jetstream.WithStallWait(p.cfg.StallWait))
+	if err != nil {
+		return nil, p.publishError(events[0].ID, subject, err)
+	}
+	return &Future{p: p, paf: paf, id: events[0].ID, subject: subject}, nil
+}
+
 // Wait waits for the PubAck of an async publish. It fails with an error
 // wrapping [ledger.ErrBackpressure] if the publish failed, if no PubAck came
 // within the producer's Timeout, or if ctx ends first; publishing the same
@@ -245,6 +290,12 @@ func (p *Producer) Flush(ctx context.Context) error {
 	}
 	return nil
 }
+
+// MaxPayload is the largest message the server takes, in bytes.
+func (p *Producer) MaxPayload() int64 { return p.cfg.Conn.MaxPayload() }
+
+// Connected reports whether the producer's NATS connection is up.
+func (p *Producer) Connected() bool { return p.cfg.Conn.IsConnected() }
 
 // Pending returns the number of async publishes in flight.
 func (p *Producer) Pending() int { return p.js.PublishAsyncPending() }

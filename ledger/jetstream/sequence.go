@@ -499,7 +499,7 @@ func (r *runner) fetchBatch(cons jetstream.Consumer, prefix int, noWait bool) *b
 	}
 	b.items = make([]item, 0, r.cfg.Batch)
 	for m := range mb.Messages() {
-		b.items = append(b.items, checkMsg(m, prefix))
+		b.items = checkMsg(b.items, m, prefix)
 	}
 	if err := mb.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
 		b.err = err
@@ -508,45 +508,72 @@ func (r *runner) fetchBatch(cons jetstream.Consumer, prefix int, noWait bool) *b
 }
 
 // checkMsg decodes a message of a partition whose subjects start with
-// prefix bytes and checks its framing: subject, envelope, Nats-Msg-Id. The
-// entry itself is checked here too (sequencer.Check), in the fetcher, so
-// that Sequencer.Append does not check it again on its serial path.
-func checkMsg(m jetstream.Msg, prefix int) item {
+// prefix bytes and checks its framing: subject, envelope or batch,
+// Nats-Msg-Id. It appends one item per event (a batch gives several), or
+// one bad item for a malformed message. The entries themselves are checked
+// here too (sequencer.Check), in the fetcher, so that Sequencer.Append does
+// not check them again on its serial path.
+func checkMsg(dst []item, m jetstream.Msg, prefix int) []item {
 	it := item{msg: m}
 	md, err := m.Metadata()
 	if err != nil {
 		it.bad = fmt.Errorf("no JetStream metadata: %w", err)
-		return it
+		return append(dst, it)
 	}
 	it.seq, it.left = md.Sequence.Stream, md.NumPending
 	it.rec.Redelivered = md.NumDelivered > 1
 	subj := m.Subject()
 	if len(subj) <= prefix || !ledger.ValidLogName(subj[prefix:]) {
 		it.bad = errors.New("subject does not end in a log name")
-		return it
+		return append(dst, it)
 	}
 	it.log = subj[prefix:]
-	it.rec.Entry, it.rec.Salt, it.rec.Payload, err = decodeBody(m.Data())
+	id := m.Headers().Get(jetstream.MsgIDHeader)
+	body := m.Data()
+	if !isBatch(body) {
+		it.bad = checkBody(&it, body, id, true)
+		return append(dst, it)
+	}
+	start := len(dst)
+	first := true
+	err = splitBatch(body, func(b []byte) error {
+		e := it
+		if err := checkBody(&e, b, id, first); err != nil {
+			return err
+		}
+		first = false // the Nats-Msg-Id is the first event's
+		dst = append(dst, e)
+		return nil
+	})
 	if err != nil {
 		it.bad = err
-		return it
+		return append(dst[:start], it)
+	}
+	return dst
+}
+
+// checkBody decodes one event's body into it and checks it; with checkID,
+// msgID must be the event's id.
+func checkBody(it *item, body []byte, msgID string, checkID bool) error {
+	var err error
+	it.rec.Entry, it.rec.Salt, it.rec.Payload, err = decodeBody(body)
+	if err != nil {
+		return err
 	}
 	// A cheap sanity check that the dedupe key is the event id (a mismatch
 	// would only weaken JetStream's dedupe: the sequencer dedupes by the
 	// entry's id).
-	if id := m.Headers().Get(jetstream.MsgIDHeader); !ledger.ValidEventID(id) || !containsID(it.rec.Entry, id) {
-		it.bad = fmt.Errorf("Nats-Msg-Id %q is not the event's id", id)
-		return it
+	if checkID && (!ledger.ValidEventID(msgID) || !containsID(it.rec.Entry, msgID)) {
+		return fmt.Errorf("Nats-Msg-Id %q is not the event's id", msgID)
 	}
 	// Check here, in the fetcher, while the previous batch commits: the
 	// sequencer's serial path then skips it (Record.EventID).
 	info, err := sequencer.Check(it.log, &it.rec)
 	if err != nil {
-		it.bad = err
-		return it
+		return err
 	}
 	it.rec.EventID = info.ID
-	return it
+	return nil
 }
 
 // containsID reports whether entry has the member "id":"<id>".
@@ -674,7 +701,7 @@ func (r *runner) ack(p int, c *commit, lg *slog.Logger) error {
 			continue
 		}
 		lg.Warn("dropping malformed message", "subject", it.msg.Subject(), "stream_seq", it.seq, "reason", it.bad)
-		if i != last { // the last one is acknowledged below, which has the same effect
+		if it.seq != items[last].seq { // the last message is acknowledged below, which has the same effect
 			if err := it.msg.Term(); err != nil {
 				lg.Debug("term malformed message", "stream_seq", it.seq, "err", err)
 			}
