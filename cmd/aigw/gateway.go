@@ -214,7 +214,20 @@ func startGateway(ctx context.Context, cfg Config, producer *jetstream.Producer,
 		Authenticate: func(ctx context.Context, secret string) (gateway.Caller, error) {
 			k, t, err := auth.Authenticate(ctx, secret)
 			if err != nil {
-				return gateway.Caller{}, err
+				// A refused key of a known tenant (revoked, expired, tenant
+				// disabled) names its tenant, so the refusal is recorded there.
+				var msg string
+				switch {
+				case errors.Is(err, tenant.ErrKeyRevoked):
+					msg = "This API key has been revoked."
+				case errors.Is(err, tenant.ErrKeyExpired):
+					msg = "This API key has expired."
+				case errors.Is(err, tenant.ErrTenantDisabled):
+					msg = "This API key's tenant is disabled."
+				default:
+					return gateway.Caller{}, err
+				}
+				return gateway.Caller{Tenant: t.ID, KeyID: k.ID}, &gateway.Error{Status: 401, Type: gateway.TypeInvalidRequest, Code: "invalid_api_key", Message: msg, Err: err}
 			}
 			return gateway.Caller{Tenant: t.ID, KeyID: k.ID, Allows: k.Allows}, nil
 		},

@@ -92,6 +92,34 @@ func TestGatewayBadInput(t *testing.T) {
 			}
 		})
 	}
+	// A revoked key is refused at once, and the refusal is in its tenant's log.
+	revoked := g.newKey(t, "acme")
+	code, kb := g.admin(t, "GET", "/admin/tenants/acme/keys", "")
+	var keys struct {
+		Data []struct{ ID, Prefix string }
+	}
+	json.Unmarshal(kb, &keys)
+	kid := ""
+	for _, k := range keys.Data {
+		if strings.HasPrefix(revoked, k.Prefix) {
+			kid = k.ID
+		}
+	}
+	if code != 200 || kid == "" {
+		t.Fatalf("list keys: %d %s", code, kb)
+	}
+	if code, b := g.admin(t, "DELETE", "/admin/tenants/acme/keys/"+kid, ""); code != 200 || !strings.Contains(string(b), `"revoked_at":"`) {
+		t.Fatalf("revoke: %d %s", code, b)
+	}
+	if code, _ := g.admin(t, "DELETE", "/admin/tenants/globex/keys/"+kid, ""); code != 404 {
+		t.Fatalf("revoking acme's key as globex: %d; want 404", code)
+	}
+	status, e, h := rawCall(t, "POST", chat, revoked, "application/json", `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`)
+	if status != 401 || !strings.Contains(e["message"].(string), "revoked") {
+		t.Fatalf("revoked key: %d %v", status, e)
+	}
+	g.expect(t, "acme", &http.Response{Header: h}, traceWant{terminal: ledger.KindError})
+
 	// Other endpoints and methods answer in the same shape.
 	if status, e, _ := rawCall(t, "GET", chat, key, "", ""); status != 405 || e["type"] != "invalid_request_error" {
 		t.Fatalf("GET chat: %d %v", status, e)
@@ -99,7 +127,7 @@ func TestGatewayBadInput(t *testing.T) {
 	if status, e, _ := rawCall(t, "POST", g.url()+"/v1/nope", key, "application/json", "{}"); status != 404 || e["code"] != "unknown_url" {
 		t.Fatalf("unknown URL: %d %v", status, e)
 	}
-	status, e, h := rawCall(t, "POST", g.url()+"/v1/embeddings", key, "application/json", `{"model":"text-embedding-3-small","input":[]}`)
+	status, e, h = rawCall(t, "POST", g.url()+"/v1/embeddings", key, "application/json", `{"model":"text-embedding-3-small","input":[]}`)
 	if status != 400 || e["param"] != "input" {
 		t.Fatalf("empty embeddings input: %d %v", status, e)
 	}

@@ -185,6 +185,11 @@ func (s *server) authenticate(c *gin.Context) (gateway.Caller, bool) {
 	caller, err := s.cfg.Authenticate(c.Request.Context(), secret)
 	if err != nil {
 		var ge *gateway.Error
+		if errors.As(err, &ge) && caller.Tenant != "" {
+			// A refused key of a known tenant: recorded in its log.
+			s.reject(c, caller, endpointOf(c), "", nil, ge)
+			return gateway.Caller{}, false
+		}
 		if errors.As(err, &ge) && ge.Status != 401 {
 			writeError(c, ge)
 			return gateway.Caller{}, false
@@ -197,6 +202,22 @@ func (s *server) authenticate(c *gin.Context) (gateway.Caller, bool) {
 		caller.AgentID = agent
 	}
 	return caller, true
+}
+
+// endpointOf names the API endpoint of a request for ledger events.
+func endpointOf(c *gin.Context) string {
+	switch p := c.FullPath(); p {
+	case "/v1/chat/completions":
+		return "chat.completions"
+	case "/v1/embeddings":
+		return "embeddings"
+	case "/v1/messages":
+		return "messages"
+	case "":
+		return "unknown"
+	default:
+		return strings.TrimPrefix(p, "/v1/")
+	}
 }
 
 // maskKey shows a key as OpenAI does: its start and its last four
