@@ -500,6 +500,13 @@ func (p *Pipeline) RunStream(call *Call, req *ChatRequest, w ChunkWriter) error 
 		ferr := call.Fail(err, Outcome{Status: AsError(err).Status})
 		return w.Fail(AsError(ferr), false)
 	}
+	return p.Pump(call, req, s, w)
+}
+
+// Pump streams an opened stream of a begun call into w: it waits for the
+// ledger before the first byte, passes chunks on as they come, records the
+// outcome and ends the stream (see Stream). It closes s.
+func (p *Pipeline) Pump(call *Call, req *ChatRequest, s Stream, w ChunkWriter) error {
 	defer s.Close()
 	if err := call.Ready(); err != nil {
 		call.Fail(err, Outcome{Status: 503})

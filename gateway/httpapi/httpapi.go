@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"aigw/gateway"
+	"aigw/gateway/anthropic"
 
 	"github.com/gin-gonic/gin"
 )
@@ -117,6 +118,10 @@ func writeError(c *gin.Context, err error) {
 	status := e.Status
 	if status == 499 { // nginx's client-closed-request: nobody reads it
 		status = 400
+	}
+	if c.GetBool(anthropicKey) {
+		anthropic.WriteError(c.Writer, status, anthropicType(e), e.Message)
+		return
 	}
 	c.Data(status, "application/json", errorBody(e))
 }
