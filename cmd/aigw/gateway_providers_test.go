@@ -32,9 +32,9 @@ providers:
   - {name: gem, type: gemini, base_url: %s, api_key: %s}
   - {name: bed, type: bedrock, base_url: %s, region: %s, access_key_id: %s, secret_access_key: %s}
 routes:
-  - {name: claude, retries: -1, targets: [{provider: ant, model: claude-sonnet-4-5}, {provider: oai, model: fallback-model}]}
-  - {name: gemini, retries: -1, targets: [{provider: gem, model: gemini-2.5-flash}, {provider: oai, model: fallback-model}]}
-  - {name: bedrock, retries: -1, targets: [{provider: bed, model: anthropic.claude-3-5-sonnet-20241022-v2:0}, {provider: oai, model: fallback-model}]}
+  - {name: claude, retries: -1, attempt_timeout: 1s, targets: [{provider: ant, model: claude-sonnet-4-5}, {provider: oai, model: fallback-model}]}
+  - {name: gemini, retries: -1, attempt_timeout: 1s, targets: [{provider: gem, model: gemini-2.5-flash}, {provider: oai, model: fallback-model}]}
+  - {name: bedrock, retries: -1, attempt_timeout: 1s, targets: [{provider: bed, model: anthropic.claude-3-5-sonnet-20241022-v2:0}, {provider: oai, model: fallback-model}]}
 breaker: {min_requests: 1000}
 `, testAdminKey, oai.URL, providertest.OpenAIKey, ant.URL, providertest.AnthropicKey, gem.URL, providertest.GeminiAPIKey,
 		bed.URL, providertest.BedrockRegion, providertest.BedrockAccessKey, providertest.BedrockSecretKey)
@@ -100,6 +100,17 @@ breaker: {min_requests: 1000}
 			}
 			g.expect(t, "acme", hr, traceWant{attempts: 2, terminal: ledger.KindResponse, routed: true})
 
+			// A provider that hangs, and one whose first chunk is
+			// malformed: both fall back before the first byte.
+			for _, f := range []providertest.Fault{{Hang: true}, {MalformedAt: 1}} {
+				p.fake.Push(f)
+				acc, _, err = stream(t, openai.ChatCompletionNewParams{Model: p.route, Messages: msgs}, &hr)
+				if err != nil || acc.Model != "fallback-model" {
+					t.Fatalf("after %+v: %+v, %v; want the fallback's answer", f, acc.ChatCompletion, err)
+				}
+				g.expect(t, "acme", hr, traceWant{attempts: 2, terminal: ledger.KindResponse, routed: true})
+			}
+
 			// Cut after the first chunks: no fallback, an explicit error.
 			p.fake.Push(providertest.Fault{CutAfter: 3})
 			_, n, err := stream(t, openai.ChatCompletionNewParams{Model: p.route, Messages: msgs}, &hr)
@@ -108,6 +119,13 @@ breaker: {min_requests: 1000}
 			}
 			g.expect(t, "acme", hr, traceWant{attempts: 1, terminal: ledger.KindError, routed: true})
 		})
+	}
+	// The admin API shows every target's health.
+	code, b := g.admin(t, "GET", "/admin/health", "")
+	for _, want := range []string{`"ant/claude-sonnet-4-5"`, `"gem/gemini-2.5-flash"`, `"state":"closed"`, `"failures":`} {
+		if code != 200 || !strings.Contains(string(b), want) {
+			t.Fatalf("health: %d %s lacks %s", code, b, want)
+		}
 	}
 	g.checkLedger(t, "acme")
 }
