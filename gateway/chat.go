@@ -255,6 +255,10 @@ type ChatResponse struct {
 	Usage             *Usage   `json:"usage,omitempty"`
 	SystemFingerprint string   `json:"system_fingerprint,omitempty"`
 	ServiceTier       string   `json:"service_tier,omitempty"`
+	// Raw, when set by an OpenAI-shaped provider, is the upstream's JSON
+	// of this response exactly; it is what the agent receives, unless the
+	// gateway changes the response (then it must clear Raw).
+	Raw []byte `json:"-"`
 }
 
 // Choice is one completion choice.
@@ -312,6 +316,10 @@ type ChatChunk struct {
 	Usage             *Usage        `json:"usage,omitempty"`
 	SystemFingerprint string        `json:"system_fingerprint,omitempty"`
 	ServiceTier       string        `json:"service_tier,omitempty"`
+	// Raw, when set by an OpenAI-shaped provider, is the upstream's JSON of
+	// this chunk exactly, written to an OpenAI client as is unless the
+	// gateway changes the chunk (then it must clear Raw).
+	Raw []byte `json:"-"`
 }
 
 // ChunkChoice is one choice's delta in a chunk.

@@ -430,9 +430,11 @@ func (p *Pipeline) Chat(ctx context.Context, caller Caller, req *ChatRequest, bo
 	if err != nil {
 		return nil, nil, call.Fail(err, Outcome{Status: AsError(err).Status})
 	}
-	out, err := json.Marshal(resp)
-	if err != nil {
-		return nil, nil, call.Fail(err, Outcome{Status: 500})
+	out := resp.Raw
+	if out == nil {
+		if out, err = json.Marshal(resp); err != nil {
+			return nil, nil, call.Fail(err, Outcome{Status: 500})
+		}
 	}
 	finish := ""
 	if len(resp.Choices) > 0 {
@@ -468,9 +470,10 @@ func (p *Pipeline) Embed(ctx context.Context, caller Caller, req *EmbeddingReque
 // ChunkWriter writes a streamed answer to the agent in some wire format
 // (OpenAI SSE, Anthropic SSE).
 type ChunkWriter interface {
-	// WriteChunk writes and flushes one chunk; the first call sends the
-	// response headers.
-	WriteChunk(c *ChatChunk) error
+	// WriteChunk writes one chunk and flushes it, unless more says the
+	// next chunk has already arrived (it will be written at once, and
+	// flushed with this one). The first call sends the response headers.
+	WriteChunk(c *ChatChunk, more bool) error
 	// Finish ends a successful stream (OpenAI: data: [DONE]).
 	Finish(u *Usage) error
 	// Fail ends a stream with an explicit error event. started says
@@ -526,7 +529,7 @@ func (p *Pipeline) Pump(call *Call, req *ChatRequest, s Stream, w ChunkWriter) e
 				}
 				if wantUsage && !acc.sawUsage {
 					acc.usageChunk(u)
-					if werr := w.WriteChunk(acc.UsageChunk(u)); werr != nil {
+					if werr := w.WriteChunk(acc.UsageChunk(u), false); werr != nil {
 						return p.clientGone(call, &acc, u, ttfb, werr)
 					}
 				}
@@ -545,17 +548,21 @@ func (p *Pipeline) Pump(call *Call, req *ChatRequest, s Stream, w ChunkWriter) e
 			return w.Fail(AsError(ferr), started)
 		}
 		acc.Add(c)
-		if c.Usage != nil && len(c.Choices) == 0 && !wantUsage {
-			continue // the agent did not ask for the usage chunk
-		}
-		if !wantUsage {
-			c.Usage = nil
+		if c.Usage != nil && !wantUsage {
+			if len(c.Choices) == 0 {
+				continue // the agent did not ask for the usage chunk
+			}
+			c.Usage, c.Raw = nil, nil
 		}
 		if !started {
 			ttfb = time.Since(call.start)
 			started = true
 		}
-		if werr := w.WriteChunk(c); werr != nil {
+		more := false
+		if b, ok := s.(Buffered); ok {
+			more = b.Buffered()
+		}
+		if werr := w.WriteChunk(c, more); werr != nil {
 			return p.clientGone(call, &acc, s.Usage(), ttfb, werr)
 		}
 	}

@@ -46,6 +46,14 @@ type Stream interface {
 	Close() error
 }
 
+// Buffered is a Stream that can tell whether its next chunk has already
+// arrived (it is in the stream's buffer). A writer may then hold the
+// flush of the current chunk until the next one is written: nothing waits
+// longer, fewer writes reach the network.
+type Buffered interface {
+	Buffered() bool
+}
+
 // RawProvider is a Provider that can also forward a request of its native
 // API unchanged (byte-faithful passthrough), e.g. Anthropic's /v1/messages
 // to Anthropic. The response is returned as the upstream sent it; a status

@@ -97,6 +97,10 @@ func (s *SSEReader) Next() (SSEEvent, error) {
 	}
 }
 
+// Buffered reports whether bytes of the next event have already been
+// received.
+func (s *SSEReader) Buffered() bool { return s.r.Buffered() > 0 }
+
 // readLine returns one line without its terminator (\n, \r\n or \r).
 func (s *SSEReader) readLine() ([]byte, error) {
 	s.line = s.line[:0]

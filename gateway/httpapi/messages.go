@@ -351,7 +351,12 @@ func writeAnthropicEvent(w gin.ResponseWriter, typ, message string) {
 
 // translateStream writes a translated stream as Anthropic events.
 func (m *messagesCall) translateStream() int {
-	w := &anthropicChunks{c: m.c, sw: anthropic.NewStreamWriter(m.c.Writer, m.c.Writer.Flush, m.req.Model, "msg_"+m.call.TraceID[:24])}
+	w := &anthropicChunks{c: m.c}
+	w.sw = anthropic.NewStreamWriter(m.c.Writer, func() {
+		if !w.more {
+			m.c.Writer.Flush()
+		}
+	}, m.req.Model, "msg_"+m.call.TraceID[:24])
 	chatReq, _ := anthropic.ToChat(m.req)
 	m.s.p.Pump(m.call, chatReq, &replayStream{Stream: m.stream, first: m.first}, w)
 	if w.failed != 0 && !w.started {
@@ -380,6 +385,7 @@ type anthropicChunks struct {
 	sw      *anthropic.StreamWriter
 	started bool
 	failed  int
+	more    bool // the next chunk is already here: hold the flush
 }
 
 func (a *anthropicChunks) begin() {
@@ -394,8 +400,10 @@ func (a *anthropicChunks) begin() {
 	a.started = true
 }
 
-func (a *anthropicChunks) WriteChunk(ch *gateway.ChatChunk) error {
+func (a *anthropicChunks) WriteChunk(ch *gateway.ChatChunk, more bool) error {
 	a.begin()
+	a.more = more
+	defer func() { a.more = false }()
 	if err := a.sw.WriteChunk(ch); err != nil {
 		return err
 	}

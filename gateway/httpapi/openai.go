@@ -386,13 +386,16 @@ func (w *sseWriter) begin() {
 	w.started = true
 }
 
-func (w *sseWriter) WriteChunk(ch *gateway.ChatChunk) error {
+func (w *sseWriter) WriteChunk(ch *gateway.ChatChunk, more bool) error {
 	if !w.started {
 		w.begin()
 	}
-	b, err := json.Marshal(ch)
-	if err != nil {
-		return err
+	b := ch.Raw
+	if b == nil {
+		var err error
+		if b, err = json.Marshal(ch); err != nil {
+			return err
+		}
 	}
 	w.buf = append(w.buf[:0], "data: "...)
 	w.buf = append(w.buf, b...)
@@ -400,7 +403,9 @@ func (w *sseWriter) WriteChunk(ch *gateway.ChatChunk) error {
 	if _, err := w.c.Writer.Write(w.buf); err != nil {
 		return err
 	}
-	w.c.Writer.Flush()
+	if !more {
+		w.c.Writer.Flush()
+	}
 	return w.c.Request.Context().Err()
 }
 

@@ -19,6 +19,9 @@ import (
 	"aigw/gateway"
 )
 
+// maxResponse bounds a non-streamed answer.
+const maxResponse = 64 << 20
+
 // DefaultBaseURL is OpenAI's API.
 const DefaultBaseURL = "https://api.openai.com/v1"
 
@@ -184,12 +187,18 @@ func (p *Provider) Chat(ctx context.Context, req *gateway.ChatRequest) (*gateway
 		return nil, err
 	}
 	defer gateway.DrainBody(resp.Body)
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+	if err != nil {
+		return nil, fmt.Errorf("%s: read response: %w", p.cfg.Name, err)
+	}
 	var out gateway.ChatResponse
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return nil, fmt.Errorf("%s: decode response: %w", p.cfg.Name, err)
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return nil, fmt.Errorf("%s: decode response: %w: %w", p.cfg.Name, gateway.ErrStreamMalformed, err)
 	}
 	if out.Usage == nil {
 		out.Usage = estimateUsage(req, &out)
+	} else {
+		out.Raw = raw
 	}
 	return &out, nil
 }
@@ -269,6 +278,7 @@ func (s *stream) Next() (*gateway.ChatChunk, error) {
 		if err := json.Unmarshal(ev.Data, c); err != nil {
 			return nil, fmt.Errorf("%s: %w: %v", s.p.cfg.Name, gateway.ErrStreamMalformed, err)
 		}
+		c.Raw = append([]byte(nil), ev.Data...)
 		if c.Usage != nil {
 			u := *c.Usage
 			s.usage = &u
@@ -310,6 +320,9 @@ func (s *stream) estimate() *gateway.Usage {
 }
 
 func (s *stream) Usage() *gateway.Usage { return s.usage }
+
+// Buffered reports whether the next event has already arrived.
+func (s *stream) Buffered() bool { return s.sse.Buffered() }
 
 func (s *stream) Close() error {
 	if s.closed {

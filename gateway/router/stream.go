@@ -62,6 +62,19 @@ func (s *stream) Next() (*gateway.ChatChunk, error) {
 	return c, nil
 }
 
+// Buffered reports whether the next chunk is already here (see
+// gateway.Buffered); like Next, it is not to be called concurrently with Next.
+func (s *stream) Buffered() bool {
+	if s.first != nil || s.pendingEOF {
+		return true
+	}
+	if s.done.Load() {
+		return false
+	}
+	b, ok := s.inner.(gateway.Buffered)
+	return ok && b.Buffered()
+}
+
 // Usage returns the upstream's usage (see gateway.Stream); like Next, it
 // is not to be called concurrently with Next.
 func (s *stream) Usage() *gateway.Usage {
