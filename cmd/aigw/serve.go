@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -88,6 +89,17 @@ proofs), /ledger/logs lists the logs, /healthz reports the sequencer.
 		level = slog.LevelDebug
 	}
 	lg := slog.New(slog.NewTextHandler(c.Stderr, &slog.HandlerOptions{Level: level}))
+	if path := os.Getenv("AIGW_CPUPROFILE"); path != "" {
+		// A diagnostic: a CPU profile of the whole run, written at shutdown.
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	if os.Getenv("GOGC") == "" {
 		// The ledger path allocates per event; a higher GC target measured
 		// +3-10% ingest throughput and a lower publish p99 (README). GOGC
