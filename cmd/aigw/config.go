@@ -116,6 +116,9 @@ func loadConfig(path string) (Config, error) {
 	if err != nil {
 		return cfg, err
 	}
+	// The default tenant is bootstrapped only by the embedded default; a
+	// config file opts in with gateway.default_tenant.
+	cfg.Gateway.DefaultTenant = ""
 	var missing []string
 	expanded := os.Expand(string(b), func(name string) string {
 		v, ok := os.LookupEnv(name)
