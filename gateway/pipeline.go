@@ -69,8 +69,10 @@ type PipelineConfig struct {
 	Recorder Recorder
 	// Prices returns a target's price, for the cost in response events.
 	Prices func(target string) *Price
-	// FailOpen answers calls even when the ledger cannot record them
-	// (logged and counted). The default, fail-closed, answers 503 instead.
+	// FailOpen answers calls without waiting for the ledger, and even when
+	// it cannot record them (failures are logged and counted). The
+	// default, fail-closed, waits for JetStream's acknowledgement before
+	// any answer, and answers 503 when the ledger cannot take the events.
 	FailOpen bool
 	// LedgerTimeout bounds the wait for the ledger's acknowledgements
 	// (default 5 s).
@@ -223,6 +225,17 @@ func (c *Call) Ready() error {
 	c.pending = nil
 	err := c.pubErr
 	c.mu.Unlock()
+	if c.p.cfg.FailOpen {
+		// Fail-open answers without waiting: acknowledgements are checked
+		// in the background, and failures counted and logged.
+		if err != nil {
+			c.p.log.Warn("ledger did not take the call's events (fail-open: answering anyway)", "tenant", c.caller.Tenant, "trace_id", c.TraceID, "err", err)
+		}
+		if len(pend) > 0 {
+			go c.p.awaitAcks(c.caller.Tenant, c.TraceID, pend)
+		}
+		return nil
+	}
 	if len(pend) > 0 {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), c.p.cfg.LedgerTimeout)
 		defer cancel()
@@ -248,6 +261,19 @@ func (c *Call) Ready() error {
 		return ledgerError(err)
 	}
 	return nil
+}
+
+// awaitAcks waits for a fail-open call's acknowledgements, counting and
+// logging the events the ledger did not take.
+func (p *Pipeline) awaitAcks(tenant, traceID string, pend []Pending) {
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.LedgerTimeout)
+	defer cancel()
+	for _, pd := range pend {
+		if err := pd.Wait(ctx); err != nil {
+			p.LedgerFailures.Add(1)
+			p.log.Warn("ledger did not acknowledge a fail-open call's events", "tenant", tenant, "trace_id", traceID, "err", err)
+		}
+	}
 }
 
 // Route records the router's decision (Observer).

@@ -75,6 +75,7 @@ type GatewayBenchCommand struct {
 
 // gatewayBenchConfig is what the flags of `aigw bench gateway` set.
 type gatewayBenchConfig struct {
+	FailOpen       bool
 	Scenarios      []benchScenario
 	Rounds         int
 	Duration       time.Duration
@@ -152,6 +153,7 @@ func (c *GatewayBenchCommand) Run(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.DataDir, "data-dir", "", "aigw's data directory (default: a temporary directory, removed afterwards); keep one across runs with -database-url, it holds the checkpoint key")
 	fs.StringVar(&cfg.DatabaseURL, "database-url", "", "PostgreSQL URL of the ledger and tenants (default: SQLite in the data directory)")
 	fs.StringVar(&cfg.NATSURL, "nats-url", "", "external NATS with JetStream (default: the embedded server)")
+	fs.BoolVar(&cfg.FailOpen, "fail-open", false, "run aigw fail-open (answers without waiting for the ledger's acknowledgement), to measure what fail-closed costs")
 	fs.DurationVar(&cfg.CatchUpTimeout, "catchup-timeout", 5*time.Minute, "how long to wait after the load for the sequencer to append every event")
 	jsonOut := fs.String("json", "", "also write every result as JSON to this file")
 	verbose := fs.Bool("v", false, "copy the servers' logs to stderr")
@@ -500,11 +502,12 @@ func (b *gwBench) config() string {
 gateway:
   admin_key: %q
   default_tenant: ""
+  fail_open: %v
 ledger:
   read_token: %q
 providers:
   - {name: fake, type: openai-compatible, base_url: %q}
-`, b.adminKey, b.readToken, b.fakeURL+"/v1")
+`, b.adminKey, b.cfg.FailOpen, b.readToken, b.fakeURL+"/v1")
 	if b.hasHold {
 		// The bulkhead's default (512 calls in flight per provider) would
 		// refuse part of the hold: size it to the hold.
