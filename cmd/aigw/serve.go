@@ -58,8 +58,18 @@ JetStream (the ledger's write-ahead), the SQLite ledger and a generated Ed25519
 checkpoint key. -nats-url and -database-url (or the config file) switch to an
 external NATS and PostgreSQL.
 
+The gateway serves the OpenAI-compatible API under /v1/ (chat/completions,
+embeddings, models) and Anthropic's /v1/messages, with the API keys of the
+tenants; the admin API under /admin/ (admin key: gateway.admin_key, or
+DATA_DIR/admin.key, generated on first start); Prometheus metrics on
+/metrics. With no providers or routes configured, the model "mock" is served
+by a built-in mock provider, and a first start creates the tenant "default"
+with an API key in DATA_DIR/default.key.
+
 The ledger read API is served under /ledger/<log>/ (C2SP tlog-tiles paths,
 proofs), /ledger/logs lists the logs, /healthz reports the sequencer.
+
+AIGW_CPUPROFILE=FILE writes a CPU profile of the run to FILE at shutdown.
 `)
 		fs.PrintDefaults()
 	}
