@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"testing"
 
 	"aigw/gateway"
@@ -22,7 +23,7 @@ import (
 
 // newBenchGateway runs the API against a fake upstream that answers at
 // once, recording into a real (embedded) JetStream, fail-closed.
-func newBenchGateway(b *testing.B) (gw, upstream string) {
+func newBenchGateway(b *testing.B) (gw, proxy, upstream string) {
 	fake, err := loadgen.Start(loadgen.NewFakeUpstream(loadgen.FakeConfig{}))
 	if err != nil {
 		b.Fatal(err)
@@ -52,7 +53,10 @@ func newBenchGateway(b *testing.B) (gw, upstream string) {
 	}
 	srv := httptest.NewServer(h)
 	b.Cleanup(srv.Close)
-	return srv.URL, fake.URL
+	pu, _ := url.Parse(fake.URL)
+	px := httptest.NewServer(loadgen.BareProxy(pu))
+	b.Cleanup(px.Close)
+	return srv.URL, px.URL, fake.URL
 }
 
 func post(b *testing.B, c *http.Client, url string, body []byte) {
@@ -70,17 +74,24 @@ func post(b *testing.B, c *http.Client, url string, body []byte) {
 	}
 }
 
-// BenchmarkChat compares one chat completion straight to the fake upstream
-// with one through the gateway (router, provider, four ledger events
-// acknowledged by JetStream). The difference is the gateway's overhead.
+// BenchmarkChat compares one chat completion, one at a time, straight to
+// the fake upstream, through a bare reverse proxy (the cost of a hop), and
+// through the gateway (router, provider, the call's four ledger events
+// acknowledged by JetStream): gateway − proxy is what aigw adds to a hop.
 func BenchmarkChat(b *testing.B) {
-	gw, up := newBenchGateway(b)
+	gw, px, up := newBenchGateway(b)
 	body := []byte(`{"model":"bench","messages":[{"role":"user","content":"Hello, how are you today?"}]}`)
 	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	b.Run("straight", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			post(b, c, up+"/v1/chat/completions", body)
+		}
+	})
+	b.Run("proxy", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			post(b, c, px+"/v1/chat/completions", body)
 		}
 	})
 	b.Run("gateway", func(b *testing.B) {
@@ -93,6 +104,11 @@ func BenchmarkChat(b *testing.B) {
 	b.Run("stream-straight", func(b *testing.B) {
 		for b.Loop() {
 			post(b, c, up+"/v1/chat/completions", sbody)
+		}
+	})
+	b.Run("stream-proxy", func(b *testing.B) {
+		for b.Loop() {
+			post(b, c, px+"/v1/chat/completions", sbody)
 		}
 	})
 	b.Run("stream-gateway", func(b *testing.B) {
