@@ -141,6 +141,12 @@ func TestGatewayBadInput(t *testing.T) {
 		t.Fatalf("admin API with a tenant key: %d", status)
 	}
 	g.checkLedger(t, "acme")
+	// No secret reaches the logs: tenant keys, the admin key, provider keys.
+	for _, secret := range []string{key, scoped, other, revoked, testAdminKey, providertest.OpenAIKey} {
+		if strings.Contains(g.stderr.String(), secret) {
+			t.Fatalf("serve's log shows a secret (%.8s…)", secret)
+		}
+	}
 	// globex made no call: its log holds nothing (its tenant and key
 	// creation are in the system log).
 	if resp, err := http.Get(g.url() + "/ledger/globex/checkpoint"); err != nil || resp.StatusCode != 404 {
