@@ -135,8 +135,6 @@ func (a *Accumulator) Estimate(req *ChatRequest) *Usage {
 	return u
 }
 
-func (a *Accumulator) usageChunk(u *Usage) { a.sawUsage = true }
-
 // UsageChunk returns the final usage-only chunk OpenAI sends when the
 // client asked for usage.
 func (a *Accumulator) UsageChunk(u *Usage) *ChatChunk {

@@ -140,7 +140,6 @@ type Call struct {
 	target   string
 	provider string
 	upModel  string
-	ended    bool
 }
 
 // Begin starts a call: it records the request event (the request body as
@@ -333,7 +332,6 @@ type Outcome struct {
 func (c *Call) Respond(o Outcome) error {
 	attrs := c.outcomeAttrs(o)
 	c.emit(ledger.KindResponse, attrs, o.Body)
-	c.ended = true
 	err := c.Ready()
 	if err != nil {
 		c.withheld()
@@ -366,7 +364,6 @@ func (c *Call) Fail(err error, o Outcome) error {
 	}
 	attrs["error"] = truncate(ae.Message, 512)
 	c.emit(ledger.KindError, attrs, o.Body)
-	c.ended = true
 	if lerr := c.Ready(); lerr != nil && !errors.Is(err, ErrLedgerUnavailable) {
 		return lerr
 	}
@@ -536,8 +533,11 @@ func (p *Pipeline) RunStream(call *Call, req *ChatRequest, w ChunkWriter) error 
 // ledger before the first byte, passes chunks on as they come, records the
 // outcome and ends the stream (see Stream). It closes s.
 func (p *Pipeline) Pump(call *Call, req *ChatRequest, s Stream, w ChunkWriter) error {
+	// The stream is closed before a failure is recorded: closing reports
+	// the router's last attempt, which must be in the call's final batch.
 	defer s.Close()
 	if err := call.Ready(); err != nil {
+		s.Close()
 		call.Fail(err, Outcome{Status: 503})
 		return w.Fail(AsError(err), false)
 	}
@@ -545,33 +545,38 @@ func (p *Pipeline) Pump(call *Call, req *ChatRequest, s Stream, w ChunkWriter) e
 	wantUsage := req.WantsUsage()
 	started := false
 	var ttfb time.Duration
+	// outcome is how the stream ended, with the assembled answer.
+	outcome := func() Outcome {
+		u := s.Usage()
+		if u == nil {
+			u = acc.Estimate(req)
+		}
+		out, _ := json.Marshal(acc.Response(u))
+		return Outcome{Status: 200, Usage: u, FinishReason: acc.Finish(), TTFB: ttfb, Body: out}
+	}
+	clientGone := func(werr error) error {
+		s.Close()
+		call.Fail(&Error{Status: 499, Type: TypeInvalidRequest, Code: "client_closed_request", Message: "The client stopped reading the stream.", Err: werr}, outcome())
+		return werr
+	}
 	for {
 		c, err := s.Next()
+		if errors.Is(err, io.EOF) {
+			o := outcome()
+			if wantUsage && !acc.sawUsage {
+				if werr := w.WriteChunk(acc.UsageChunk(o.Usage), false); werr != nil {
+					return clientGone(werr)
+				}
+			}
+			if lerr := call.Respond(o); lerr != nil {
+				return w.Fail(AsError(lerr), true)
+			}
+			return w.Finish(o.Usage)
+		}
 		if err != nil {
-			u := s.Usage()
-			if errors.Is(err, io.EOF) {
-				if u == nil {
-					u = acc.Estimate(req)
-				}
-				if wantUsage && !acc.sawUsage {
-					acc.usageChunk(u)
-					if werr := w.WriteChunk(acc.UsageChunk(u), false); werr != nil {
-						return p.clientGone(call, &acc, u, ttfb, werr)
-					}
-				}
-				final := acc.Response(u)
-				out, _ := json.Marshal(final)
-				if lerr := call.Respond(Outcome{Status: 200, Usage: u, FinishReason: acc.Finish(), TTFB: ttfb, Body: out}); lerr != nil {
-					return w.Fail(AsError(lerr), true)
-				}
-				return w.Finish(u)
-			}
-			if u == nil {
-				u = acc.Estimate(req)
-			}
-			out, _ := json.Marshal(acc.Response(u))
-			ferr := call.Fail(err, Outcome{Status: 200, Usage: u, FinishReason: acc.Finish(), TTFB: ttfb, Body: out})
-			return w.Fail(AsError(ferr), started)
+			o := outcome()
+			s.Close()
+			return w.Fail(AsError(call.Fail(err, o)), started)
 		}
 		acc.Add(c)
 		if c.Usage != nil && !wantUsage {
@@ -589,20 +594,9 @@ func (p *Pipeline) Pump(call *Call, req *ChatRequest, s Stream, w ChunkWriter) e
 			more = b.Buffered()
 		}
 		if werr := w.WriteChunk(c, more); werr != nil {
-			return p.clientGone(call, &acc, s.Usage(), ttfb, werr)
+			return clientGone(werr)
 		}
 	}
-}
-
-// clientGone records a stream the agent stopped reading.
-func (p *Pipeline) clientGone(call *Call, acc *Accumulator, u *Usage, ttfb time.Duration, werr error) error {
-	if u == nil {
-		u = acc.Estimate(nil)
-	}
-	out, _ := json.Marshal(acc.Response(u))
-	call.Fail(&Error{Status: 499, Type: TypeInvalidRequest, Code: "client_closed_request", Message: "The client stopped reading the stream.", Err: werr},
-		Outcome{Status: 200, Usage: u, FinishReason: acc.Finish(), TTFB: ttfb, Body: out})
-	return werr
 }
 
 func stringsAny(ss []string) []any {

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,5 +81,37 @@ routes: [{name: bench, targets: [{provider: fake, model: gpt-4o-mini}]}]
 	}
 	if code, out, errs := run(t, "", "verify", "-server", g.url(), "-log", "load", "-vkey", g.vkey); code != 0 {
 		t.Fatalf("verify: %s %s", out, errs)
+	}
+}
+
+// TestGatewayClientGoneMidStream: an agent that hangs up mid-stream leaves
+// a complete call in the ledger: request, route, the attempt and an error.
+func TestGatewayClientGoneMidStream(t *testing.T) {
+	fake, err := loadgen.Start(loadgen.NewFakeUpstream(loadgen.FakeConfig{Chunks: 20, ChunkDelay: 100 * time.Millisecond}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fake.Close() })
+	g := startGW(t, fmt.Sprintf(`
+gateway: {admin_key: %s}
+providers: [{name: fake, type: openai-compatible, base_url: %s/v1}]
+routes: [{name: slow, targets: [{provider: fake, model: gpt-4o-mini}]}]
+`, testAdminKey, fake.URL))
+	key := g.newKey(t, "acme")
+	req, _ := http.NewRequest("POST", g.url()+"/v1/chat/completions", strings.NewReader(`{"model":"slow","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil { // the first event
+		t.Fatal(err)
+	}
+	resp.Body.Close() // hang up mid-stream
+	g.expect(t, "acme", resp, traceWant{attempts: 1, terminal: ledger.KindError, routed: true})
+	evs := g.checkLedger(t, "acme")
+	if last := evs[len(evs)-1]; last.Kind != ledger.KindError || !strings.Contains(string(last.RawAttrs), "client_closed_request") {
+		t.Fatalf("last event %s %s", last.Kind, last.RawAttrs)
 	}
 }

@@ -27,31 +27,18 @@ const anthropicKey = "aigw.anthropic"
 func (s *server) messages(c *gin.Context) {
 	const endpoint = "messages"
 	c.Set(anthropicKey, true)
-	caller, ok := s.authenticate(c)
-	if !ok {
-		s.stats.add(endpoint, 401)
-		return
-	}
-	body, gerr := s.readBody(c)
-	if gerr != nil {
-		s.stats.add(endpoint, gerr.Status)
-		s.reject(c, caller, endpoint, "", nil, gerr)
-		return
-	}
-	req, err := anthropic.ParseRequest(body)
-	if err != nil {
-		var re *anthropic.RequestError
-		e := &gateway.Error{Status: 400, Type: anthropic.TypeInvalidRequest, Message: err.Error()}
-		if errors.As(err, &re) {
-			e = &gateway.Error{Status: re.Status, Type: re.Type, Message: re.Message}
+	caller, req, body, ok := admit(s, c, endpoint, func(b []byte) (*anthropic.Request, string, *gateway.Error) {
+		req, err := anthropic.ParseRequest(b)
+		if err != nil {
+			var re *anthropic.RequestError
+			if errors.As(err, &re) {
+				return nil, "", &gateway.Error{Status: re.Status, Type: re.Type, Message: re.Message}
+			}
+			return nil, "", &gateway.Error{Status: 400, Type: anthropic.TypeInvalidRequest, Message: err.Error()}
 		}
-		s.stats.add(endpoint, e.Status)
-		s.reject(c, caller, endpoint, "", body, e)
-		return
-	}
-	if gerr := s.checkModel(caller, req.Model); gerr != nil {
-		s.stats.add(endpoint, gerr.Status)
-		s.reject(c, caller, endpoint, req.Model, body, gerr)
+		return req, req.Model, nil
+	})
+	if !ok {
 		return
 	}
 	call, err := s.p.Begin(c.Request.Context(), caller, endpoint, req.Model, req.Stream, body, traceID(c))
@@ -71,6 +58,9 @@ type messagesCall struct {
 	call *gateway.Call
 	req  *anthropic.Request
 	body []byte
+	// chat is req in the OpenAI shape (nil if it does not translate), for
+	// targets other than Anthropic.
+	chatReq *gateway.ChatRequest
 	// what the winning attempt left to stream
 	raw    *http.Response
 	stream gateway.Stream
@@ -83,6 +73,7 @@ type messagesCall struct {
 
 func (m *messagesCall) run() int {
 	chatReq, terr := anthropic.ToChat(m.req)
+	m.chatReq = chatReq
 	err := m.s.p.Router().Do(m.call.Context(), m.req.Model, func(ctx context.Context, t gateway.Target) error {
 		if rp, ok := t.Upstream.(gateway.RawProvider); ok && rp.Native() == "anthropic.messages" {
 			return m.forward(ctx, rp, t)
@@ -357,8 +348,7 @@ func (m *messagesCall) translateStream() int {
 			m.c.Writer.Flush()
 		}
 	}, m.req.Model, "msg_"+m.call.TraceID[:24])
-	chatReq, _ := anthropic.ToChat(m.req)
-	m.s.p.Pump(m.call, chatReq, &replayStream{Stream: m.stream, first: m.first}, w)
+	m.s.p.Pump(m.call, m.chatReq, &replayStream{Stream: m.stream, first: m.first}, w)
 	if w.failed != 0 && !w.started {
 		return w.failed
 	}

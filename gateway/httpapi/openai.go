@@ -17,28 +17,11 @@ import (
 
 func (s *server) chat(c *gin.Context) {
 	const endpoint = "chat.completions"
-	caller, ok := s.authenticate(c)
+	caller, req, body, ok := admit(s, c, endpoint, func(b []byte) (*gateway.ChatRequest, string, *gateway.Error) {
+		req, err := DecodeChat(b)
+		return req, modelOf(req, func(r *gateway.ChatRequest) string { return r.Model }), err
+	})
 	if !ok {
-		s.stats.add(endpoint, 401)
-		return
-	}
-	body, gerr := s.readBody(c)
-	if gerr != nil {
-		s.stats.add(endpoint, gerr.Status)
-		s.reject(c, caller, endpoint, "", nil, gerr)
-		return
-	}
-	req, gerr := DecodeChat(body)
-	if gerr == nil {
-		gerr = s.checkModel(caller, req.Model)
-	}
-	if gerr != nil {
-		s.stats.add(endpoint, gerr.Status)
-		model := ""
-		if req != nil {
-			model = req.Model
-		}
-		s.reject(c, caller, endpoint, model, body, gerr)
 		return
 	}
 	tid := traceID(c)
@@ -60,6 +43,40 @@ func (s *server) chat(c *gin.Context) {
 	}
 	s.stats.add(endpoint, 200)
 	c.Data(http.StatusOK, "application/json", out)
+}
+
+// admit authenticates a call and reads and decodes its body; decode also
+// names the model asked for ("" if unknown). Any refusal is answered here
+// (and recorded in the caller's log when the tenant is known); ok is false
+// then.
+func admit[T any](s *server, c *gin.Context, endpoint string, decode func([]byte) (*T, string, *gateway.Error)) (caller gateway.Caller, req *T, body []byte, ok bool) {
+	caller, ok = s.authenticate(c)
+	if !ok {
+		s.stats.add(endpoint, 401)
+		return caller, nil, nil, false
+	}
+	body, gerr := s.readBody(c)
+	model := ""
+	if gerr == nil {
+		req, model, gerr = decode(body)
+		if gerr == nil {
+			gerr = s.checkModel(caller, model)
+		}
+	}
+	if gerr != nil {
+		s.stats.add(endpoint, gerr.Status)
+		s.reject(c, caller, endpoint, model, body, gerr)
+		return caller, nil, nil, false
+	}
+	return caller, req, body, true
+}
+
+// modelOf is the model of a decoded request, "" when there is none.
+func modelOf[T any](req *T, model func(*T) string) string {
+	if req == nil {
+		return ""
+	}
+	return model(req)
 }
 
 func (s *server) logError(c *gin.Context, err error) {
@@ -290,28 +307,11 @@ func DecodeEmbeddings(body []byte) (*gateway.EmbeddingRequest, *gateway.Error) {
 
 func (s *server) embeddings(c *gin.Context) {
 	const endpoint = "embeddings"
-	caller, ok := s.authenticate(c)
+	caller, req, body, ok := admit(s, c, endpoint, func(b []byte) (*gateway.EmbeddingRequest, string, *gateway.Error) {
+		req, err := DecodeEmbeddings(b)
+		return req, modelOf(req, func(r *gateway.EmbeddingRequest) string { return r.Model }), err
+	})
 	if !ok {
-		s.stats.add(endpoint, 401)
-		return
-	}
-	body, gerr := s.readBody(c)
-	if gerr != nil {
-		s.stats.add(endpoint, gerr.Status)
-		s.reject(c, caller, endpoint, "", nil, gerr)
-		return
-	}
-	req, gerr := DecodeEmbeddings(body)
-	if gerr == nil {
-		gerr = s.checkModel(caller, req.Model)
-	}
-	if gerr != nil {
-		s.stats.add(endpoint, gerr.Status)
-		model := ""
-		if req != nil {
-			model = req.Model
-		}
-		s.reject(c, caller, endpoint, model, body, gerr)
 		return
 	}
 	out, err := s.p.Embed(c.Request.Context(), caller, req, body, traceID(c))

@@ -416,7 +416,7 @@ func (r *Router) ChatStream(ctx context.Context, req *gateway.ChatRequest) (gate
 			st.Close()
 			return a.timeoutError()
 		}
-		s := &stream{a: a, inner: st, first: first, pendingEOF: err == io.EOF, ttfb: time.Since(a.begin)}
+		s := &stream{a: a, inner: st, first: first, pendingEOF: err == io.EOF, ttfb: time.Since(a.begin), finished: make(chan struct{})}
 		// A stream the caller abandons is closed when its context ends,
 		// so that its bulkhead slot is not lost.
 		s.stopClose = context.AfterFunc(a.parent, func() { s.Close() })

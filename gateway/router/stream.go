@@ -2,6 +2,7 @@ package router
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -30,7 +31,12 @@ type stream struct {
 	// ends the attempt's context, which unblocks a Next in progress).
 	ioMu sync.Mutex
 
-	done     atomic.Bool
+	done atomic.Bool
+	// finished is closed once the stream's end is fully handled, its
+	// attempt reported included. Whoever sees the end (Next, Close, from
+	// any goroutine) waits for it, so that the report is never later than
+	// what the caller does next (record the call's end).
+	finished chan struct{}
 	mu       sync.Mutex
 	ended    bool
 	endErr   error // what Next returns once ended
@@ -44,6 +50,7 @@ var _ gateway.Stream = (*stream)(nil)
 // with (io.EOF for a clean end), or an error after Close.
 func (s *stream) Next() (*gateway.ChatChunk, error) {
 	if s.done.Load() {
+		<-s.finished
 		return nil, s.terminal()
 	}
 	if c := s.first; c != nil {
@@ -110,6 +117,7 @@ func (s *stream) finish(err error, closing bool) error {
 	if s.ended {
 		e := s.endErr
 		s.mu.Unlock()
+		<-s.finished // another goroutine is ending it: wait for its report
 		return e
 	}
 	s.ended = true
@@ -117,6 +125,10 @@ func (s *stream) finish(err error, closing bool) error {
 	s.endErr = err
 	if closing {
 		s.endErr = errStreamClosed
+		if cerr := s.a.parent.Err(); cerr != nil {
+			// Closed because the caller's context ended (the agent left).
+			s.endErr = fmt.Errorf("%w: %w", errStreamClosed, cerr)
+		}
 	}
 	endErr := s.endErr
 	s.mu.Unlock()
@@ -156,5 +168,6 @@ func (s *stream) finish(err error, closing bool) error {
 		s.closeErr = cerr
 		s.mu.Unlock()
 	}
+	close(s.finished)
 	return endErr
 }
