@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"time"
 )
@@ -179,6 +180,26 @@ type nopObserver struct{}
 
 func (nopObserver) Route(RouteDecision) {}
 func (nopObserver) Attempt(Attempt)     {}
+
+// NewTransport returns the HTTP transport providers use: many idle
+// keep-alive connections per upstream host, HTTP/2 where the upstream
+// offers it, no overall timeout (streams are long; contexts bound calls).
+func NewTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+}
+
+// DefaultClient is the HTTP client of providers configured without one:
+// one connection pool shared by all of them.
+var DefaultClient = &http.Client{Transport: NewTransport()}
 
 // DrainBody reads and closes a response body so its connection is reused.
 func DrainBody(b io.ReadCloser) {

@@ -260,6 +260,17 @@ func Report(w io.Writer, cs ...Comparison) error {
 	return err
 }
 
+// FormatSpread formats a spread of added latencies as Report does:
+// "+median (+min…+max)".
+func FormatSpread(s Spread) string { return fmtSpread(s) }
+
+// FormatDuration formats a latency with three significant figures, as
+// Report does.
+func FormatDuration(d time.Duration) string { return fmtDur(d) }
+
+// FormatSigned formats a latency difference with its sign, as Report does.
+func FormatSigned(d time.Duration) string { return fmtSigned(d) }
+
 func fmtSpread(s Spread) string {
 	return fmt.Sprintf("%s (%s…%s)", fmtSigned(s.Median), fmtSigned(s.Min), fmtSigned(s.Max))
 }

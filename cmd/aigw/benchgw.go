@@ -597,7 +597,7 @@ func (b *gwBench) scenario(ctx context.Context, s benchScenario) (benchScenarioR
 	if err == nil {
 		gw := c.Targets[len(c.Targets)-1]
 		b.logf("%s: aigw p50 %s p99 %s, added p50 %s p99 %s, %.0f req/s, %d errors, %d broken",
-			label, benchDur(gw.Latency.P50), benchDur(gw.Latency.P99), benchSigned(gw.AddedP50.Median), benchSigned(gw.AddedP99.Median), gw.Achieved, gw.Errors, gw.Broken)
+			label, loadgen.FormatDuration(gw.Latency.P50), loadgen.FormatDuration(gw.Latency.P99), loadgen.FormatSigned(gw.AddedP50.Median), loadgen.FormatSigned(gw.AddedP99.Median), gw.Achieved, gw.Errors, gw.Broken)
 	}
 	return sr, err
 }
@@ -622,7 +622,7 @@ func (b *gwBench) soak(ctx context.Context) (*benchSoakResult, error) {
 	samples = slices.DeleteFunc(samples, func(s loadgen.RSSSample) bool { return s.Elapsed < b.cfg.Warmup })
 	res := &benchSoakResult{Rate: b.cfg.SoakRate, Duration: b.cfg.Soak, Result: r, RSS: loadgen.SummarizeRSS(samples), Samples: samples}
 	if err == nil {
-		b.logf("soak: p50 %s p99 %s, %d errors; RSS first %s last %s max %s, drift %+.1f%%", benchDur(r.Latency.P50), benchDur(r.Latency.P99), r.Errors,
+		b.logf("soak: p50 %s p99 %s, %d errors; RSS first %s last %s max %s, drift %+.1f%%", loadgen.FormatDuration(r.Latency.P50), loadgen.FormatDuration(r.Latency.P99), r.Errors,
 			benchMiB(res.RSS.First), benchMiB(res.RSS.Last), benchMiB(res.RSS.Max), 100*res.RSS.Drift)
 	}
 	return res, err
@@ -1156,7 +1156,7 @@ func writeBenchReport(w io.Writer, res *GatewayBenchResult) error {
 				if c.Config.Stream {
 					what = "added p50 / p99, whole stream"
 				}
-				row(c.Label+" "+what, t.Name, fmt.Sprintf("%s / %s", benchSpread(t.AddedP50), benchSpread(t.AddedP99)), "")
+				row(c.Label+" "+what, t.Name, fmt.Sprintf("%s / %s", loadgen.FormatSpread(t.AddedP50), loadgen.FormatSpread(t.AddedP99)), "")
 			}
 		}
 		if c.Config.Rate == 0 && !c.Config.Stream {
@@ -1183,7 +1183,7 @@ func writeBenchReport(w io.Writer, res *GatewayBenchResult) error {
 		row(fmt.Sprintf("soak %g/s for %s: RSS", sk.Rate, sk.Duration), "aigw",
 			fmt.Sprintf("first %s, last %s, min %s, max %s, drift %+.1f%%", benchMiB(sk.RSS.First), benchMiB(sk.RSS.Last), benchMiB(sk.RSS.Min), benchMiB(sk.RSS.Max), 100*sk.RSS.Drift), "flat (within 10%)")
 		row(fmt.Sprintf("soak %g/s for %s: latency", sk.Rate, sk.Duration), "aigw",
-			fmt.Sprintf("p50 %s, p99 %s, %d errors of %d", benchDur(sk.Result.Latency.P50), benchDur(sk.Result.Latency.P99), sk.Result.Errors+sk.Result.Broken, sk.Result.Requests), "")
+			fmt.Sprintf("p50 %s, p99 %s, %d errors of %d", loadgen.FormatDuration(sk.Result.Latency.P50), loadgen.FormatDuration(sk.Result.Latency.P99), sk.Result.Errors+sk.Result.Broken, sk.Result.Requests), "")
 	}
 	for _, s := range res.Scenarios {
 		if s.Comparison.Label == "" {
@@ -1221,34 +1221,6 @@ func writeBenchReport(w io.Writer, res *GatewayBenchResult) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
-}
-
-func benchSpread(s loadgen.Spread) string {
-	return fmt.Sprintf("%s (%s…%s)", benchSigned(s.Median), benchSigned(s.Min), benchSigned(s.Max))
-}
-
-func benchSigned(d time.Duration) string {
-	if d < 0 {
-		return "−" + benchDur(-d)
-	}
-	return "+" + benchDur(d)
-}
-
-// benchDur formats a latency with three significant figures, as
-// loadgen.Report does.
-func benchDur(d time.Duration) string {
-	ms := float64(d) / float64(time.Millisecond)
-	switch {
-	case d < time.Millisecond:
-		return fmt.Sprintf("%dµs", d.Round(time.Microsecond)/time.Microsecond)
-	case d < 10*time.Millisecond:
-		return fmt.Sprintf("%.2fms", ms)
-	case d < 100*time.Millisecond:
-		return fmt.Sprintf("%.1fms", ms)
-	case d < time.Second:
-		return fmt.Sprintf("%.0fms", ms)
-	}
-	return fmt.Sprintf("%.2fs", d.Seconds())
 }
 
 func benchStatuses(m map[string]uint64) string {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -83,19 +82,8 @@ func (c Config) LogValue() slog.Value {
 	)
 }
 
-// DefaultClient is the HTTP client of providers configured without one:
-// pooled keep-alive connections, no overall timeout (streams are long;
-// contexts bound calls).
-var DefaultClient = &http.Client{Transport: &http.Transport{
-	Proxy:                 http.ProxyFromEnvironment,
-	DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-	ForceAttemptHTTP2:     true,
-	MaxIdleConns:          1024,
-	MaxIdleConnsPerHost:   256,
-	IdleConnTimeout:       90 * time.Second,
-	TLSHandshakeTimeout:   10 * time.Second,
-	ExpectContinueTimeout: time.Second,
-}}
+// DefaultClient is the client of providers configured without one.
+var DefaultClient = gateway.DefaultClient
 
 // Provider talks to the Messages API. It is safe for concurrent use.
 type Provider struct {

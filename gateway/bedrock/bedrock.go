@@ -255,10 +255,7 @@ func completionID(md middleware.Metadata) string {
 }
 
 func defaultHTTPClient() *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConns = 1024
-	t.MaxIdleConnsPerHost = 256
-	return &http.Client{Transport: t}
+	return &http.Client{Transport: gateway.NewTransport()}
 }
 
 // recordingClient is the SDK's HTTP client.

@@ -75,12 +75,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
-	"time"
 
 	"aigw/gateway"
 )
@@ -178,7 +176,7 @@ func New(cfg Config) (*Provider, error) {
 		cfg.APIVersion = DefaultAPIVersion
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = defaultClient
+		cfg.HTTPClient = gateway.DefaultClient
 	}
 	return &Provider{
 		name:   cfg.Name,
@@ -190,18 +188,6 @@ func New(cfg Config) (*Provider, error) {
 
 // Name returns the provider's name.
 func (p *Provider) Name() string { return p.name }
-
-// defaultClient is shared by providers configured without a client.
-var defaultClient = &http.Client{Transport: &http.Transport{
-	Proxy:                 http.ProxyFromEnvironment,
-	DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-	ForceAttemptHTTP2:     true,
-	MaxIdleConns:          1024,
-	MaxIdleConnsPerHost:   256,
-	IdleConnTimeout:       90 * time.Second,
-	TLSHandshakeTimeout:   10 * time.Second,
-	ExpectContinueTimeout: time.Second,
-}}
 
 // modelRE matches the model ids the gateway puts into a path segment.
 var modelRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)

@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -59,26 +58,8 @@ var (
 	_ gateway.Embedder = (*Provider)(nil)
 )
 
-// DefaultClient is the HTTP client providers share unless configured
-// otherwise: pooled keep-alive connections, no overall timeout (streams are
-// long; contexts bound calls).
-var DefaultClient = &http.Client{Transport: NewTransport()}
-
-// NewTransport returns a transport tuned for a gateway: many idle
-// connections per upstream host, HTTP/2 when the upstream offers it.
-func NewTransport() *http.Transport {
-	return &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   256,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ExpectContinueTimeout: time.Second,
-		ResponseHeaderTimeout: 0,
-	}
-}
+// DefaultClient is the client of providers configured without one.
+var DefaultClient = gateway.DefaultClient
 
 // New returns a provider.
 func New(cfg Config) (*Provider, error) {
