@@ -143,6 +143,10 @@ func ValidEventID(s string) bool { return isEventID([]byte(s)) }
 
 const maxTextField = 256
 
+// CheckText reports whether s can be a free-text field of an event (actor
+// ids, policy): at most the field limit, no control or invalid characters.
+func CheckText(field, s string) error { return validText(field, s) }
+
 func validText(field, s string) error {
 	if len(s) > maxTextField {
 		return badField(field, "longer than %d bytes", maxTextField)

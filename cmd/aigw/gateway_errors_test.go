@@ -92,6 +92,18 @@ func TestGatewayBadInput(t *testing.T) {
 			}
 		})
 	}
+	// An agent id the ledger could not record is refused up front.
+	req, _ := http.NewRequest("POST", chat, strings.NewReader(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Aigw-Agent", "agent\tone")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 400 {
+		t.Fatalf("control character in X-Aigw-Agent: %v %v", resp.Status, err)
+	} else {
+		resp.Body.Close()
+		g.expect(t, "acme", resp, traceWant{terminal: ledger.KindError})
+	}
+
 	// A revoked key is refused at once, and the refusal is in its tenant's log.
 	revoked := g.newKey(t, "acme")
 	code, kb := g.admin(t, "GET", "/admin/tenants/acme/keys", "")

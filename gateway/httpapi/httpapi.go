@@ -19,6 +19,7 @@ import (
 
 	"aigw/gateway"
 	"aigw/gateway/anthropic"
+	"aigw/ledger"
 
 	"github.com/gin-gonic/gin"
 )
@@ -203,7 +204,14 @@ func (s *server) authenticate(c *gin.Context) (gateway.Caller, bool) {
 			Message: "Incorrect API key provided: " + maskKey(secret) + "."})
 		return gateway.Caller{}, false
 	}
-	if agent := c.GetHeader("X-Aigw-Agent"); agent != "" && len(agent) <= 128 {
+	if agent := c.GetHeader("X-Aigw-Agent"); agent != "" {
+		// The agent id goes into every event of the call: refuse one the
+		// ledger could not record rather than fail the call later.
+		if len(agent) > 128 || ledger.CheckText("actor.agent_id", agent) != nil {
+			s.reject(c, caller, endpointOf(c), "", nil, &gateway.Error{Status: 400, Type: gateway.TypeInvalidRequest, Code: "invalid_agent",
+				Message: "Invalid X-Aigw-Agent header: at most 128 bytes of printable UTF-8."})
+			return gateway.Caller{}, false
+		}
 		caller.AgentID = agent
 	}
 	return caller, true
