@@ -380,6 +380,9 @@ func TestDuplicatePublish(t *testing.T) {
 	want["acme"].ids = append(want["acme"].ids, more["acme"].ids...)
 	waitSize(t, store, "acme", 9)
 	checkLog(t, store, "acme", want["acme"])
+	// The metrics count a batch once it is acknowledged, just after the
+	// commit that made the log's size visible: wait for them too.
+	waitFor(t, func() bool { s := m.Snapshot().Partitions[0]; return s.Appended >= 9 }, "the metrics to count the appends")
 	if s := m.Snapshot().Partitions[0]; s.Duplicates != 1 || s.Appended != 9 {
 		t.Errorf("metrics: %d appended, %d duplicates; want 9 and 1", s.Appended, s.Duplicates)
 	}
