@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"aigw/gateway/providertest"
 	"aigw/ledger"
@@ -184,6 +185,22 @@ func TestGatewayFailClosed(t *testing.T) {
 	before := len(a.Requests()) + len(b.Requests())
 	srv.Shutdown()
 	srv.WaitForShutdown()
+	// The gateway learns of the outage when its NATS connection drops,
+	// which is asynchronous; /healthz says when it has. (A call that
+	// races the detection may reach a provider, but its answer is still
+	// withheld: the record cannot be published.)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		resp, err := http.Get(g.url() + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusServiceUnavailable {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("/healthz never reported the ledger outage")
+		}
+	}
 	for _, stream := range []bool{false, true} {
 		bd := body
 		if stream {

@@ -67,7 +67,8 @@ by a built-in mock provider, and a first start creates the tenant "default"
 with an API key in DATA_DIR/default.key.
 
 The ledger read API is served under /ledger/<log>/ (C2SP tlog-tiles paths,
-proofs), /ledger/logs lists the logs, /healthz reports the sequencer.
+proofs), /ledger/logs lists the logs, /healthz reports the sequencer and
+answers 503 while the ledger's NATS connection is down.
 
 AIGW_CPUPROFILE=FILE writes a CPU profile of the run to FILE at shutdown.
 `)
@@ -200,7 +201,14 @@ func (c *ServeCommand) serve(ctx context.Context, cfg Config, lg *slog.Logger) e
 	}
 	health := func(c *gin.Context) {
 		snap := metrics.Snapshot()
-		c.JSON(http.StatusOK, map[string]any{"status": "ok", "ledger": snap, "vkey": key.VerifierKey()})
+		// Unhealthy while the ledger's NATS connection is down: the
+		// gateway refuses every call then (fail-closed), so a load
+		// balancer should route around this replica.
+		status, code := "ok", http.StatusOK
+		if !producer.Connected() {
+			status, code = "ledger_unavailable", http.StatusServiceUnavailable
+		}
+		c.JSON(code, map[string]any{"status": status, "ledger": snap, "vkey": key.VerifierKey()})
 	}
 	gw, err := startGateway(ctx, cfg, producer, lg, func(e *gin.Engine) {
 		e.Any("/ledger/*path", gin.WrapH(read))
