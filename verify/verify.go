@@ -47,6 +47,19 @@ type Options struct {
 	// Payloads checks each stored payload against its entry's commitment,
 	// if the source is a PayloadReader. It costs one read per payload.
 	Payloads bool
+	// Checkpoint, when set, is the signed checkpoint to verify the log
+	// against instead of the source's latest: the log is verified up to its
+	// size, with the historical checkpoints up to that size.
+	Checkpoint []byte
+	// Scan, when set, is called with every block of entries that checked
+	// out (entries[i] is the entry at index start+i), by the workers: at the
+	// same time for different blocks, in no particular order. It must not
+	// keep entries (their buffers are reused) and returns what Fold needs.
+	Scan func(start uint64, entries [][]byte) any
+	// Fold, when set, receives each Scan result in index order, once the
+	// block has been folded into the tree; an error stops the verification
+	// and is returned.
+	Fold func(v any) error
 }
 
 // Result describes a log that verified.
@@ -91,9 +104,12 @@ func Log(ctx context.Context, src Source, log string, opts Options) (*Result, er
 	if opts.Verifiers == nil {
 		return nil, errNoVerifiers
 	}
-	signed, err := src.ReadCheckpoint(ctx, log)
-	if err != nil {
-		return nil, fmt.Errorf("read checkpoint of log %q: %w", log, err)
+	signed := opts.Checkpoint
+	if signed == nil {
+		var err error
+		if signed, err = src.ReadCheckpoint(ctx, log); err != nil {
+			return nil, fmt.Errorf("read checkpoint of log %q: %w", log, err)
+		}
 	}
 	cp, signers, mis := openCheckpoint(log, signed, opts.Origin, opts.Verifiers)
 	if mis != nil {
@@ -157,7 +173,7 @@ func Log(ctx context.Context, src Source, log string, opts Options) (*Result, er
 		return 0
 	})
 
-	r := &run{log: log, src: src, size: cp.Size, workers: workers}
+	r := &run{log: log, src: src, size: cp.Size, workers: workers, scan: opts.Scan, fold: opts.Fold}
 	r.chains, _ = src.(ChainReader)
 	r.entryReader, _ = src.(EntryReader)
 	r.tileReader, _ = src.(ledger.TileReader)
@@ -171,7 +187,7 @@ func Log(ctx context.Context, src Source, log string, opts Options) (*Result, er
 	}
 	res.ChainChecked = r.chains != nil || r.entryReader != nil
 
-	root, err := r.fold(ctx, targets, res)
+	root, err := r.foldAll(ctx, targets, res)
 	if err != nil {
 		return nil, err
 	}
@@ -231,6 +247,8 @@ type run struct {
 	tileReader  ledger.TileReader // nil if the source reads one tile at a time
 	payloads    PayloadReader     // nil unless Options.Payloads
 	buffered    bufferedSource    // set if the source reads into reused buffers
+	scan        func(start uint64, entries [][]byte) any
+	fold        func(any) error
 
 	bufs    sync.Pool // []byte read buffers, for a bufferedSource
 	leaves  sync.Pool // []ledger.Hash, returned by fold
@@ -302,10 +320,11 @@ type block struct {
 	last       ledger.Hash // the last stored chain hash of the block (zero if short or none)
 	bufs       [][]byte    // pooled buffers the fields above point into
 
-	leaves []ledger.Hash
-	mis    *MismatchError
-	erased []uint64
-	paid   int
+	leaves  []ledger.Hash
+	scanned any // what Options.Scan returned
+	mis     *MismatchError
+	erased  []uint64
+	paid    int
 }
 
 func (b *block) lastChain() ledger.Hash {
@@ -319,7 +338,7 @@ func (b *block) lastChain() ledger.Hash {
 // read and check them in parallel, and fold appends their leaf hashes to a
 // TreeBuilder in order, comparing every completed tile and target root.
 // It returns the rebuilt root.
-func (r *run) fold(ctx context.Context, targets []target, res *Result) (ledger.Hash, error) {
+func (r *run) foldAll(ctx context.Context, targets []target, res *Result) (ledger.Hash, error) {
 	tb, err := ledger.NewTreeBuilder(0, nil, nil)
 	if err != nil {
 		return ledger.Hash{}, err
@@ -395,6 +414,12 @@ func (r *run) fold(ctx context.Context, targets []target, res *Result) (ledger.H
 		}
 		r.leaves.Put(b.leaves[:0])
 		b.leaves = nil
+		if r.fold != nil {
+			if err := r.fold(b.scanned); err != nil {
+				return ledger.Hash{}, err
+			}
+			b.scanned = nil
+		}
 		for _, t := range tb.Flush() {
 			if t.L == 0 {
 				continue // the workers compared the leaf hashes with the level-0 tiles
@@ -721,6 +746,9 @@ func (r *run) check(ctx context.Context, b *block, prev ledger.Hash) {
 		b.leaves = append(b.leaves, leaf)
 	}
 	b.mis = b.tail
+	if b.mis == nil && r.scan != nil {
+		b.scanned = r.scan(b.start, b.entries[:b.n])
+	}
 }
 
 // checkPayload checks the stored payload of entry idx against its commitment.

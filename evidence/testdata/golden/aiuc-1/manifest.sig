@@ -1,0 +1,5 @@
+aigw-assessor-package/1
+d04ea1cd-a5fa-5044-9a81-f0fe10e64caf
+L2iqC9JsIGfdOtgFmb5IOwrPYvtw/ZhnAvU6Ce2vNwY=
+
+— aigw-test wbeI6mT4iXWm5akO1A2jI0Zjb5wOIaFMUd+fsFtlAmvGJ6HdpAejjITJTQ5WF9Kz5TUVlmaTKzQAZlj0pTpU/oLLjgw=

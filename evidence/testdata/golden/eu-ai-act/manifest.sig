@@ -1,0 +1,5 @@
+aigw-assessor-package/1
+2a17e178-98bd-54c4-93a0-419e9f6fe305
+KAOnL1VwpSdFj+gx2v4e7KwxWK8b9u3mgPcU1pxd9so=
+
+— aigw-test wbeI6qmgcK9nCEUMtr6U9vWwwl5DkA+bXt4kjHmzAuGx9EQex5UBmwHwVjHtvGB/bDGJHCjykwoPcl2KcEEJS1CBJws=
