@@ -211,6 +211,7 @@ func startGateway(ctx context.Context, cfg Config, producer *jetstream.Producer,
 		Health: func() any { return rt.Health() }, Logger: lg.With("component", "admin")}
 	h, err := httpapi.New(httpapi.Config{
 		Pipeline: pipe, Admin: admin, MaxBodyBytes: cfg.Gateway.MaxBodyBytes, Mount: mount, Logger: lg.With("component", "api"),
+		Stops: auth.Stops, Recorder: rec, FailOpen: cfg.Gateway.FailOpen,
 		Authenticate: func(ctx context.Context, secret string) (gateway.Caller, error) {
 			k, t, err := auth.Authenticate(ctx, secret)
 			if err != nil {

@@ -19,7 +19,10 @@ import (
 )
 
 // Admin is the admin API under /admin/: tenants, API keys, provider
-// health. Every change is an `admin` event in the ledger's system log; in
+// health, and the human-oversight and transparency records (attestations,
+// approvals, oversight actions and stops, AI disclosures, incidents; see
+// oversight.go). Every change is an `admin` event in the ledger's system
+// log, and every record an event of its own kind in the tenant's log; in
 // fail-closed mode a change the ledger did not acknowledge is answered 503,
 // and a key created without its record is revoked before it is ever shown.
 type Admin struct {
@@ -38,9 +41,7 @@ type Admin struct {
 }
 
 func (a *Admin) mount(e *gin.Engine, s *server) {
-	if a.Logger == nil {
-		a.Logger = slog.New(slog.DiscardHandler)
-	}
+	a.Logger = a.logger()
 	want := sha256.Sum256([]byte(a.Key))
 	g := e.Group("/admin", func(c *gin.Context) {
 		got, _ := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
@@ -60,6 +61,7 @@ func (a *Admin) mount(e *gin.Engine, s *server) {
 	g.GET("/tenants/:tenant/keys", a.listKeys)
 	g.GET("/tenants/:tenant/keys/:key", a.getKey)
 	g.DELETE("/tenants/:tenant/keys/:key", a.revokeKey)
+	a.mountOversight(g)
 	g.GET("/health", func(c *gin.Context) {
 		var h any = []any{}
 		if a.Health != nil {
@@ -118,7 +120,13 @@ func storeError(c *gin.Context, err error) {
 }
 
 func decodeAdmin(c *gin.Context, v any) bool {
-	body, err := readAdminBody(c)
+	return decodeAdminLimit(c, v, 64<<10)
+}
+
+// decodeAdminLimit decodes a JSON body of at most limit bytes into v,
+// strictly (unknown fields and trailing data refused).
+func decodeAdminLimit(c *gin.Context, v any, limit int64) bool {
+	body, err := readAdminBodyLimit(c, limit)
 	if err == nil {
 		if gerr := decodeStrict(body, v); gerr != nil {
 			writeError(c, gerr)
@@ -130,11 +138,10 @@ func decodeAdmin(c *gin.Context, v any) bool {
 	return false
 }
 
-func readAdminBody(c *gin.Context) ([]byte, error) {
+func readAdminBodyLimit(c *gin.Context, limit int64) ([]byte, error) {
 	if mt, _, _ := strings.Cut(c.GetHeader("Content-Type"), ";"); !strings.EqualFold(strings.TrimSpace(mt), "application/json") {
 		return nil, &gateway.Error{Status: 415, Type: gateway.TypeInvalidRequest, Code: "unsupported_content_type", Message: "Expected Content-Type: application/json."}
 	}
-	const limit = 64 << 10
 	b, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, limit))
 	if err != nil {
 		return nil, tooLarge(limit)
@@ -144,23 +151,31 @@ func readAdminBody(c *gin.Context) ([]byte, error) {
 
 // Record writes an admin event to the system log and waits for it.
 func (a *Admin) Record(ctx context.Context, attrs map[string]any) error {
-	ev := &ledger.Event{ID: ledger.NewEventID(), Tenant: ledger.SystemLog, Kind: ledger.KindAdmin, Time: time.Now(),
-		Actor: ledger.Actor{KeyID: "admin"}, Policy: a.Policy, Attrs: attrs}
-	pend, err := a.Recorder.Publish([]*ledger.Event{ev}, nil)
-	if err == nil {
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		err = pend.Wait(wctx)
+	return a.RecordEvent(ctx, &ledger.Event{Tenant: ledger.SystemLog, Kind: ledger.KindAdmin, Attrs: attrs}, nil)
+}
+
+// RecordEvent writes ev, an event of any kind in any log (a tenant's, or
+// ledger.SystemLog), with its payload (nil: none), and waits for the
+// ledger's acknowledgement. It sets ev's ID and Time when unset, and its
+// Actor (key_id "admin") and Policy when empty. In fail-closed mode an
+// event the ledger did not acknowledge is a 503 ledger_unavailable
+// *gateway.Error; an event the ledger would refuse (too large) is a 400 or
+// 413, fail-open too.
+func (a *Admin) RecordEvent(ctx context.Context, ev *ledger.Event, payload []byte) error {
+	if ev.Actor == (ledger.Actor{}) {
+		ev.Actor = ledger.Actor{KeyID: "admin"}
 	}
-	if err != nil {
-		a.Logger.Error("admin change not recorded in the ledger", "action", attrs["action"], "err", err)
-		if a.FailOpen {
-			return nil
-		}
-		return &gateway.Error{Status: 503, Type: gateway.TypeUnavailable, Code: "ledger_unavailable", RetryAfter: time.Second,
-			Message: "The audit ledger cannot record this change now; retry later.", Err: err}
+	if ev.Policy == "" {
+		ev.Policy = a.Policy
 	}
-	return nil
+	return recordEvent(ctx, a.Recorder, a.FailOpen, a.logger(), ev, payload)
+}
+
+func (a *Admin) logger() *slog.Logger {
+	if a.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return a.Logger
 }
 
 func (a *Admin) createTenant(c *gin.Context) {

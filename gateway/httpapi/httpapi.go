@@ -1,6 +1,7 @@
 // Package httpapi is the gateway's HTTP API on gin: the OpenAI-compatible
 // endpoints (/v1/chat/completions, /v1/embeddings, /v1/models), the
-// Anthropic-compatible /v1/messages, the admin API and /metrics. Handlers
+// Anthropic-compatible /v1/messages, /v1/disclosures (an agent records an
+// AI disclosure), the admin API and /metrics. Handlers
 // authenticate, decode and validate, then hand the call to the
 // gateway.Pipeline; every error is answered in the API's own JSON shape.
 package httpapi
@@ -19,6 +20,7 @@ import (
 
 	"aigw/gateway"
 	"aigw/gateway/anthropic"
+	"aigw/gateway/tenant"
 	"aigw/ledger"
 
 	"github.com/gin-gonic/gin"
@@ -35,6 +37,16 @@ type Config struct {
 	Authenticate func(ctx context.Context, secret string) (gateway.Caller, error)
 	// Admin serves /admin/ when not nil.
 	Admin *Admin
+	// Stops returns a tenant's stopped agents and routes (human oversight):
+	// admission refuses their calls with 403 agent_stopped or
+	// route_stopped. Default: Admin.Auth.Stops, when Admin is set.
+	Stops func(ctx context.Context, tenant string) (*tenant.Stops, error)
+	// Recorder records the events agents send outside calls (POST
+	// /v1/disclosures), served only when there is one. Default:
+	// Admin.Recorder (and Admin.FailOpen), when Admin is set.
+	Recorder gateway.Recorder
+	// FailOpen: see gateway.PipelineConfig; for Recorder's events.
+	FailOpen bool
 	// MaxBodyBytes bounds request bodies (default DefaultMaxBodyBytes).
 	MaxBodyBytes int64
 	// Metrics, if set, writes more Prometheus metrics on /metrics.
@@ -64,6 +76,15 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if a := cfg.Admin; a != nil {
+		// Stops the admin API makes must hold in admission.
+		if cfg.Stops == nil && a.Auth != nil {
+			cfg.Stops = a.Auth.Stops
+		}
+		if cfg.Recorder == nil {
+			cfg.Recorder, cfg.FailOpen = a.Recorder, a.FailOpen
+		}
+	}
 	s := &server{cfg: cfg, p: cfg.Pipeline, log: cfg.Logger}
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
@@ -74,6 +95,9 @@ func New(cfg Config) (http.Handler, error) {
 	v1.GET("/models", s.models)
 	v1.GET("/models/*model", s.model)
 	v1.POST("/messages", s.messages)
+	if cfg.Recorder != nil {
+		v1.POST("/disclosures", s.disclosure)
+	}
 	if cfg.Admin != nil {
 		cfg.Admin.mount(e, s)
 	}

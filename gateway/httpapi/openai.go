@@ -46,9 +46,10 @@ func (s *server) chat(c *gin.Context) {
 }
 
 // admit authenticates a call and reads and decodes its body; decode also
-// names the model asked for ("" if unknown). Any refusal is answered here
-// (and recorded in the caller's log when the tenant is known); ok is false
-// then.
+// names the model asked for ("" if unknown). A call of a stopped agent or
+// to a stopped route (human oversight) is refused. Any refusal is answered
+// here (and recorded in the caller's log when the tenant is known); ok is
+// false then.
 func admit[T any](s *server, c *gin.Context, endpoint string, decode func([]byte) (*T, string, *gateway.Error)) (caller gateway.Caller, req *T, body []byte, ok bool) {
 	caller, ok = s.authenticate(c)
 	if !ok {
@@ -61,6 +62,9 @@ func admit[T any](s *server, c *gin.Context, endpoint string, decode func([]byte
 		req, model, gerr = decode(body)
 		if gerr == nil {
 			gerr = s.checkModel(caller, model)
+		}
+		if gerr == nil {
+			gerr = s.checkStops(c.Request.Context(), caller, model)
 		}
 	}
 	if gerr != nil {

@@ -86,6 +86,13 @@ type Authenticator struct {
 	lookups  atomic.Int64 // Store lookups made
 	inflight atomic.Int64
 	peak     atomic.Int64 // most lookups in flight at once
+
+	// stops caches each tenant's stops in force, for TTL, under its own
+	// lock and invalidation epoch (see stops.go).
+	stopsMu    sync.RWMutex
+	stops      map[string]*stopsEntry
+	stopsEpoch atomic.Uint64
+	maxStops   int
 }
 
 // shard is one lock's worth of the cache. Keys are SHA-256 sums, uniformly
@@ -148,6 +155,8 @@ func NewAuthenticator(store *Store, cfg AuthConfig) (*Authenticator, error) {
 		mask:          uint8(n - 1),
 		perShard:      cfg.MaxEntries / n,
 		sem:           make(chan struct{}, cfg.MaxLookups),
+		stops:         map[string]*stopsEntry{},
+		maxStops:      cfg.MaxEntries,
 	}
 	for i := range a.shards {
 		a.shards[i].pos = map[[sha256.Size]byte]*entry{}

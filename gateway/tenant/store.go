@@ -242,6 +242,7 @@ func (s *Store) closeDBs() error {
 type queries struct {
 	insertTenant, getTenant, listTenants, setDisabled  string
 	insertKey, getKey, listKeys, revokeKey, lookupHash string
+	insertStop, getStop, listStops, deleteStop         string
 }
 
 const (
@@ -265,6 +266,11 @@ func newQueries(driver string) queries {
 			"RETURNING " + keyCols),
 		lookupHash: r("SELECT " + keyColsK + ", t.name, t.created_at, t.disabled " +
 			"FROM api_keys k JOIN tenants t ON t.id = k.tenant WHERE k.hash = ?"),
+		insertStop: r("INSERT INTO oversight_stops (" + stopCols + ") VALUES (?, ?, ?, ?, ?, ?, ?) " +
+			"ON CONFLICT (tenant, target_type, target) DO NOTHING"),
+		getStop:    r("SELECT " + stopCols + " FROM oversight_stops WHERE tenant = ? AND target_type = ? AND target = ?"),
+		listStops:  r("SELECT " + stopCols + " FROM oversight_stops WHERE tenant = ?"),
+		deleteStop: r("DELETE FROM oversight_stops WHERE tenant = ? AND target_type = ? AND target = ? RETURNING " + stopCols),
 	}
 }
 

@@ -1,6 +1,9 @@
 // Package tenant holds the gateway's tenants and their API keys: a [Store]
 // on SQLite or PostgreSQL, and the [Authenticator] that turns the secret of
-// every request into its [Key] and [Tenant].
+// every request into its [Key] and [Tenant]. The Store also keeps the
+// agents and routes of a tenant that a human stopped ([Stop]), which the
+// Authenticator caches ([Authenticator.Stops]) for the gateway's admission
+// of every call.
 //
 // A tenant is a slug ([ValidID]) that also names its ledger log, so it
 // follows the ledger's log names and may never be "system", the ledger's
@@ -39,9 +42,11 @@ import (
 // Errors the Store and the Authenticator wrap; callers branch on them with
 // errors.Is.
 var (
-	// ErrNotFound: no such tenant, or no such key in the tenant named.
+	// ErrNotFound: no such tenant, no such key in the tenant named, or no
+	// such stop.
 	ErrNotFound = errors.New("not found")
-	// ErrExists: a tenant with that id already exists.
+	// ErrExists: a tenant with that id already exists, or the agent or
+	// route is stopped already.
 	ErrExists = errors.New("already exists")
 	// ErrInvalid: an argument (id, name, model pattern, expiry) is invalid.
 	ErrInvalid = errors.New("invalid argument")
