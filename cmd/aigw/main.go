@@ -64,6 +64,8 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		err = (&ProofCommand{Main: m}).Run(ctx, args[1:])
 	case "export":
 		err = (&ExportCommand{Main: m}).Run(ctx, args[1:])
+	case "controls":
+		err = (&ControlsCommand{Main: m}).Run(ctx, args[1:])
 	case "erase":
 		err = (&EraseCommand{Main: m}).Run(ctx, args[1:])
 	case "keys":
@@ -104,9 +106,10 @@ Usage: aigw <command> [flags]
 Commands:
   serve     run the gateway and its audit ledger (no flags: everything embedded under ./data)
   append    append events to the ledger from a JSONL file or stdin
-  verify    verify logs (server, database, data dir or export dir) or a proof file
+  verify    verify logs (server, database, data dir or export dir), a proof file, or an assessor package
   proof     fetch an inclusion or consistency proof
-  export    export logs as C2SP tlog-tiles directories
+  export    export logs as C2SP tlog-tiles directories, or an assessor package (-framework)
+  controls  list the controls of each framework and how they are evidenced, or evaluate them (-tenant)
   erase     erase stored payloads (retention, erasure requests); recorded in the system log
   keys      create a checkpoint key, or print a key's verifier key
   bench     run the reproducible load commands (bench ingest)

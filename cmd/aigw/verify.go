@@ -34,11 +34,15 @@ func (c *VerifyCommand) Run(ctx context.Context, args []string) error {
 	payloads := fs.Bool("payloads", false, "also check every stored payload against its entry's commitment")
 	workers := fs.Int("workers", 0, "parallel hashing workers (default: GOMAXPROCS)")
 	fs.Usage = func() {
-		fmt.Fprint(c.Stderr, `Usage: aigw verify [flags] [EXPORT_DIR]
+		fmt.Fprint(c.Stderr, `Usage: aigw verify [flags] [EXPORT_DIR | PACKAGE]
 
 Verifies every entry, the hash chain, every tile, the signed checkpoint and
 every historical checkpoint of each log, from one of:
   EXPORT_DIR            a directory written by 'aigw export' (offline)
+  PACKAGE               an assessor package ('aigw export -framework', a
+                        directory or .tar/.tar.gz): its signed manifest, every
+                        file's hash, checkpoints, proofs, populations and OSCAL
+                        back-matter hashes (evidence/PACKAGE.md)
   -server URL           a running server's read API
   -database-url DSN     a PostgreSQL ledger directly
   -data-dir DIR         the SQLite ledger of the embedded default
@@ -94,6 +98,9 @@ no -vkey, the data directory's own checkpoint.vkey is used (and said so).
 	}
 	if *proofFile != "" {
 		return c.verifyProof(ctx, *proofFile, opts)
+	}
+	if len(posArgs) == 1 && isPackage(posArgs[0]) {
+		return c.verifyPackage(ctx, posArgs[0], opts)
 	}
 	if *old != "" && *log == "" {
 		return errors.New("-old needs -log")
