@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,7 +18,10 @@ import (
 	"aigw/ledger/ledgertest"
 	"aigw/ledger/postgres"
 	"aigw/ledger/sequencer"
+	"aigw/ledger/signer"
+	"aigw/ledger/sqlite"
 	"aigw/oscal"
+	"aigw/verify"
 
 	"github.com/jackc/pgx/v5"
 	"golang.org/x/mod/sumdb/note"
@@ -92,6 +96,14 @@ func BenchmarkExport10M(b *testing.B) {
 	conn.Close(ctx)
 	b.Logf("fixture: %d entries built in %s", size, time.Since(start).Round(time.Millisecond))
 
+	runExportBench(b, store, sg, from, to)
+}
+
+// runExportBench exports the period of acme's log once per iteration, and
+// verifies the log alone (no scan, no package) as the baseline.
+func runExportBench(b *testing.B, store evidence.Reader, sg *signer.Signer, from, to time.Time) {
+	ctx := context.Background()
+	var ratios []float64
 	for b.Loop() {
 		out := filepath.Join(b.TempDir(), "pkg")
 		var peak uint64
@@ -132,8 +144,70 @@ func BenchmarkExport10M(b *testing.B) {
 		b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
 		hwm := peakRSS()
 		b.ReportMetric(float64(hwm)/(1<<20), "peak-RSS-MiB")
+		t1 := time.Now()
+		if _, err := verify.Log(ctx, verify.StoreSource(store), "acme", verify.Options{Verifiers: note.VerifierList(sg.Verifier())}); err != nil {
+			b.Fatal(err)
+		}
+		base := time.Since(t1)
+		ratios = append(ratios, el.Seconds()/base.Seconds())
+		b.Logf("baseline: verify of log acme alone in %s (export/verify %.2f)", base.Round(time.Millisecond), el.Seconds()/base.Seconds())
 		b.Logf("export: %d entries in the period in %s (%.0f entries/s), peak heap %d MiB, peak RSS %d MiB", inPeriod, el.Round(time.Millisecond), float64(inPeriod)/el.Seconds(), peak>>20, hwm>>20)
 	}
+	slices.Sort(ratios)
+	b.ReportMetric(ratios[len(ratios)/2], "export/verify")
+}
+
+// BenchmarkExportSQLite is BenchmarkExport10M on the embedded default's
+// SQLite store, the log written through the sequencer in batches of
+// 10,000 (AIGW_BENCH_EXPORT_SIZE, default 10,000,000).
+//
+//	go test ./evidence -run '^$' -bench ExportSQLite -benchtime 1x -timeout 60m
+func BenchmarkExportSQLite(b *testing.B) {
+	size := uint64(10_000_000)
+	if s := os.Getenv("AIGW_BENCH_EXPORT_SIZE"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			b.Fatal(err)
+		}
+		size = n
+	}
+	ctx := context.Background()
+	store, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(b.TempDir(), "ledger.db")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	sg := fixedSigner(b)
+	seq, err := sequencer.New(sequencer.Config{Store: store, Signer: sg, OriginPrefix: "aigw.bench/ledger"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	from := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
+	step := 500 * time.Microsecond
+	to := from.Add(time.Duration(size)*step + time.Second)
+	start := time.Now()
+	total := size + 1000
+	for lo := uint64(0); lo < total; lo += 10_000 {
+		hi := min(lo+10_000, total)
+		recs := make([]sequencer.Record, 0, hi-lo)
+		for i := lo; i < hi; i++ {
+			at := from.Add(time.Duration(i) * step)
+			if i >= size {
+				at = to.Add(10 * time.Minute)
+			}
+			recs = append(recs, sequencer.Record{Entry: bigEntry("acme", i, at)})
+		}
+		if _, err := seq.Append(ctx, "acme", recs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ev := &ledger.Event{ID: "019a0000-0000-7000-8000-000000000001", Tenant: ledger.SystemLog, Kind: ledger.KindAdmin, Time: to.Add(time.Hour), Actor: ledger.Actor{KeyID: "admin"}, Attrs: map[string]any{"action": "tenant.create", "tenant": "acme"}}
+	e, _ := ev.Entry()
+	if _, err := seq.Append(ctx, ledger.SystemLog, []sequencer.Record{{Entry: e}}); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("fixture: %d entries built in %s", size, time.Since(start).Round(time.Millisecond))
+	runExportBench(b, store, sg, from, to)
 }
 
 // peakRSS reads the process's peak resident set size (VmHWM, Linux; 0

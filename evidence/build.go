@@ -223,6 +223,9 @@ type logStats struct {
 	firstOpen     uint64
 	firstTime     string
 	scanned       uint64
+	lastUS        int64 // time of the last entry of the period seen
+	maxGap        int64
+	maxGapAt      uint64
 	verifyErr     error
 	periodClosed  bool
 }
@@ -271,6 +274,10 @@ func (b *builder) run(ctx context.Context) (*Report, error) {
 		if err := b.writeCheckpoints(ctx, ranges[i], starts[i], ends[i]); err != nil {
 			return nil, err
 		}
+		if st := b.logStats[log]; st.maxGap > 0 {
+			ranges[i].MaxGap = (time.Duration(st.maxGap) * time.Microsecond).String()
+			ranges[i].MaxGapAt = st.maxGapAt
+		}
 		b.report.Logs = append(b.report.Logs, *ranges[i])
 	}
 	for _, s := range b.streams {
@@ -279,6 +286,9 @@ func (b *builder) run(ctx context.Context) (*Report, error) {
 		}
 	}
 	if err := b.populations(ctx); err != nil {
+		return nil, err
+	}
+	if err := b.documents(ctx); err != nil {
 		return nil, err
 	}
 	b.evaluate()
@@ -453,7 +463,13 @@ func (b *builder) fold(log string, st *logStats, s *blockScan) error {
 	if s.inPeriod > 0 {
 		if st.rng.InPeriod == 0 {
 			st.rng.FirstIndex = s.firstIdx
+		} else if g := s.firstUS - st.lastUS; g > st.maxGap {
+			st.maxGap, st.maxGapAt = g, s.firstIdx
 		}
+		if s.maxGap > st.maxGap {
+			st.maxGap, st.maxGapAt = s.maxGap, s.maxGapAt
+		}
+		st.lastUS = s.lastUS
 		st.rng.LastIndex = s.lastIdx
 		st.rng.InPeriod += s.inPeriod
 	}
@@ -642,6 +658,57 @@ func (b *builder) query(p popDef) string {
 		logs, where, b.report.From.Format(ledger.TimeFormat), b.report.To.Format(ledger.TimeFormat))
 }
 
+// payloadReader is a Reader that holds payloads (a ledger.Store does).
+type payloadReader interface {
+	ReadPayload(ctx context.Context, log string, index uint64) (ledger.Payload, error)
+}
+
+// documents writes the documents attached to the period's attestations,
+// each with its entry's inclusion proof.
+func (b *builder) documents(ctx context.Context) error {
+	b.report.Documents = []Document{}
+	pr, ok := b.cfg.Store.(payloadReader)
+	if !ok {
+		return nil
+	}
+	ends := map[string]*LogRange{}
+	for i := range b.report.Logs {
+		ends[b.report.Logs[i].Log] = &b.report.Logs[i]
+	}
+	atts := slices.Clone(b.attestations)
+	slices.SortFunc(atts, func(x, y attestation) int {
+		if c := strings.Compare(x.Log, y.Log); c != 0 {
+			return c
+		}
+		return int(x.Index) - int(y.Index)
+	})
+	for _, a := range atts {
+		if a.Payload == "" {
+			continue
+		}
+		proof, err := b.inclusion(ctx, ends[a.Log], a.Index)
+		if err != nil {
+			return err
+		}
+		d := Document{Log: a.Log, Index: a.Index, EventID: a.EventID, Proof: proof}
+		p, err := pr.ReadPayload(ctx, a.Log, a.Index)
+		switch {
+		case errors.Is(err, ledger.ErrPayloadErased):
+			d.Erased = true
+		case err != nil:
+			return fmt.Errorf("evidence: the document of attestation %s: %w", a.EventID, err)
+		default:
+			d.File = fmt.Sprintf("documents/%s/%d", a.Log, a.Index)
+			d.Salt = base64.StdEncoding.EncodeToString(p.Salt)
+			if err := b.w.write(d.File, p.Data); err != nil {
+				return err
+			}
+		}
+		b.report.Documents = append(b.report.Documents, d)
+	}
+	return nil
+}
+
 type sampleKey struct {
 	log   string
 	index uint64
@@ -667,6 +734,7 @@ func (b *builder) inclusion(ctx context.Context, r *LogRange, index uint64) (str
 		return "", err
 	}
 	leaf := ledger.LeafHash(es[0].Data)
+	b.sampleLeaf[sampleKey{r.Log, index}] = leaf
 	return path, b.w.writeJSON(path, ledger.InclusionProofJSON{Log: r.Log, Index: index, TreeSize: r.EndSize,
 		LeafHash: leaf.String(), Hashes: ledger.EncodeHashes(hashes), Checkpoint: string(end),
 		Entry: encodeEntry(es[0].Data)})

@@ -191,7 +191,13 @@ func (b *builder) rule(rule controls.Rule) RuleResult {
 			fail(strings.Join(bad, "; "))
 			break
 		}
-		ok(fmt.Sprintf("every entry's time is UTC with microsecond granularity (finer than one second), and no entry is earlier than the one before by more than %s; both logs hold entries dated after the period, so it is closed.", b.cfg.Skew))
+		gaps := ""
+		for _, r := range b.report.Logs {
+			if r.MaxGap != "" {
+				gaps += fmt.Sprintf(" The longest time between consecutive entries of log %s in the period is %s (before index %d).", r.Log, r.MaxGap, r.MaxGapAt)
+			}
+		}
+		ok(fmt.Sprintf("every entry's time is UTC with microsecond granularity (finer than one second), and no entry is earlier than the one before by more than %s; indexes have no gap (the logs verify); both logs hold entries dated after the period, so it is closed.%s", b.cfg.Skew, gaps))
 	case controls.RuleRetention:
 		res.Populations = []string{PopErasures}
 		res.Files = b.files(res.Populations, true)

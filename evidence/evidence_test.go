@@ -4,7 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"io/fs"
 	"os"
@@ -95,9 +98,17 @@ func TestPopulations(t *testing.T) {
 			t.Errorf("GOVERN 1.1: attestations %v, want the one recorded", c.Attestations)
 		}
 	}
+	if len(r.Documents) != 1 || r.Documents[0].File == "" {
+		t.Errorf("documents: %+v, want the attested register", r.Documents)
+	} else if b, _ := os.ReadFile(filepath.Join(out, r.Documents[0].File)); string(b) != "AI legal register, reviewed 2026-11-01.\n" {
+		t.Errorf("document: %q", b)
+	}
 	res, err := verify.Package(context.Background(), os.DirFS(out), verify.Options{Verifiers: note.VerifierList(f.signer.Verifier())})
 	if err != nil {
 		t.Fatalf("verify.Package: %v", err)
+	}
+	if res.Documents != 1 {
+		t.Errorf("verify checked %d documents, want 1", res.Documents)
 	}
 	if res.PackageID != r.PackageID {
 		t.Errorf("verified package id %s, want %s", res.PackageID, r.PackageID)
@@ -200,5 +211,41 @@ func TestNotEmptyOut(t *testing.T) {
 	_, err := evidence.Build(context.Background(), config(t, f, controls.NISTAIRMF), out)
 	if err == nil || !strings.Contains(err.Error(), "not empty") {
 		t.Fatalf("export into a non-empty directory: %v", err)
+	}
+}
+
+// TestDocumentCommitment: a document replaced in the package, with its
+// hash updated in a manifest signed again with the right key, still fails:
+// its entry does not commit to it.
+func TestDocumentCommitment(t *testing.T) {
+	f := newFixture(t)
+	f.build(t)
+	r, out := build(t, f, controls.NISTAIRMF)
+	doc := r.Documents[0].File
+	fake := []byte("a different register\n")
+	os.WriteFile(filepath.Join(out, doc), fake, 0o644)
+	mb, _ := os.ReadFile(filepath.Join(out, "manifest.json"))
+	var m evidence.Manifest
+	if err := json.Unmarshal(mb, &m); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(fake)
+	for i := range m.Files {
+		if m.Files[i].Path == doc {
+			m.Files[i].SHA256, m.Files[i].Size = hex.EncodeToString(sum[:]), int64(len(fake))
+		}
+	}
+	mb, _ = json.MarshalIndent(m, "", "  ")
+	mb = append(mb, '\n')
+	sig, err := evidence.SignManifest(mb, m.PackageID, f.signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(out, "manifest.json"), mb, 0o644)
+	os.WriteFile(filepath.Join(out, "manifest.sig"), sig, 0o644)
+	_, err = verify.Package(context.Background(), os.DirFS(out), verify.Options{Verifiers: note.VerifierList(f.signer.Verifier())})
+	var pe *verify.PackageError
+	if !errors.As(err, &pe) || pe.Check != verify.CheckDocument || pe.File != doc {
+		t.Fatalf("verify of a replaced document: %v", err)
 	}
 }

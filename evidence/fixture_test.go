@@ -73,6 +73,21 @@ func (f *fixture) event(t testing.TB, log, kind string, at time.Time, trace stri
 	f.batch[log] = append(f.batch[log], sequencer.Record{Entry: e})
 }
 
+// document adds an event with a payload (a fixed salt, so that the ledger
+// is deterministic).
+func (f *fixture) document(t testing.TB, log, kind string, at time.Time, actor ledger.Actor, attrs map[string]any, doc []byte) {
+	t.Helper()
+	salt := make([]byte, ledger.SaltSize)
+	copy(salt, "fixed salt of the golden fixture")
+	c, _ := ledger.Commit(doc, salt)
+	ev := &ledger.Event{ID: f.id(), Tenant: log, Kind: kind, Time: at, Actor: actor, Policy: "policy-v1", Attrs: attrs, PayloadSHA256: c}
+	e, err := ev.Entry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.batch[log] = append(f.batch[log], sequencer.Record{Entry: e, Payload: doc, Salt: salt})
+}
+
 // flush appends the pending batches (each a checkpoint).
 func (f *fixture) flush(t testing.TB) {
 	t.Helper()
@@ -166,7 +181,7 @@ func (f *fixture) build(t testing.TB) {
 	f.event(t, "acme", "oversight", mid, "", person, map[string]any{"action": "resume", "target_type": "agent", "target": "agent-9", "by": "ana@acme.example", "reason": "fixed"})
 	f.event(t, "acme", "disclosure", mid, "", ledger.Actor{KeyID: "key_acme2", AgentID: "agent-1"}, map[string]any{"channel": "chat", "method": "text", "session": "s-1", "text_sha256": fmt.Sprintf("%064x", 1)})
 	f.event(t, "acme", "incident", mid, "", person, map[string]any{"incident_id": "inc-1", "action": "open", "severity": "serious", "title": "PII in output", "aware_at": "2026-11-01T12:00:00Z", "report_due": "2026-11-16T12:00:00Z", "by": "ana@acme.example"})
-	f.event(t, "acme", "attestation", mid, "", person, map[string]any{"framework": "nist-ai-rmf", "controls": []any{"govern-1.1", "govern-2.2"}, "title": "Legal register reviewed", "statement": "We maintain a register.", "by": "cfo@acme.example"})
+	f.document(t, "acme", "attestation", mid, person, map[string]any{"framework": "nist-ai-rmf", "controls": []any{"govern-1.1", "govern-2.2"}, "title": "Legal register reviewed", "statement": "We maintain a register.", "by": "cfo@acme.example", "document_name": "register.txt"}, []byte("AI legal register, reviewed 2026-11-01.\n"))
 	f.event(t, ledger.SystemLog, "attestation", mid, "", person, map[string]any{"framework": "fedramp-moderate", "controls": []any{"sc-8"}, "title": "TLS everywhere", "statement": "TLS 1.2+ on every connection.", "by": "ciso@acme.example"})
 	f.event(t, ledger.SystemLog, ledger.KindErasure, mid, "", ledger.Actor{AgentID: "dpo"}, map[string]any{"log": "acme", "index": 3, "reason": "data subject request", "what": "payload and salt"})
 	f.flush(t)

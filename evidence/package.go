@@ -18,18 +18,30 @@ import (
 
 // Manifest is manifest.json (PACKAGE.md).
 type Manifest struct {
-	Format      string           `json:"format"`
-	PackageID   string           `json:"package_id"`
-	Framework   string           `json:"framework"`
-	Tenant      string           `json:"tenant"`
-	From        time.Time        `json:"from"`
-	To          time.Time        `json:"to"`
-	Generator   string           `json:"generator"`
-	VerifierKey string           `json:"verifier_key"`
-	Logs        []ManifestLog    `json:"logs"`
-	Populations []ManifestPop    `json:"populations"`
-	Samples     []ManifestSample `json:"samples"`
-	Files       []ManifestFile   `json:"files"`
+	Format      string             `json:"format"`
+	PackageID   string             `json:"package_id"`
+	Framework   string             `json:"framework"`
+	Tenant      string             `json:"tenant"`
+	From        time.Time          `json:"from"`
+	To          time.Time          `json:"to"`
+	Generator   string             `json:"generator"`
+	VerifierKey string             `json:"verifier_key"`
+	Logs        []ManifestLog      `json:"logs"`
+	Populations []ManifestPop      `json:"populations"`
+	Samples     []ManifestSample   `json:"samples"`
+	Documents   []ManifestDocument `json:"documents"`
+	Files       []ManifestFile     `json:"files"`
+}
+
+// ManifestDocument is an attestation document (PACKAGE.md).
+type ManifestDocument struct {
+	Log      string `json:"log"`
+	Index    uint64 `json:"index"`
+	EventID  string `json:"event_id"`
+	LeafHash string `json:"leaf_hash"`
+	Proof    string `json:"proof"`
+	File     string `json:"file"`
+	Salt     string `json:"salt"`
 }
 
 type ManifestLog struct {
@@ -121,6 +133,13 @@ func (b *builder) finish() error {
 		for _, s := range p.Samples {
 			m.Samples = append(m.Samples, ManifestSample{Population: p.ID, Log: s.Log, Index: s.Index, EventID: s.EventID,
 				LeafHash: b.sampleLeaf[sampleKey{s.Log, s.Index}].String(), Proof: s.Proof})
+		}
+	}
+	m.Documents = []ManifestDocument{}
+	for _, d := range r.Documents {
+		if d.File != "" {
+			m.Documents = append(m.Documents, ManifestDocument{Log: d.Log, Index: d.Index, EventID: d.EventID,
+				LeafHash: b.sampleLeaf[sampleKey{d.Log, d.Index}].String(), Proof: d.Proof, File: d.File, Salt: d.Salt})
 		}
 	}
 	for p, f := range b.w.files {

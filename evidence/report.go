@@ -38,6 +38,23 @@ type Report struct {
 	Controls []ControlResult `json:"controls"`
 	// Policies are the policy versions seen on events of the period.
 	Policies []PolicyInForce `json:"policies"`
+	// Documents are the documents attached to the period's attestations.
+	Documents []Document `json:"documents"`
+}
+
+// Document is an attestation's document: the payload its entry commits to.
+type Document struct {
+	Log     string `json:"log"`
+	Index   uint64 `json:"index"`
+	EventID string `json:"event_id"`
+	// File is the document's package path ("" when Erased), Salt the
+	// base64 salt of the commitment, Proof the entry's inclusion proof.
+	File  string `json:"file,omitempty"`
+	Salt  string `json:"salt,omitempty"`
+	Proof string `json:"proof"`
+	// Erased: the payload was erased (retention, erasure request); the
+	// entry still proves that a document with its commitment was attested.
+	Erased bool `json:"erased,omitempty"`
 }
 
 // LogRange is what was read of one log.
@@ -64,7 +81,12 @@ type LogRange struct {
 	// system log: its events and deployment-wide ones; other tenants'
 	// events are neither counted nor shown). FirstIndex and LastIndex are
 	// the first and last index of one of them (InPeriod == 0: both 0).
-	InPeriod   uint64 `json:"in_period"`
+	InPeriod uint64 `json:"in_period"`
+	// MaxGap is the longest time between two consecutive entries of the
+	// period (index order), MaxGapAt the index of the entry after it: a
+	// long silence in a busy log is worth a question.
+	MaxGap     string `json:"max_gap,omitempty"`
+	MaxGapAt   uint64 `json:"max_gap_at,omitempty"`
 	FirstIndex uint64 `json:"first_index"`
 	LastIndex  uint64 `json:"last_index"`
 	// Closed says the log holds an entry dated at or after To plus the skew

@@ -286,9 +286,15 @@ type blockScan struct {
 	// time order: the first and the largest time of the block, and the
 	// regressions beyond the tolerance inside it.
 	firstTime, maxTime string
-	regressions        uint64
-	maxRegression      time.Duration
-	regressionAt       uint64
+	// gaps between consecutive entries of the period (index order): the
+	// first and last such entry's time in microseconds, the largest gap
+	// and the index of the entry after it.
+	firstUS, lastUS int64
+	maxGap          int64
+	maxGapAt        uint64
+	regressions     uint64
+	maxRegression   time.Duration
+	regressionAt    uint64
 	// inPeriod counts entries of the period, first and last their indexes.
 	inPeriod           uint64
 	firstIdx, lastIdx  uint64
@@ -377,6 +383,14 @@ func (s *scanner) scan(start uint64, entries [][]byte) any {
 		if !s.classify(b, idx, e, f) {
 			continue // another tenant's event in the system log
 		}
+		if us, ok := micros(f.time); ok {
+			if b.inPeriod == 0 {
+				b.firstUS = us
+			} else if g := us - b.lastUS; g > b.maxGap {
+				b.maxGap, b.maxGapAt = g, idx
+			}
+			b.lastUS = us
+		}
 		if b.inPeriod == 0 {
 			b.firstIdx = idx
 		}
@@ -436,6 +450,34 @@ func (s *scanner) regress(b *blockScan, idx uint64, prev, t string) {
 	if d > b.maxRegression {
 		b.maxRegression, b.regressionAt = d, idx
 	}
+}
+
+// micros reads an entry time (ledger.TimeFormat) as microseconds since
+// 1970, without time.Parse (this runs for every entry).
+func micros(t []byte) (int64, bool) {
+	if len(t) != len(ledger.TimeFormat) || t[4] != '-' || t[7] != '-' || t[10] != 'T' || t[13] != ':' || t[16] != ':' || t[19] != '.' || t[26] != 'Z' {
+		return 0, false
+	}
+	num := func(b []byte) int64 {
+		var n int64
+		for _, c := range b {
+			n = n*10 + int64(c-'0')
+		}
+		return n
+	}
+	y, m, d := num(t[0:4]), num(t[5:7]), num(t[8:10])
+	// Days from civil (H. Hinnant), proleptic Gregorian.
+	if m <= 2 {
+		y--
+	}
+	era := y / 400
+	yoe := y - era*400
+	mp := (m + 9) % 12
+	doy := (153*mp+2)/5 + d - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	days := era*146097 + doe - 719468
+	secs := days*86400 + num(t[11:13])*3600 + num(t[14:16])*60 + num(t[17:19])
+	return secs*1_000_000 + num(t[20:26]), true
 }
 
 func unquote(b []byte) string {
@@ -589,6 +631,7 @@ func memberJSON(log string, idx uint64, e []byte, leaf ledger.Hash) []byte {
 
 // attestation is an attestation event, as the controls' evaluation reads it.
 type attestation struct {
+	Payload    string // the entry's payload commitment: the attached document
 	Log        string
 	Index      uint64
 	EventID    string
@@ -601,9 +644,10 @@ type attestation struct {
 
 func parseAttestation(log string, idx uint64, e []byte) (attestation, bool) {
 	var ev struct {
-		ID    string `json:"id"`
-		Time  string `json:"time"`
-		Attrs struct {
+		ID      string `json:"id"`
+		Time    string `json:"time"`
+		Payload string `json:"payload_sha256"`
+		Attrs   struct {
 			Framework  string   `json:"framework"`
 			Controls   []string `json:"controls"`
 			Tenant     string   `json:"tenant"`
@@ -613,7 +657,7 @@ func parseAttestation(log string, idx uint64, e []byte) (attestation, bool) {
 	if json.Unmarshal(e, &ev) != nil || ev.Attrs.Framework == "" || len(ev.Attrs.Controls) == 0 {
 		return attestation{}, false
 	}
-	return attestation{Log: log, Index: idx, EventID: ev.ID, Tenant: ev.Attrs.Tenant, Framework: ev.Attrs.Framework,
+	return attestation{Payload: ev.Payload, Log: log, Index: idx, EventID: ev.ID, Tenant: ev.Attrs.Tenant, Framework: ev.Attrs.Framework,
 		Controls: ev.Attrs.Controls, Time: ev.Time, ValidUntil: ev.Attrs.ValidUntil}, true
 }
 

@@ -76,3 +76,21 @@ func FuzzParseFields(f *testing.F) {
 		checkFields(t, e)
 	})
 }
+
+func TestMicros(t *testing.T) {
+	for _, tm := range []time.Time{
+		time.Date(2026, 11, 27, 1, 2, 3, 456789000, time.UTC),
+		time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2024, 2, 29, 23, 59, 59, 999999000, time.UTC),
+		time.Date(2100, 3, 1, 12, 0, 0, 1000, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC),
+	} {
+		got, ok := micros([]byte(tm.Format(ledger.TimeFormat)))
+		if !ok || got != tm.UnixMicro() {
+			t.Errorf("%s: %d %v, want %d", tm, got, ok, tm.UnixMicro())
+		}
+	}
+	if _, ok := micros([]byte("2026-11-27 01:02:03.456789Z")); ok {
+		t.Error("a malformed time parsed")
+	}
+}

@@ -94,6 +94,9 @@ const (
 	// CheckInclusion (4): a sample's inclusion proof does not verify against
 	// its log's end checkpoint, or its entry is not the sample's.
 	CheckInclusion = "inclusion"
+	// CheckDocument (4): an attestation document does not match the
+	// commitment of its ledger entry (SHA-256(salt ‖ document)).
+	CheckDocument = "document"
 	// CheckOSCALLink (5): an OSCAL back-matter link with hashes points
 	// outside the package or at no listed file, or a hash differs.
 	CheckOSCALLink = "oscal-link"
@@ -150,6 +153,8 @@ type PackageResult struct {
 	Proofs  int
 	// OSCALLinks counts the OSCAL back-matter links whose hashes matched.
 	OSCALLinks int
+	// Documents counts the attestation documents checked against their entries.
+	Documents int
 }
 
 // PackageLog is one log of a package that verified.
@@ -176,7 +181,20 @@ type packageManifest struct {
 	Logs        []packageLog        `json:"logs"`
 	Populations []packagePopulation `json:"populations"`
 	Samples     []packageSample     `json:"samples"`
+	Documents   []packageDocument   `json:"documents"`
 	Files       []packageFile       `json:"files"`
+}
+
+// packageDocument is a document attached to an attestation event: the
+// payload its entry commits to, with the salt, and the entry's proof.
+type packageDocument struct {
+	Log      string `json:"log"`
+	Index    uint64 `json:"index"`
+	EventID  string `json:"event_id"`
+	LeafHash string `json:"leaf_hash"`
+	Proof    string `json:"proof"`
+	File     string `json:"file"`
+	Salt     string `json:"salt"`
 }
 
 type packageLog struct {
@@ -538,6 +556,32 @@ func parseManifest(data []byte) (*packageManifest, *PackageError) {
 			return nil, err
 		}
 	}
+	for i := range m.Documents {
+		d := &m.Documents[i]
+		where := fmt.Sprintf("documents[%d]", i)
+		l := logs[d.Log]
+		if l == nil {
+			return nil, bad(where+".log: a log of the manifest", strconv.Quote(d.Log))
+		}
+		if d.Index >= l.EndSize {
+			return nil, bad(fmt.Sprintf("%s.index: below the end size %d of log %q", where, l.EndSize, d.Log), strconv.FormatUint(d.Index, 10))
+		}
+		if !ledger.ValidEventID(d.EventID) {
+			return nil, bad(where+".event_id: a UUIDv7", strconv.Quote(d.EventID))
+		}
+		if _, err := ledger.DecodeHashes([]string{d.LeafHash}); err != nil {
+			return nil, bad(where+".leaf_hash: a base64 SHA-256 hash", strconv.Quote(d.LeafHash))
+		}
+		if salt, err := base64.StdEncoding.Strict().DecodeString(d.Salt); err != nil || len(salt) != ledger.SaltSize {
+			return nil, bad(where+".salt: 32 bytes of base64", strconv.Quote(d.Salt))
+		}
+		if err := ref(where+".proof", d.Proof, fmt.Sprintf("proofs/%s/inclusion-%d.json", d.Log, d.Index)); err != nil {
+			return nil, err
+		}
+		if err := ref(where+".file", d.File, fmt.Sprintf("documents/%s/%d", d.Log, d.Index)); err != nil {
+			return nil, err
+		}
+	}
 	return &m, nil
 }
 
@@ -851,21 +895,51 @@ func (r *pkgRun) checkPopulations(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := r.checkSample(&r.m.Samples[i]); err != nil {
+		if _, err := r.checkSample(&r.m.Samples[i]); err != nil {
 			return err
 		}
 		r.res.Proofs++
 	}
+	for i := range r.m.Documents {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := r.checkDocument(&r.m.Documents[i]); err != nil {
+			return err
+		}
+		r.res.Documents++
+	}
 	return nil
 }
 
-func (r *pkgRun) checkSample(s *packageSample) error {
-	l := r.logs[s.Log]
-	data, err := r.readListed(s.Proof, maxProofSize, CheckInclusion)
+// maxDocumentSize bounds an attestation document read into memory.
+const maxDocumentSize = 64 << 20
+
+// checkDocument checks an attestation document: its entry's inclusion
+// proof, and that the entry commits to it (SHA-256(salt ‖ document)).
+func (r *pkgRun) checkDocument(d *packageDocument) error {
+	res, err := r.checkSample(&packageSample{Log: d.Log, Index: d.Index, EventID: d.EventID, LeafHash: d.LeafHash, Proof: d.Proof})
 	if err != nil {
 		return err
 	}
-	bad := func(want, got string) error { return pkgErr(s.Proof, CheckInclusion, want, got) }
+	data, err := r.readListed(d.File, maxDocumentSize, CheckDocument)
+	if err != nil {
+		return err
+	}
+	salt, _ := base64.StdEncoding.DecodeString(d.Salt)
+	if got, _ := ledger.Commit(data, salt); got != res.Entry.PayloadSHA256 {
+		return pkgErr(d.File, CheckDocument, "the payload commitment "+res.Entry.PayloadSHA256+" of event "+d.EventID, "SHA-256(salt ‖ document) = "+got)
+	}
+	return nil
+}
+
+func (r *pkgRun) checkSample(s *packageSample) (*ProofResult, error) {
+	l := r.logs[s.Log]
+	data, err := r.readListed(s.Proof, maxProofSize, CheckInclusion)
+	if err != nil {
+		return nil, err
+	}
+	bad := func(want, got string) (*ProofResult, error) { return nil, pkgErr(s.Proof, CheckInclusion, want, got) }
 	ip, _, err := ledger.ParseProof(data)
 	switch {
 	case err != nil:
@@ -887,9 +961,9 @@ func (r *pkgRun) checkSample(s *packageSample) error {
 	if err != nil {
 		var mis *MismatchError
 		if errors.As(err, &mis) {
-			return &PackageError{File: s.Proof, Check: CheckInclusion, Want: mis.Want, Got: mis.Got, Err: mis}
+			return nil, &PackageError{File: s.Proof, Check: CheckInclusion, Want: mis.Want, Got: mis.Got, Err: mis}
 		}
-		return fmt.Errorf("inclusion proof %s: %w", s.Proof, err)
+		return nil, fmt.Errorf("inclusion proof %s: %w", s.Proof, err)
 	}
 	switch {
 	case res.Log != s.Log || res.Index != s.Index:
@@ -903,7 +977,7 @@ func (r *pkgRun) checkSample(s *packageSample) error {
 	case res.Entry.ID != s.EventID:
 		return bad("event id "+s.EventID+" (the sample's)", "event id "+res.Entry.ID)
 	}
-	return nil
+	return res, nil
 }
 
 // compareMember orders population members by (log, index).

@@ -76,7 +76,7 @@ func TestEvidenceEndToEnd(t *testing.T) {
 	g.record(t, "/admin/tenants/acme/approvals", `{"subject":"refund tool","subject_type":"tool_call","decision":"rejected","by":"Bo","reason":"over limit"}`)
 	g.record(t, "/admin/tenants/acme/disclosures", `{"channel":"chat","method":"banner","text":"You are talking to an AI assistant.","by":"Ada"}`)
 	g.record(t, "/admin/tenants/acme/incidents", `{"action":"open","severity":"serious","title":"PII in an answer","aware_at":"`+from.Format(time.RFC3339)+`","by":"Ada"}`)
-	g.record(t, "/admin/attestations", `{"tenant":"acme","framework":"nist-ai-rmf","controls":["GOVERN 1.1"],"title":"Legal register","statement":"We keep a register of the AI laws that apply to us.","by":"Cy"}`)
+	g.record(t, "/admin/attestations", `{"tenant":"acme","framework":"nist-ai-rmf","controls":["GOVERN 1.1"],"title":"Legal register","statement":"We keep a register of the AI laws that apply to us.","by":"Cy","document_name":"register.txt","document_base64":"UmVnaXN0ZXIgb2YgQUkgbGF3cwo="}`)
 	second := g.newKey(t, "acme") // a key event in the period
 	_ = second
 	time.Sleep(20 * time.Millisecond)
@@ -127,6 +127,11 @@ func TestEvidenceEndToEnd(t *testing.T) {
 		if w, ok := want[p.ID]; ok && p.Count != w {
 			t.Errorf("population %s: %d, want %d", p.ID, p.Count, w)
 		}
+	}
+	if len(r.Documents) != 1 || r.Documents[0].File == "" {
+		t.Errorf("documents: %+v, want the attested register", r.Documents)
+	} else if b, _ := os.ReadFile(filepath.Join(pkg, r.Documents[0].File)); string(b) != "Register of AI laws\n" {
+		t.Errorf("document: %q", b)
 	}
 	for _, c := range r.Controls {
 		if c.ID == "GOVERN 1.1" && c.Status != "satisfied" {

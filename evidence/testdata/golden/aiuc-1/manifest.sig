@@ -1,5 +1,5 @@
 aigw-assessor-package/1
-d04ea1cd-a5fa-5044-9a81-f0fe10e64caf
-L2iqC9JsIGfdOtgFmb5IOwrPYvtw/ZhnAvU6Ce2vNwY=
+eb9aabbf-4752-573d-ac1f-455aaa71ea97
+aaUCASUOCCtm6iSOelCz4z1CBaONjLJu1SA84ai6Mb8=
 
-— aigw-test wbeI6mT4iXWm5akO1A2jI0Zjb5wOIaFMUd+fsFtlAmvGJ6HdpAejjITJTQ5WF9Kz5TUVlmaTKzQAZlj0pTpU/oLLjgw=
+— aigw-test wbeI6t9CS7gE+Uz8fE8/uyH9y20rc7rLS0zAYVsj8swSaeKwv5NsZq+pYRXRkJkOLE4AUmrDI9vsNAcylSU+w10z4wQ=

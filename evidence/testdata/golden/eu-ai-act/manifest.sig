@@ -1,5 +1,5 @@
 aigw-assessor-package/1
-2a17e178-98bd-54c4-93a0-419e9f6fe305
-KAOnL1VwpSdFj+gx2v4e7KwxWK8b9u3mgPcU1pxd9so=
+5c33375c-d7e7-5c4d-aef1-4570814be468
+hTaNwkDNg7I+O16qDy+pHFPaZKAr02xr/Ew5Kg/UUAI=
 
-— aigw-test wbeI6qmgcK9nCEUMtr6U9vWwwl5DkA+bXt4kjHmzAuGx9EQex5UBmwHwVjHtvGB/bDGJHCjykwoPcl2KcEEJS1CBJws=
+— aigw-test wbeI6nQDHbmJuVibE+mZsSW0bb7gCZ7Zkm+meJcuRAD5B5PjqoBnXYN1MhBJvHNPgQ/1tbe7MRqYtgljePG/t5/W1wM=

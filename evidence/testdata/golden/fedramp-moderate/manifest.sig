@@ -1,5 +1,5 @@
 aigw-assessor-package/1
-3688c60d-d4b1-5c6e-8a53-efa2a901e764
-MeNyi4lNCtOKtQDgQcoWZJH2zG6sdN7w7lOHpXjlyBM=
+8c7738bf-4e12-50ac-815d-d6a1dcd0c598
+S9IsvOdjZU/ua71U9eGYh38cESzILl+GpszOW3XEgzw=
 
-— aigw-test wbeI6gppWa7POomFrM71O0EBDctTUU2gW1dRitfXyF4h/+1G3m4olSHN4rAXc1Wge+I0mBj/8C7YEXCYaC805WzhHQ4=
+— aigw-test wbeI6jx/HVUbl+oW5ucg84m6GDD3X2QVj+2CRnEnHhV7aq49TpX/XZ7lrpwJNbJb0nNDFbzx/xyuTqDdKod3Z8TCpgk=

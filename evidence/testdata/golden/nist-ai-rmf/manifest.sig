@@ -1,5 +1,5 @@
 aigw-assessor-package/1
-0b8bc86b-7e9a-50d7-ae63-fca3ea1bf9da
-9oPxXsv6KY+BqZjYRO+Qrg4PWAEbYPhYXivVXul0h+g=
+503b8f61-1b7d-50d9-8ca3-aa720cf93bd5
+92qPI7uYncgD1Rd7l2zu5mml/AO8R4aUkB2jLxnSnUI=
 
-— aigw-test wbeI6gCsk84dJtVR+vMLY8419nji7h1rLHkEkeA9dOpFcxjwVkRRhRshZlNBwIam+VxftTOK06x9lZFKgH9DWwUi3gQ=
+— aigw-test wbeI6m9+C06rr2sZD/Lo10qwQ/s5xuuQvEQU01+d9E/hP9Og07+6XA0/sqsFcwFyOyWX5oIFkCRrOkPBWMcfGJYI9QE=
