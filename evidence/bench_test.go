@@ -38,14 +38,7 @@ import (
 //
 //	go test ./evidence -run '^$' -bench Export10M -benchtime 1x -timeout 60m
 func BenchmarkExport10M(b *testing.B) {
-	size := uint64(10_000_000)
-	if s := os.Getenv("AIGW_BENCH_EXPORT_SIZE"); s != "" {
-		n, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			b.Fatal(err)
-		}
-		size = n
-	}
+	size := benchSize(b)
 	ctx := context.Background()
 	dsn := ledgertest.PostgresDSN(b)
 	store, err := postgres.Open(ctx, postgres.Config{DSN: dsn})
@@ -163,14 +156,7 @@ func runExportBench(b *testing.B, store evidence.Reader, sg *signer.Signer, from
 //
 //	go test ./evidence -run '^$' -bench ExportSQLite -benchtime 1x -timeout 60m
 func BenchmarkExportSQLite(b *testing.B) {
-	size := uint64(10_000_000)
-	if s := os.Getenv("AIGW_BENCH_EXPORT_SIZE"); s != "" {
-		n, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			b.Fatal(err)
-		}
-		size = n
-	}
+	size := benchSize(b)
 	ctx := context.Background()
 	store, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(b.TempDir(), "ledger.db")})
 	if err != nil {
@@ -208,6 +194,20 @@ func BenchmarkExportSQLite(b *testing.B) {
 	}
 	b.Logf("fixture: %d entries built in %s", size, time.Since(start).Round(time.Millisecond))
 	runExportBench(b, store, sg, from, to)
+}
+
+// benchSize is the number of entries in the benchmark's period:
+// AIGW_BENCH_EXPORT_SIZE, default 10,000,000.
+func benchSize(b *testing.B) uint64 {
+	s := os.Getenv("AIGW_BENCH_EXPORT_SIZE")
+	if s == "" {
+		return 10_000_000
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return n
 }
 
 // peakRSS reads the process's peak resident set size (VmHWM, Linux; 0
