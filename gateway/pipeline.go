@@ -80,6 +80,9 @@ type PipelineConfig struct {
 	// Policy identifies the policy version in force; it is written into
 	// every event.
 	Policy string
+	// Guard, when set, inspects every chat call's input and output
+	// (guardrails); its decisions are events of the call.
+	Guard  Guard
 	Logger *slog.Logger
 }
 
@@ -111,6 +114,9 @@ func NewPipeline(cfg PipelineConfig) (*Pipeline, error) {
 	return &Pipeline{cfg: cfg, log: cfg.Logger}, nil
 }
 
+// Guarded says whether calls go through a guard.
+func (p *Pipeline) Guarded() bool { return p.cfg.Guard != nil }
+
 // Router returns the pipeline's router.
 func (p *Pipeline) Router() Router { return p.cfg.Router }
 
@@ -140,6 +146,10 @@ type Call struct {
 	target   string
 	provider string
 	upModel  string
+
+	guardState    any // the guard's state from input to output
+	guardModified bool
+	guardOutput   bool
 }
 
 // Begin starts a call: it records the request event (the request body as
@@ -442,6 +452,42 @@ func AsError(err error) *Error {
 	return &Error{Status: 500, Type: TypeServer, Message: "Internal error.", Err: err}
 }
 
+// GuardInput runs the guard's input inspection of a begun call (nothing
+// without a guard): its decisions become events of the call; a block is
+// returned as the *Error the agent gets, not yet recorded (Fail it).
+func (c *Call) GuardInput(req *ChatRequest) *Error {
+	g := c.p.cfg.Guard
+	if g == nil {
+		return nil
+	}
+	ins, state := g.Input(c.ctx, c.caller, c.Endpoint, req)
+	c.guardState = state
+	if ins != nil {
+		c.guardModified, c.guardOutput = ins.Modified, ins.Output
+	}
+	c.recordInspection(ins)
+	if ins != nil && ins.Block != nil {
+		return ins.Block
+	}
+	return nil
+}
+
+// GuardOutput runs the guard's inspection of a complete answer, which it
+// may change in place (then resp.Raw is cleared); a block is returned as
+// the *Error the agent gets, not yet recorded.
+func (c *Call) GuardOutput(req *ChatRequest, resp *ChatResponse) *Error {
+	g := c.p.cfg.Guard
+	if g == nil {
+		return nil
+	}
+	ins := g.Output(c.ctx, c.caller, req, c.guardState, resp)
+	c.recordInspection(ins)
+	if ins != nil && ins.Block != nil {
+		return ins.Block
+	}
+	return nil
+}
+
 // Chat runs a non-streaming completion; body is the request as received.
 // It returns the response and its encoding, which is what was committed.
 func (p *Pipeline) Chat(ctx context.Context, caller Caller, req *ChatRequest, body []byte, traceID string) (*ChatResponse, []byte, error) {
@@ -449,9 +495,15 @@ func (p *Pipeline) Chat(ctx context.Context, caller Caller, req *ChatRequest, bo
 	if err != nil {
 		return nil, nil, err
 	}
+	if block := call.GuardInput(req); block != nil {
+		return nil, nil, call.Fail(block, Outcome{Status: block.Status})
+	}
 	resp, err := p.cfg.Router.Chat(call.Context(), req)
 	if err != nil {
 		return nil, nil, call.Fail(err, Outcome{Status: AsError(err).Status})
+	}
+	if block := call.GuardOutput(req, resp); block != nil {
+		return nil, nil, call.Fail(block, Outcome{Status: block.Status, Usage: resp.Usage})
 	}
 	out := resp.Raw
 	if out == nil {
@@ -516,6 +568,9 @@ func (p *Pipeline) Stream(ctx context.Context, caller Caller, req *ChatRequest, 
 	if err != nil {
 		return w.Fail(AsError(err), false)
 	}
+	if block := call.GuardInput(req); block != nil {
+		return w.Fail(AsError(call.Fail(block, Outcome{Status: block.Status})), false)
+	}
 	return p.RunStream(call, req, w)
 }
 
@@ -545,6 +600,10 @@ func (p *Pipeline) Pump(call *Call, req *ChatRequest, s Stream, w ChunkWriter) e
 	wantUsage := req.WantsUsage()
 	started := false
 	var ttfb time.Duration
+	var si StreamInspector
+	if g := p.cfg.Guard; g != nil {
+		si = g.Stream(call.ctx, call.caller, req, call.guardState)
+	}
 	// outcome is how the stream ended, with the assembled answer.
 	outcome := func() Outcome {
 		u := s.Usage()
@@ -559,9 +618,58 @@ func (p *Pipeline) Pump(call *Call, req *ChatRequest, s Stream, w ChunkWriter) e
 		call.Fail(&Error{Status: 499, Type: TypeInvalidRequest, Code: "client_closed_request", Message: "The client stopped reading the stream.", Err: werr}, outcome())
 		return werr
 	}
+	// write passes chunks on to the agent (the ones the inspector
+	// released); blocked reports a guard's block, which ends the stream
+	// with finish_reason content_filter and an explicit error event.
+	write := func(cs []*ChatChunk, more bool) error {
+		for i, c := range cs {
+			acc.Add(c)
+			if c.Usage != nil && !wantUsage {
+				if len(c.Choices) == 0 {
+					continue // the agent did not ask for the usage chunk
+				}
+				c.Usage, c.Raw = nil, nil
+			}
+			if !started {
+				ttfb = time.Since(call.start)
+				started = true
+			}
+			if werr := w.WriteChunk(c, more || i < len(cs)-1); werr != nil {
+				return clientGone(werr)
+			}
+		}
+		return nil
+	}
+	blocked := func(ins *Inspection) error {
+		call.recordInspection(ins)
+		if ins == nil || ins.Block == nil {
+			return nil
+		}
+		s.Close()
+		stop := FinishContentFilter
+		end := &ChatChunk{Object: "chat.completion.chunk", Choices: []ChunkChoice{{FinishReason: &stop}}}
+		if werr := w.WriteChunk(end, false); werr != nil {
+			return clientGone(werr)
+		}
+		started = true
+		acc.Add(end)
+		o := outcome()
+		o.FinishReason = FinishContentFilter
+		return w.Fail(AsError(call.Fail(ins.Block, o)), true)
+	}
 	for {
 		c, err := s.Next()
 		if errors.Is(err, io.EOF) {
+			if si != nil {
+				rel, ins := si.End()
+				if ins != nil && ins.Block != nil {
+					return blocked(ins)
+				}
+				call.recordInspection(ins)
+				if werr := write(rel, false); werr != nil {
+					return werr
+				}
+			}
 			o := outcome()
 			if wantUsage && !acc.sawUsage {
 				if werr := w.WriteChunk(acc.UsageChunk(o.Usage), false); werr != nil {
@@ -578,23 +686,21 @@ func (p *Pipeline) Pump(call *Call, req *ChatRequest, s Stream, w ChunkWriter) e
 			s.Close()
 			return w.Fail(AsError(call.Fail(err, o)), started)
 		}
-		acc.Add(c)
-		if c.Usage != nil && !wantUsage {
-			if len(c.Choices) == 0 {
-				continue // the agent did not ask for the usage chunk
-			}
-			c.Usage, c.Raw = nil, nil
-		}
-		if !started {
-			ttfb = time.Since(call.start)
-			started = true
-		}
 		more := false
 		if b, ok := s.(Buffered); ok {
 			more = b.Buffered()
 		}
-		if werr := w.WriteChunk(c, more); werr != nil {
-			return clientGone(werr)
+		rel := []*ChatChunk{c}
+		if si != nil {
+			var ins *Inspection
+			rel, ins = si.Push(c)
+			if ins != nil && ins.Block != nil {
+				return blocked(ins)
+			}
+			call.recordInspection(ins)
+		}
+		if werr := write(rel, more); werr != nil {
+			return werr
 		}
 	}
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"aigw/gateway/guard/engine"
+
 	"bytes"
 	"errors"
 	"flag"
@@ -35,6 +37,9 @@ type Config struct {
 	Routes    []RouteConfig    `yaml:"routes"`
 	// Breaker tunes every target's circuit breaker.
 	Breaker BreakerConfig `yaml:"breaker"`
+	// Guardrails are the policies of checks on calls' input and output
+	// (gateway/guard: Config).
+	Guardrails engine.Config `yaml:"guardrails"`
 }
 
 // LedgerConfig configures the audit ledger.

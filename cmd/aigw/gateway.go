@@ -1,6 +1,8 @@
 package main
 
 import (
+	"aigw/gateway/guard/engine"
+
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -187,9 +189,18 @@ func startGateway(ctx context.Context, cfg Config, producer *jetstream.Producer,
 		maxBody = limit
 	}
 	cfg.Gateway.MaxBodyBytes = maxBody
+	var g gateway.Guard
+	if len(cfg.Guardrails.Policies) > 0 {
+		eng, err := engine.New(cfg.Guardrails, lg.With("component", "guard"))
+		if err != nil {
+			tenants.Close()
+			return nil, err
+		}
+		g = eng
+	}
 	pipe, err := gateway.NewPipeline(gateway.PipelineConfig{
 		Router: rt, Recorder: rec, FailOpen: cfg.Gateway.FailOpen, Logger: lg.With("component", "pipeline"),
-		Prices: func(target string) *gateway.Price { return prices[target] },
+		Prices: func(target string) *gateway.Price { return prices[target] }, Guard: g,
 	})
 	if err != nil {
 		tenants.Close()

@@ -3,6 +3,7 @@ package anthropic
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
 
@@ -137,4 +138,17 @@ func (a *usageAcc) usage() *gateway.Usage {
 	}
 	u := chatUsage(a.u)
 	return &u
+}
+
+// ChatResponseOf reads a native Messages API answer in the OpenAI shape
+// (for the gateway's output inspection of a passed-through answer).
+func ChatResponseOf(body []byte) (*gateway.ChatResponse, error) {
+	var r Response
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, fmt.Errorf("anthropic: response does not parse: %w", err)
+	}
+	if r.Type != "message" {
+		return nil, fmt.Errorf("anthropic: response is a %q, not a message", r.Type)
+	}
+	return toChatResponse(&r, plan{}, time.Now()), nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"time"
@@ -74,8 +75,22 @@ type messagesCall struct {
 func (m *messagesCall) run() int {
 	chatReq, terr := anthropic.ToChat(m.req)
 	m.chatReq = chatReq
+	// Guardrails inspect the request in the OpenAI shape. One they cannot
+	// read is refused rather than passed uninspected; a redacted request
+	// is sent translated (its bytes as received hold what was redacted),
+	// and so is a stream whose output the policy inspects.
+	native := true
+	if m.s.p.Guarded() {
+		if terr != nil {
+			return m.fail(fmt.Errorf("%w (guardrails inspect requests in the OpenAI shape)", terr))
+		}
+		if block := m.call.GuardInput(chatReq); block != nil {
+			return m.fail(block)
+		}
+		native = !m.call.GuardModified() && !(m.req.Stream && m.call.GuardsOutput())
+	}
 	err := m.s.p.Router().Do(m.call.Context(), m.req.Model, func(ctx context.Context, t gateway.Target) error {
-		if rp, ok := t.Upstream.(gateway.RawProvider); ok && rp.Native() == "anthropic.messages" {
+		if rp, ok := t.Upstream.(gateway.RawProvider); ok && rp.Native() == "anthropic.messages" && native {
 			return m.forward(ctx, rp, t)
 		}
 		if terr != nil {
@@ -108,9 +123,25 @@ func (m *messagesCall) run() int {
 		return nil
 	})
 	if err != nil {
-		e := gateway.AsError(m.call.Fail(err, gateway.Outcome{Status: gateway.AsError(err).Status}))
-		writeError(m.c, e)
-		return e.Status
+		return m.fail(err)
+	}
+	if m.raw != nil && !m.req.Stream && m.call.GuardsOutput() {
+		// Inspect the native answer in the OpenAI shape; answer it
+		// translated if the guard changed it.
+		resp, perr := anthropic.ChatResponseOf(m.native)
+		if perr != nil {
+			return m.fail(perr)
+		}
+		if block := m.call.GuardOutput(chatReq, resp); block != nil {
+			return m.fail(block)
+		}
+		if resp.Raw == nil {
+			m.raw, m.chat = nil, resp
+		}
+	} else if m.chat != nil {
+		if block := m.call.GuardOutput(chatReq, m.chat); block != nil {
+			return m.fail(block)
+		}
 	}
 	switch {
 	case m.raw != nil && m.req.Stream:
@@ -139,6 +170,13 @@ func (m *messagesCall) run() int {
 		m.c.Data(200, "application/json", out)
 		return 200
 	}
+}
+
+// fail records the call's failure and answers it.
+func (m *messagesCall) fail(err error) int {
+	e := gateway.AsError(m.call.Fail(err, gateway.Outcome{Status: gateway.AsError(err).Status}))
+	writeError(m.c, e)
+	return e.Status
 }
 
 // forward sends the request to an Anthropic target unchanged but for the

@@ -1,0 +1,227 @@
+package engine
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"path"
+	"slices"
+)
+
+// Stages where checks run.
+const (
+	// StageInput: the request's system, developer and user messages.
+	StageInput = "input"
+	// StageToolResults: tool results coming back (role "tool" messages):
+	// where indirect prompt injection arrives.
+	StageToolResults = "tool_results"
+	// StageToolCalls: tool calls going out, in the model's answer (and the
+	// tools the request declares).
+	StageToolCalls = "tool_calls"
+	// StageOutput: the answer's text, streamed or not.
+	StageOutput = "output"
+)
+
+// Actions, strongest first: decisions combine as block > redact > flag > log_only.
+const (
+	ActionBlock  = "block"
+	ActionRedact = "redact"
+	ActionFlag   = "flag"
+	ActionLog    = "log_only"
+)
+
+// Check types.
+const (
+	TypeContent    = "content"
+	TypePII        = "pii"
+	TypeSecrets    = "secrets"
+	TypeInjection  = "prompt_injection"
+	TypeToolPolicy = "tool_policy"
+	TypeJSONSchema = "json_schema"
+)
+
+// Config is the guardrail configuration: policies, each for some tenants
+// and routes (the YAML `guardrails:` section).
+type Config struct {
+	Policies []PolicyConfig `yaml:"policies" json:"policies"`
+}
+
+// PolicyConfig is one policy: the checks that apply to the calls it matches.
+type PolicyConfig struct {
+	Name string `yaml:"name" json:"name"`
+	// Tenants the policy applies to ("*" or empty: every tenant); Routes
+	// (model names as requested, path.Match globs) and Agents likewise.
+	// The first policy that matches a call applies.
+	Tenants []string `yaml:"tenants" json:"tenants,omitempty"`
+	Routes  []string `yaml:"routes" json:"routes,omitempty"`
+	Agents  []string `yaml:"agents" json:"agents,omitempty"`
+	// Shadow runs every check but enforces none: decisions are recorded
+	// with "shadow": true (to try a policy on live traffic).
+	Shadow bool          `yaml:"shadow" json:"shadow,omitempty"`
+	Checks []CheckConfig `yaml:"checks" json:"checks"`
+	// Holdback is how many characters of a streamed answer are held back
+	// for the output checks to see before they reach the agent (default
+	// 256). It bounds the time to first byte the checks add.
+	Holdback int `yaml:"holdback" json:"holdback,omitempty"`
+}
+
+// CheckConfig is one check of a policy.
+type CheckConfig struct {
+	ID     string   `yaml:"id" json:"id"`
+	Type   string   `yaml:"type" json:"type"`
+	Stages []string `yaml:"stages" json:"stages"`
+	Action string   `yaml:"action" json:"action"`
+	Shadow bool     `yaml:"shadow" json:"shadow,omitempty"`
+	// OnError is fail_closed (block when the check cannot run) or
+	// fail_open (record "not_evaluated" and go on). Default fail_closed.
+	OnError string `yaml:"on_error" json:"on_error,omitempty"`
+	// Threshold is the score from which a finding counts (default 0.5).
+	Threshold float64 `yaml:"threshold" json:"threshold,omitempty"`
+
+	// content
+	Phrases []string            `yaml:"phrases" json:"phrases,omitempty"`
+	Regexes []string            `yaml:"regexes" json:"regexes,omitempty"`
+	Topics  map[string][]string `yaml:"topics" json:"topics,omitempty"`
+	// pii
+	Entities []string `yaml:"entities" json:"entities,omitempty"`
+	// Restore puts redacted PII back into the answer (placeholders the
+	// model repeats become the original values for the agent).
+	Restore bool `yaml:"restore" json:"restore,omitempty"`
+	// tool_policy
+	Tools *ToolsConfig `yaml:"tools" json:"tools,omitempty"`
+}
+
+// ToolsConfig is a tool_policy check's configuration.
+type ToolsConfig struct {
+	Default            string     `yaml:"default" json:"default,omitempty"`
+	Rules              []ToolRule `yaml:"rules" json:"rules,omitempty"`
+	MaxCallsPerRequest int        `yaml:"max_calls_per_request" json:"max_calls_per_request,omitempty"`
+	ValidateDeclared   *bool      `yaml:"validate_declared" json:"validate_declared,omitempty"`
+}
+
+// ToolRule allows or denies tools by name glob, with argument constraints.
+type ToolRule struct {
+	Tool     string         `yaml:"tool" json:"tool"`
+	Decision string         `yaml:"decision" json:"decision"`
+	Schema   map[string]any `yaml:"schema" json:"schema,omitempty"`
+	// Args constrains arguments by property name or JSON pointer.
+	Args    map[string]ArgConstraint `yaml:"args" json:"args,omitempty"`
+	Paths   []string                 `yaml:"paths" json:"paths,omitempty"`
+	Domains []string                 `yaml:"domains" json:"domains,omitempty"`
+}
+
+// ArgConstraint constrains one tool argument.
+type ArgConstraint struct {
+	Required  bool     `yaml:"required" json:"required,omitempty"`
+	Forbidden bool     `yaml:"forbidden" json:"forbidden,omitempty"`
+	Type      string   `yaml:"type" json:"type,omitempty"`
+	Min       *float64 `yaml:"min" json:"min,omitempty"`
+	Max       *float64 `yaml:"max" json:"max,omitempty"`
+	Enum      []any    `yaml:"enum" json:"enum,omitempty"`
+	Pattern   string   `yaml:"pattern" json:"pattern,omitempty"`
+	MaxLength int      `yaml:"max_length" json:"max_length,omitempty"`
+}
+
+var (
+	validTypes   = []string{TypeContent, TypePII, TypeSecrets, TypeInjection, TypeToolPolicy, TypeJSONSchema}
+	validStages  = []string{StageInput, StageToolResults, StageToolCalls, StageOutput}
+	validActions = []string{ActionBlock, ActionRedact, ActionFlag, ActionLog}
+)
+
+// stagesFor lists the stages a check type can run at.
+func stagesFor(typ string) []string {
+	switch typ {
+	case TypeToolPolicy:
+		return []string{StageToolCalls}
+	case TypeJSONSchema:
+		return []string{StageOutput}
+	}
+	return []string{StageInput, StageToolResults, StageOutput}
+}
+
+// validate checks a policy and fills in defaults.
+func (p *PolicyConfig) validate() error {
+	if p.Name == "" {
+		return fmt.Errorf("guardrails: a policy has no name")
+	}
+	for _, g := range append(append(slices.Clone(p.Routes), p.Agents...), p.Tenants...) {
+		if _, err := path.Match(g, ""); err != nil {
+			return fmt.Errorf("guardrails: policy %s: bad pattern %q", p.Name, g)
+		}
+	}
+	if p.Holdback == 0 {
+		p.Holdback = 256
+	}
+	if p.Holdback < 16 || p.Holdback > 64<<10 {
+		return fmt.Errorf("guardrails: policy %s: holdback %d out of range [16, 65536]", p.Name, p.Holdback)
+	}
+	ids := map[string]bool{}
+	for i := range p.Checks {
+		c := &p.Checks[i]
+		where := fmt.Sprintf("guardrails: policy %s: check %q", p.Name, c.ID)
+		if c.ID == "" || ids[c.ID] {
+			return fmt.Errorf("guardrails: policy %s: check %d has no id or a duplicate one", p.Name, i)
+		}
+		ids[c.ID] = true
+		if !slices.Contains(validTypes, c.Type) {
+			return fmt.Errorf("%s: unknown type %q (one of %v)", where, c.Type, validTypes)
+		}
+		if len(c.Stages) == 0 {
+			c.Stages = stagesFor(c.Type)[:1]
+		}
+		for _, st := range c.Stages {
+			if !slices.Contains(validStages, st) {
+				return fmt.Errorf("%s: unknown stage %q (one of %v)", where, st, validStages)
+			}
+			if !slices.Contains(stagesFor(c.Type), st) {
+				return fmt.Errorf("%s: a %s check cannot run at stage %s", where, c.Type, st)
+			}
+		}
+		if c.Action == "" {
+			c.Action = ActionBlock
+		}
+		if !slices.Contains(validActions, c.Action) {
+			return fmt.Errorf("%s: unknown action %q (one of %v)", where, c.Action, validActions)
+		}
+		if c.Action == ActionRedact && (c.Type == TypeToolPolicy || c.Type == TypeJSONSchema) {
+			return fmt.Errorf("%s: a %s check cannot redact (block, flag or log_only)", where, c.Type)
+		}
+		switch c.OnError {
+		case "":
+			c.OnError = "fail_closed"
+		case "fail_closed", "fail_open":
+		default:
+			return fmt.Errorf("%s: on_error %q (fail_closed or fail_open)", where, c.OnError)
+		}
+		if c.Threshold == 0 {
+			c.Threshold = 0.5
+		}
+		if c.Threshold < 0 || c.Threshold > 1 {
+			return fmt.Errorf("%s: threshold %v out of [0, 1]", where, c.Threshold)
+		}
+	}
+	return nil
+}
+
+// version is the policy's version: the SHA-256 of its canonical JSON.
+func (p *PolicyConfig) version() string {
+	b, _ := json.Marshal(p) // struct fields in order; maps sorted
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:8])
+}
+
+func matchAny(globs []string, s string) bool {
+	if len(globs) == 0 {
+		return true
+	}
+	for _, g := range globs {
+		if g == "*" || g == s {
+			return true
+		}
+		if ok, _ := path.Match(g, s); ok {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,515 @@
+// Package engine applies tenant-scoped guardrail policies to calls: it
+// implements gateway.Guard with the detectors of gateway/guard's
+// sub-packages (content, pii, secrets, injection, tools, schema).
+package engine
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"aigw/gateway"
+	"aigw/gateway/guard"
+)
+
+// Finding and Detector are the detectors' contract (package guard).
+type (
+	Finding  = guard.Finding
+	Detector = guard.Detector
+)
+
+// Engine applies the configured policies to calls: it implements
+// gateway.Guard.
+type Engine struct {
+	policies []*policy
+	log      *slog.Logger
+}
+
+var _ gateway.Guard = (*Engine)(nil)
+
+type policy struct {
+	cfg     PolicyConfig
+	version string
+	checks  []*check
+	output  bool // some check runs at the output or tool_calls stage
+}
+
+// check is a configured check with what runs it.
+type check struct {
+	cfg CheckConfig
+	// det scans text (content, pii, secrets, prompt_injection).
+	det Detector
+	// tools and schema checks.
+	tools toolChecker
+	// schema compiles the validator of a request's response_format (nil
+	// validator: the request asks for no JSON).
+	schema func(rf *gateway.ResponseFormat) (func(text string) error, error)
+	// version of the detector, recorded with each decision.
+	version string
+}
+
+// toolChecker is a tool_policy check (gateway/guard/tools).
+type toolChecker interface {
+	CheckRequest(tools []gateway.Tool) []Violation
+	CheckCalls(declared []gateway.Tool, calls []gateway.ToolCall) []Violation
+}
+
+// Violation is a tool call or declaration a tool policy refuses.
+type Violation struct {
+	Tool   string
+	Index  int
+	Reason string
+	Rule   string
+}
+
+// vault holds the PII a call's input redaction replaced, to restore it.
+type vault interface {
+	Redact(text string, fs []Finding) string
+	Restore(text string) string
+}
+
+// New builds the engine: every policy validated, every detector built.
+func New(cfg Config, log *slog.Logger) (*Engine, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	e := &Engine{log: log}
+	names := map[string]bool{}
+	for i := range cfg.Policies {
+		pc := cfg.Policies[i]
+		if err := pc.validate(); err != nil {
+			return nil, err
+		}
+		if names[pc.Name] {
+			return nil, fmt.Errorf("guardrails: two policies named %s", pc.Name)
+		}
+		names[pc.Name] = true
+		p := &policy{cfg: pc, version: pc.version()}
+		for _, cc := range pc.Checks {
+			c, err := build(cc)
+			if err != nil {
+				return nil, fmt.Errorf("guardrails: policy %s: check %s: %w", pc.Name, cc.ID, err)
+			}
+			p.checks = append(p.checks, c)
+			if slices.Contains(cc.Stages, StageOutput) || slices.Contains(cc.Stages, StageToolCalls) || cc.Type == TypePII && cc.Restore {
+				p.output = true
+			}
+		}
+		e.policies = append(e.policies, p)
+	}
+	return e, nil
+}
+
+// pick returns the first policy matching the call, or nil.
+func (e *Engine) pick(caller gateway.Caller, model string) *policy {
+	for _, p := range e.policies {
+		if matchAny(p.cfg.Tenants, caller.Tenant) && matchAny(p.cfg.Routes, model) && (len(p.cfg.Agents) == 0 || matchAny(p.cfg.Agents, caller.AgentID)) {
+			return p
+		}
+	}
+	return nil
+}
+
+// callState is what the input side leaves for the output side.
+type callState struct {
+	p       *policy
+	vault   vault
+	restore bool
+}
+
+// segment is one piece of text of a request or answer: a message's
+// content or one text part of it.
+type segment struct {
+	msg, part int // part -1: the content string
+	stage     string
+	text      *string
+}
+
+// inputSegments lists a request's texts by stage.
+func inputSegments(req *gateway.ChatRequest) []segment {
+	var out []segment
+	for i := range req.Messages {
+		m := &req.Messages[i]
+		stage := StageInput
+		if m.Role == "tool" {
+			stage = StageToolResults
+		}
+		if m.Content.IsParts {
+			for j := range m.Content.Parts {
+				if m.Content.Parts[j].Type == "text" || m.Content.Parts[j].Text != "" {
+					out = append(out, segment{i, j, stage, &m.Content.Parts[j].Text})
+				}
+			}
+		} else if !m.Content.Null {
+			out = append(out, segment{i, -1, stage, &m.Content.Text})
+		}
+	}
+	return out
+}
+
+// decision is one check's verdict at one stage, recorded as an event.
+type decision struct {
+	c        *check
+	stage    string
+	verdict  string
+	score    float64
+	findings []eventFinding
+	count    int
+	reason   string // what the agent is told on a block
+	err      string
+	took     time.Duration
+}
+
+type eventFinding struct {
+	Type    string  `json:"type"`
+	Rule    string  `json:"rule,omitempty"`
+	Score   float64 `json:"score"`
+	Message int     `json:"message"`
+	Part    int     `json:"part,omitempty"`
+	Start   int     `json:"start"`
+	End     int     `json:"end"`
+}
+
+const maxEventFindings = 32
+
+func (d *decision) attrs(p *policy, shadow bool) map[string]any {
+	a := map[string]any{
+		"check": d.c.cfg.ID, "type": d.c.cfg.Type, "stage": d.stage, "verdict": d.verdict,
+		"action": d.c.cfg.Action, "policy": p.cfg.Name, "policy_version": p.version,
+		"detector_version": d.c.version, "duration_us": d.took.Microseconds(),
+	}
+	if shadow {
+		a["shadow"] = true
+	}
+	if d.count > 0 {
+		a["score"] = roundScore(d.score)
+		a["count"] = d.count
+		fs := make([]any, 0, len(d.findings))
+		for _, f := range d.findings {
+			m := map[string]any{"type": f.Type, "score": roundScore(f.Score), "message": f.Message, "start": f.Start, "end": f.End}
+			if f.Rule != "" {
+				m["rule"] = f.Rule
+			}
+			if f.Part > 0 {
+				m["part"] = f.Part
+			}
+			fs = append(fs, m)
+		}
+		a["findings"] = fs
+	}
+	if d.err != "" {
+		a["error"] = d.err
+	}
+	if d.reason != "" && d.verdict != "pass" {
+		a["reason"] = d.reason
+	}
+	return a
+}
+
+func roundScore(f float64) string { return fmt.Sprintf("%.2f", f) }
+
+// scan runs a text check over segments of one stage and returns its
+// decision; redaction is applied in place when the check redacts.
+func (e *Engine) scan(c *check, stage string, segs []segment, st *callState, shadow bool) (d *decision) {
+	d = &decision{c: c, stage: stage, verdict: "pass"}
+	start := time.Now()
+	defer func() {
+		d.took = time.Since(start)
+		if r := recover(); r != nil {
+			e.log.Error("guardrail check panicked", "check", c.cfg.ID, "panic", fmt.Sprint(r))
+			d.findings, d.count = nil, 0
+			e.notEvaluated(d, "the check failed internally")
+		}
+	}()
+	var fs []Finding
+	for _, sg := range segs {
+		if sg.stage != stage {
+			continue
+		}
+		fs = c.det.Scan(*sg.text, fs[:0])
+		var kept []Finding
+		for _, f := range fs {
+			if f.Type == "scan_limit" {
+				e.notEvaluated(d, "the text exceeds the check's scan limit")
+				if d.verdict == ActionBlock {
+					return d
+				}
+				continue
+			}
+			if f.Score < c.cfg.Threshold {
+				continue
+			}
+			kept = append(kept, f)
+			d.count++
+			d.score = max(d.score, f.Score)
+			if len(d.findings) < maxEventFindings {
+				d.findings = append(d.findings, eventFinding{Type: f.Type, Rule: f.Rule, Score: f.Score, Message: sg.msg, Part: max(sg.part, 0), Start: f.Start, End: f.End})
+			}
+		}
+		if len(kept) > 0 && c.cfg.Action == ActionRedact && !shadow && !c.cfg.Shadow {
+			*sg.text = e.redact(c, *sg.text, kept, st)
+		}
+	}
+	if d.count > 0 && d.verdict == "pass" {
+		d.verdict = c.cfg.Action
+		d.reason = "found " + typesOf(d.findings)
+	}
+	return d
+}
+
+// notEvaluated marks a decision as a check that could not run: a block if
+// the check fails closed.
+func (e *Engine) notEvaluated(d *decision, why string) {
+	d.err = why
+	if d.c.cfg.OnError == "fail_open" {
+		d.verdict = "not_evaluated"
+		return
+	}
+	d.verdict, d.reason = ActionBlock, why+" (the check fails closed)"
+}
+
+func typesOf(fs []eventFinding) string {
+	var ts []string
+	for _, f := range fs {
+		if !slices.Contains(ts, f.Type) {
+			ts = append(ts, f.Type)
+		}
+	}
+	sort.Strings(ts)
+	return strings.Join(ts, ", ")
+}
+
+// redact replaces the findings in text: PII by reversible placeholders
+// (the call's vault), anything else by [REDACTED:<type>].
+func (e *Engine) redact(c *check, text string, fs []Finding, st *callState) string {
+	if c.cfg.Type == TypePII && st.vault != nil {
+		if c.cfg.Restore {
+			st.restore = true
+		}
+		return st.vault.Redact(text, fs)
+	}
+	fs = mergeSpans(fs)
+	var b strings.Builder
+	last := 0
+	for _, f := range fs {
+		if f.Start < last || f.End > len(text) || f.Start >= f.End {
+			continue
+		}
+		b.WriteString(text[last:f.Start])
+		b.WriteString("[REDACTED:" + f.Type + "]")
+		last = f.End
+	}
+	b.WriteString(text[last:])
+	return b.String()
+}
+
+// mergeSpans sorts findings by start and merges overlapping ones.
+func mergeSpans(fs []Finding) []Finding {
+	fs = slices.Clone(fs)
+	slices.SortFunc(fs, func(a, b Finding) int { return a.Start - b.Start })
+	out := fs[:0]
+	for _, f := range fs {
+		if n := len(out); n > 0 && f.Start < out[n-1].End {
+			out[n-1].End = max(out[n-1].End, f.End)
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// blockError is what an agent is told when a check blocks.
+func blockError(d *decision, output bool) *gateway.Error {
+	status, what := 400, "request"
+	if output {
+		status, what = 422, "answer"
+	}
+	return &gateway.Error{Status: status, Type: gateway.TypeInvalidRequest, Code: "guardrail_blocked",
+		Message: fmt.Sprintf("The %s was blocked by guardrail %q (%s, %s stage): %s.", what, d.c.cfg.ID, d.c.cfg.Type, d.stage, d.reason)}
+}
+
+// finish turns decisions into an inspection: events, and the first block
+// (unless the policy or the check is in shadow mode).
+func (e *Engine) finish(p *policy, ds []*decision, output bool) *gateway.Inspection {
+	ins := &gateway.Inspection{Policy: p.version}
+	for _, d := range ds {
+		shadow := p.cfg.Shadow || d.c.cfg.Shadow
+		ins.Events = append(ins.Events, d.attrs(p, shadow))
+		if d.verdict == ActionBlock && !shadow && ins.Block == nil {
+			ins.Block = blockError(d, output)
+		}
+		if d.verdict == ActionRedact && !shadow {
+			ins.Modified = true
+		}
+	}
+	return ins
+}
+
+// Input implements gateway.Guard.
+func (e *Engine) Input(ctx context.Context, caller gateway.Caller, endpoint string, req *gateway.ChatRequest) (*gateway.Inspection, any) {
+	p := e.pick(caller, req.Model)
+	if p == nil {
+		return nil, nil
+	}
+	st := &callState{p: p, vault: newVault()}
+	segs := inputSegments(req)
+	var ds []*decision
+	for _, c := range p.checks {
+		shadow := p.cfg.Shadow || c.cfg.Shadow
+		for _, stage := range c.cfg.Stages {
+			var d *decision
+			switch {
+			case stage == StageInput || stage == StageToolResults:
+				if c.det == nil {
+					continue
+				}
+				d = e.scan(c, stage, segs, st, shadow)
+			case stage == StageToolCalls && c.tools != nil && len(req.Tools) > 0:
+				d = e.toolDecision(c, stage, func() []Violation { return c.tools.CheckRequest(req.Tools) }, "declares")
+			default:
+				continue
+			}
+			ds = append(ds, d)
+			if d.verdict == ActionBlock && !shadow {
+				ins := e.finish(p, ds, false)
+				ins.Output = p.output
+				return ins, st
+			}
+		}
+	}
+	ins := e.finish(p, ds, false)
+	ins.Output = p.output
+	return ins, st
+}
+
+func (e *Engine) toolDecision(c *check, stage string, run func() []Violation, verb string) *decision {
+	d := &decision{c: c, stage: stage, verdict: "pass"}
+	start := time.Now()
+	vs := run()
+	d.took = time.Since(start)
+	if len(vs) == 0 {
+		return d
+	}
+	d.verdict, d.count, d.score = c.cfg.Action, len(vs), 1
+	var reasons []string
+	for i, v := range vs {
+		if i < maxEventFindings {
+			d.findings = append(d.findings, eventFinding{Type: "tool:" + v.Tool, Rule: v.Rule, Score: 1, Message: v.Index})
+		}
+		if i < 3 {
+			reasons = append(reasons, fmt.Sprintf("tool %q: %s", v.Tool, v.Reason))
+		}
+	}
+	d.reason = "the " + verb + " " + strings.Join(reasons, "; ")
+	return d
+}
+
+// Output implements gateway.Guard.
+func (e *Engine) Output(ctx context.Context, caller gateway.Caller, req *gateway.ChatRequest, state any, resp *gateway.ChatResponse) *gateway.Inspection {
+	st, _ := state.(*callState)
+	if st == nil || !st.p.output {
+		return nil
+	}
+	p := st.p
+	var segs []segment
+	for i := range resp.Choices {
+		m := &resp.Choices[i].Message
+		if !m.Content.Null && !m.Content.IsParts {
+			segs = append(segs, segment{i, -1, StageOutput, &m.Content.Text})
+		}
+	}
+	var ds []*decision
+	modified := false
+	for _, c := range p.checks {
+		shadow := p.cfg.Shadow || c.cfg.Shadow
+		for _, stage := range c.cfg.Stages {
+			var d *decision
+			switch {
+			case stage == StageOutput && c.det != nil:
+				before := texts(segs)
+				d = e.scan(c, stage, segs, st, shadow)
+				modified = modified || !slices.Equal(before, texts(segs))
+			case stage == StageOutput && c.cfg.Type == TypeJSONSchema:
+				d = e.schemaDecision(c, req, segs)
+				if d == nil {
+					continue
+				}
+			case stage == StageToolCalls && c.tools != nil:
+				var calls []gateway.ToolCall
+				for _, ch := range resp.Choices {
+					calls = append(calls, ch.Message.ToolCalls...)
+				}
+				if len(calls) == 0 {
+					continue
+				}
+				d = e.toolDecision(c, stage, func() []Violation { return c.tools.CheckCalls(req.Tools, calls) }, "answer calls")
+			default:
+				continue
+			}
+			ds = append(ds, d)
+			if d.verdict == ActionBlock && !shadow {
+				return e.finish(p, ds, true)
+			}
+		}
+	}
+	if st.restore && st.vault != nil {
+		for _, sg := range segs {
+			if r := st.vault.Restore(*sg.text); r != *sg.text {
+				*sg.text, modified = r, true
+			}
+		}
+	}
+	if modified {
+		resp.Raw = nil
+	}
+	ins := e.finish(p, ds, true)
+	ins.Modified = modified
+	return ins
+}
+
+func texts(segs []segment) []string {
+	out := make([]string, len(segs))
+	for i, s := range segs {
+		out[i] = *s.text
+	}
+	return out
+}
+
+// schemaDecision validates an answer against the request's response_format
+// (nil when the request asks for no JSON).
+func (e *Engine) schemaDecision(c *check, req *gateway.ChatRequest, segs []segment) *decision {
+	if c.schema == nil || req.ResponseFormat == nil {
+		return nil
+	}
+	start := time.Now()
+	validate, err := c.schema(req.ResponseFormat)
+	if validate == nil && err == nil {
+		return nil
+	}
+	d := &decision{c: c, stage: StageOutput, verdict: "pass"}
+	defer func() { d.took = time.Since(start) }()
+	if err != nil {
+		e.notEvaluated(d, "the response_format schema does not compile: "+err.Error())
+		return d
+	}
+	for _, sg := range segs {
+		if verr := validate(*sg.text); verr != nil {
+			d.verdict, d.count, d.score = c.cfg.Action, 1, 1
+			d.findings = append(d.findings, eventFinding{Type: "schema_violation", Score: 1, Message: sg.msg})
+			d.reason = "the answer does not match the requested JSON schema: " + truncate(verr.Error(), 300)
+			break
+		}
+	}
+	return d
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

@@ -1,0 +1,157 @@
+package secrets
+
+import "fmt"
+
+// matcher is an Aho-Corasick automaton over ASCII-case-folded keywords:
+// a dense DFA on byte classes (bytes that occur in no keyword share class
+// 0, upper and lower case letters share one), premultiplied state numbers
+// and a flag bit on transitions into states that end a keyword. It reports
+// every occurrence, overlapping ones included, without lowering a copy of
+// the text and without allocating.
+//
+// The modules at hand (coregx/ahocorasick, BobuSumisu/aho-corasick) match
+// bytes exactly, so case-insensitive matching would need a lowered copy
+// of every text (gitleaks does strings.ToLower): this automaton folds case
+// in its byte-class table instead.
+type matcher struct {
+	cls   [256]uint16
+	ncls  uint32
+	trans []uint32
+	// out[state] lists the keywords that end in state (its own and its
+	// suffixes').
+	out   [][]uint16
+	kwLen []int
+}
+
+const matchFlag = 1 << 31
+
+// newMatcher builds the automaton; keywords are matched case-insensitively
+// (ASCII).
+func newMatcher(keywords []string) (*matcher, error) {
+	m := &matcher{}
+	// Byte classes.
+	var seen [256]uint16
+	ncls := uint16(1)
+	for _, kw := range keywords {
+		if kw == "" {
+			return nil, fmt.Errorf("empty keyword")
+		}
+		for i := 0; i < len(kw); i++ {
+			c := lowerByte(kw[i])
+			if seen[c] == 0 {
+				seen[c] = ncls
+				ncls++
+			}
+		}
+	}
+	for b := 0; b < 256; b++ {
+		m.cls[b] = seen[lowerByte(byte(b))]
+	}
+	m.ncls = uint32(ncls)
+
+	// Trie.
+	type node struct {
+		next map[uint16]int
+		fail int
+		out  []uint16
+	}
+	nodes := []node{{next: map[uint16]int{}}}
+	for id, kw := range keywords {
+		s := 0
+		for i := 0; i < len(kw); i++ {
+			c := m.cls[kw[i]]
+			t, ok := nodes[s].next[c]
+			if !ok {
+				t = len(nodes)
+				nodes = append(nodes, node{next: map[uint16]int{}})
+				nodes[s].next[c] = t
+			}
+			s = t
+		}
+		nodes[s].out = append(nodes[s].out, uint16(id))
+		m.kwLen = append(m.kwLen, len(kw))
+	}
+
+	// Failure links and the dense table, breadth first.
+	ns := len(nodes)
+	if uint64(ns)*uint64(ncls) >= matchFlag {
+		return nil, fmt.Errorf("too many keywords")
+	}
+	next := make([]int, ns*int(ncls))
+	queue := []int{0}
+	for len(queue) > 0 {
+		s := queue[0]
+		queue = queue[1:]
+		if s != 0 {
+			nodes[s].out = append(nodes[s].out, nodes[nodes[s].fail].out...)
+		}
+		for c := 0; c < int(ncls); c++ {
+			if t, ok := nodes[s].next[uint16(c)]; ok && c != 0 {
+				if s != 0 {
+					nodes[t].fail = next[nodes[s].fail*int(ncls)+c]
+				}
+				next[s*int(ncls)+c] = t
+				queue = append(queue, t)
+				continue
+			}
+			if s != 0 {
+				next[s*int(ncls)+c] = next[nodes[s].fail*int(ncls)+c]
+			}
+		}
+	}
+	m.trans = make([]uint32, len(next))
+	for i, t := range next {
+		v := uint32(t) * m.ncls
+		if len(nodes[t].out) > 0 {
+			v |= matchFlag
+		}
+		m.trans[i] = v
+	}
+	m.out = make([][]uint16, ns)
+	for i := range nodes {
+		m.out[i] = nodes[i].out
+	}
+	return m, nil
+}
+
+// hit is a keyword occurrence: keyword id and the offset just past it.
+type hit struct {
+	kw  uint16
+	end int32
+}
+
+// scan appends every keyword occurrence in s to hits.
+func (m *matcher) scan(s string, hits []hit) []hit {
+	trans, cls := m.trans, &m.cls
+	st := uint32(0)
+	for i := 0; i < len(s); i++ {
+		st = trans[st+uint32(cls[s[i]])]
+		if st&matchFlag != 0 {
+			st &^= matchFlag
+			for _, kw := range m.out[st/m.ncls] {
+				hits = append(hits, hit{kw, int32(i + 1)})
+			}
+		}
+	}
+	return hits
+}
+
+func lowerByte(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// any reports whether s holds a keyword.
+func (m *matcher) any(s string) bool {
+	trans, cls := m.trans, &m.cls
+	st := uint32(0)
+	for i := 0; i < len(s); i++ {
+		st = trans[st+uint32(cls[s[i]])]
+		if st&matchFlag != 0 {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,71 @@
+package gateway
+
+import "context"
+
+// Guard inspects calls on behalf of the tenant's guardrail policy
+// (gateway/guard implements it). The pipeline records every decision it
+// returns as a `guardrail` event of the call, and refuses or withholds what
+// it blocks. A Guard is safe for concurrent use.
+type Guard interface {
+	// Input inspects a request before it is routed: its messages (the
+	// input stage), tool results (role "tool") and the tools it declares.
+	// It may change req in place (redaction); state is carried to the
+	// output side of the same call (e.g. the placeholders to restore).
+	Input(ctx context.Context, caller Caller, endpoint string, req *ChatRequest) (ins *Inspection, state any)
+	// Output inspects a complete answer (its text and tool calls) and may
+	// change resp in place (redaction, restoring placeholders, stripping
+	// tool calls).
+	Output(ctx context.Context, caller Caller, req *ChatRequest, state any, resp *ChatResponse) *Inspection
+	// Stream returns the inspector of a streamed answer, or nil when no
+	// check inspects the output.
+	Stream(ctx context.Context, caller Caller, req *ChatRequest, state any) StreamInspector
+}
+
+// Inspection is what a guard decided about one stage of a call.
+type Inspection struct {
+	// Events are the attributes of the `guardrail` events to record, one
+	// per check that ran (or could not run), in order.
+	Events []map[string]any
+	// Block, when set, is the error the agent gets: the call is refused
+	// (input) or its answer withheld (output).
+	Block *Error
+	// Policy is the version (hash) of the policy that decided.
+	Policy string
+	// Modified says the inspected request or answer was changed
+	// (redaction): it must not be forwarded or answered as received.
+	Modified bool
+	// Output (from Input) says the policy also inspects this call's
+	// output, so the answer must pass through the guard.
+	Output bool
+}
+
+// StreamInspector inspects a streamed answer with a hold-back window: it
+// keeps chunks until the checks have seen enough text after them, so that
+// nothing a check would block reaches the agent.
+type StreamInspector interface {
+	// Push takes the next chunk and returns the chunks that may be written
+	// now (possibly changed, e.g. redacted), and an inspection when a check
+	// decided (Block set: stop the stream).
+	Push(c *ChatChunk) (release []*ChatChunk, ins *Inspection)
+	// End is called at the end of the stream: it inspects what is held and
+	// returns the rest to write.
+	End() (release []*ChatChunk, ins *Inspection)
+}
+
+// GuardModified says the guard changed the request (redaction): it must be
+// sent as the changed ChatRequest, never as the bytes received.
+func (c *Call) GuardModified() bool { return c.guardModified }
+
+// GuardsOutput says the guard inspects this call's answer.
+func (c *Call) GuardsOutput() bool { return c.guardOutput }
+
+// recordInspection adds a guard's decisions to the call's events.
+func (c *Call) recordInspection(ins *Inspection) {
+	if ins == nil {
+		return
+	}
+	for _, a := range ins.Events {
+		c.emit("guardrail", a, nil)
+	}
+	ins.Events = nil
+}
