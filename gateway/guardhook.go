@@ -19,6 +19,11 @@ type Guard interface {
 	// Stream returns the inspector of a streamed answer, or nil when no
 	// check inspects the output.
 	Stream(ctx context.Context, caller Caller, req *ChatRequest, state any) StreamInspector
+	// Done ends a call that Input saw, once: ok says the model was called
+	// and used usage (nil: unknown), which reservations are settled with;
+	// otherwise nothing was used (refused, or failed before an answer) and
+	// reservations are returned.
+	Done(ctx context.Context, state any, usage *Usage, ok bool)
 }
 
 // Inspection is what a guard decided about one stage of a call.
@@ -58,6 +63,16 @@ func (c *Call) GuardModified() bool { return c.guardModified }
 
 // GuardsOutput says the guard inspects this call's answer.
 func (c *Call) GuardsOutput() bool { return c.guardOutput }
+
+// guardDone tells the guard the call ended (once).
+func (c *Call) guardDone(usage *Usage, ok bool) {
+	g := c.p.cfg.Guard
+	if g == nil || c.guardState == nil || c.guardEnded {
+		return
+	}
+	c.guardEnded = true
+	g.Done(context.WithoutCancel(c.ctx), c.guardState, usage, ok)
+}
 
 // recordInspection adds a guard's decisions to the call's events.
 func (c *Call) recordInspection(ins *Inspection) {

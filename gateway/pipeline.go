@@ -150,6 +150,7 @@ type Call struct {
 	guardState    any // the guard's state from input to output
 	guardModified bool
 	guardOutput   bool
+	guardEnded    bool
 }
 
 // Begin starts a call: it records the request event (the request body as
@@ -340,6 +341,7 @@ type Outcome struct {
 // call is durable. Only after it returns nil may the answer (or, for a
 // stream, its end) reach the agent.
 func (c *Call) Respond(o Outcome) error {
+	c.guardDone(o.Usage, true)
 	attrs := c.outcomeAttrs(o)
 	c.emit(ledger.KindResponse, attrs, o.Body)
 	err := c.Ready()
@@ -365,6 +367,7 @@ func (c *Call) withheld() {
 // agent is told) and waits for the ledger. The returned error is err, or
 // the ledger's 503 if the ledger failed too.
 func (c *Call) Fail(err error, o Outcome) error {
+	c.guardDone(o.Usage, o.Usage != nil)
 	ae := AsError(err)
 	attrs := c.outcomeAttrs(o)
 	attrs["status"] = ae.Status

@@ -156,6 +156,15 @@ type gatewayParts struct {
 	handler http.Handler
 	router  *router.Router
 	tenants *tenant.Store
+	guard   *engine.Engine // nil without guardrails
+}
+
+// Close releases the gateway's stores and connections.
+func (g *gatewayParts) Close() {
+	g.tenants.Close()
+	if g.guard != nil {
+		g.guard.Close()
+	}
 }
 
 // startGateway wires the gateway: providers, router, tenants and keys,
@@ -190,8 +199,9 @@ func startGateway(ctx context.Context, cfg Config, producer *jetstream.Producer,
 	}
 	cfg.Gateway.MaxBodyBytes = maxBody
 	var g gateway.Guard
-	if len(cfg.Guardrails.Policies) > 0 {
-		eng, err := engine.New(cfg.Guardrails, lg.With("component", "guard"))
+	var eng *engine.Engine
+	if len(cfg.Guardrails.Policies) > 0 || len(cfg.Guardrails.Limits.Rules) > 0 {
+		eng, err = engine.New(cfg.Guardrails, lg.With("component", "guard"))
 		if err != nil {
 			tenants.Close()
 			return nil, err
@@ -252,7 +262,7 @@ func startGateway(ctx context.Context, cfg Config, producer *jetstream.Producer,
 		tenants.Close()
 		return nil, err
 	}
-	return &gatewayParts{handler: h, router: rt, tenants: tenants}, nil
+	return &gatewayParts{handler: h, router: rt, tenants: tenants, guard: eng}, nil
 }
 
 // bootstrapTenant creates the default tenant and its first key when the

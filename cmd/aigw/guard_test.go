@@ -8,10 +8,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"aigw/gateway/providertest"
 	"aigw/ledger"
+	"aigw/ledger/ledgertest"
 )
 
 // guardConfig: the mock provider (it echoes the last user message) behind
@@ -172,32 +175,100 @@ func TestGuardrailsEndToEnd(t *testing.T) {
 		t.Fatalf("injection in a tool result: %d", resp.StatusCode)
 	}
 
-	// Every decision is in the ledger, and no matched text is.
-	waitSize(t, g.serveProc, "acme", 10)
-	cp := waitSize(t, g.serveProc, "acme", 10)
-	nb, _ := ledger.SplitNote(cp)
-	c, _ := ledger.ParseCheckpointBody(nb)
+	// Every decision is in the ledger, and no matched text is. (The last
+	// calls may still be sequencing: read until the blocks are all there.)
 	var guardEvents, blocks int
-	for _, ev := range g.entries(t, "acme", c.Size) {
-		if ev.Kind != "guardrail" {
-			continue
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		cp := waitSize(t, g.serveProc, "acme", 10)
+		nb, _ := ledger.SplitNote(cp)
+		c, _ := ledger.ParseCheckpointBody(nb)
+		guardEvents, blocks = 0, 0
+		for _, ev := range g.entries(t, "acme", c.Size) {
+			if ev.Kind != "guardrail" {
+				continue
+			}
+			guardEvents++
+			raw := ev.RawAttrs
+			var attrs map[string]any
+			json.Unmarshal(raw, &attrs)
+			// (A content rule is named by its configured phrase: policy, not data.)
+			if strings.Contains(string(raw), "4111") || strings.Contains(string(raw), secret) || strings.Contains(string(raw), "Project  Zephyr") {
+				t.Fatalf("a guardrail event holds matched text: %s", raw)
+			}
+			if attrs["verdict"] == "block" {
+				blocks++
+			}
+			if attrs["policy_version"] == nil || attrs["check"] == nil {
+				t.Fatalf("guardrail event without policy version or check: %s", raw)
+			}
 		}
-		guardEvents++
-		raw := ev.RawAttrs
-		var attrs map[string]any
-		json.Unmarshal(raw, &attrs)
-		// (A content rule is named by its configured phrase: policy, not data.)
-		if strings.Contains(string(raw), "4111") || strings.Contains(string(raw), secret) || strings.Contains(string(raw), "Project  Zephyr") {
-			t.Errorf("a guardrail event holds matched text: %s", raw)
+		if guardEvents >= 10 && blocks >= 6 {
+			break
 		}
-		if attrs["verdict"] == "block" {
-			blocks++
-		}
-		if attrs["policy_version"] == nil || attrs["check"] == nil {
-			t.Errorf("guardrail event without policy version or check: %s", raw)
+		if time.Now().After(deadline) {
+			t.Fatalf("%d guardrail events, %d blocks in the ledger", guardEvents, blocks)
 		}
 	}
-	if guardEvents < 10 || blocks < 6 {
-		t.Errorf("%d guardrail events, %d blocks in the ledger", guardEvents, blocks)
+}
+
+// TestRateLimitAcrossReplicas: two gateway processes share tenants
+// (PostgreSQL) and rate-limit counters (Redis); 64 concurrent clients split
+// between them against a tenant limit of exactly N requests per minute:
+// exactly N succeed, the rest get 429 with Retry-After, and every refusal
+// is a guardrail event of its call.
+func TestRateLimitAcrossReplicas(t *testing.T) {
+	const n, clients = 20, 64
+	dsn := ledgertest.PostgresDSN(t)
+	prefix := fmt.Sprintf("aigw-test:%d", time.Now().UnixNano())
+	config := fmt.Sprintf(`
+gateway:
+  admin_key: %s
+  tenants_database_url: %s
+guardrails:
+  limits:
+    redis_url: redis://127.0.0.1:6379/0
+    prefix: %s
+    rules:
+      - {scope: tenant, rpm: %d}
+`, testAdminKey, dsn, prefix, n)
+	var gws []*gwProc
+	for range 2 {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "aigw.yaml")
+		os.WriteFile(path, []byte(config), 0o600)
+		s := startServe(t, "-config", path, "-data-dir", filepath.Join(dir, "data"))
+		gws = append(gws, &gwProc{serveProc: s, traces: map[string][]traceWant{}})
+	}
+	key := gws[0].newKey(t, "acme")
+	var mu sync.Mutex
+	codes := map[int]int{}
+	retryAfter := true
+	var wg sync.WaitGroup
+	for i := range clients {
+		wg.Go(func() {
+			g := gws[i%2]
+			req, _ := http.NewRequest("POST", g.url()+"/v1/chat/completions", strings.NewReader(chatBody("mock", "hi", false)))
+			req.Header.Set("Authorization", "Bearer "+key)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			mu.Lock()
+			codes[resp.StatusCode]++
+			if resp.StatusCode == 429 && resp.Header.Get("Retry-After") == "" {
+				retryAfter = false
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if codes[200] != n || codes[429] != clients-n {
+		t.Fatalf("statuses %v, want %d × 200 and %d × 429", codes, n, clients-n)
+	}
+	if !retryAfter {
+		t.Error("a 429 without Retry-After")
 	}
 }

@@ -217,7 +217,7 @@ func (c *ServeCommand) serve(ctx context.Context, cfg Config, lg *slog.Logger) e
 	if err != nil {
 		return err
 	}
-	defer gw.tenants.Close()
+	defer gw.Close()
 	hs := &http.Server{Handler: gw.handler, ReadHeaderTimeout: 10 * time.Second}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

@@ -278,3 +278,31 @@ func TestRegexCase(t *testing.T) {
 		}
 	}
 }
+
+// Scan is safe for concurrent use: parallel scans agree with serial ones.
+func TestConcurrent(t *testing.T) {
+	f := mustNew(t, benchConfig())
+	texts := []string{prompt4K, "a bоmb", "ticket #12345 and acct-123456", "ＢＯＭＢ diagnosis", strings.Repeat("x", 5000)}
+	want := make([][]guard.Finding, len(texts))
+	for i, s := range texts {
+		want[i] = f.Scan(s, nil)
+	}
+	done := make(chan string)
+	for g := range 8 {
+		go func() {
+			for k := range 50 {
+				i := (g + k) % len(texts)
+				if got := f.Scan(texts[i], nil); !slices.Equal(got, want[i]) {
+					done <- fmt.Sprintf("Scan(%.30q) = %v; serially %v", texts[i], got, want[i])
+					return
+				}
+			}
+			done <- ""
+		}()
+	}
+	for range 8 {
+		if msg := <-done; msg != "" {
+			t.Error(msg)
+		}
+	}
+}

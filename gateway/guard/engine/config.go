@@ -45,6 +45,35 @@ const (
 // and routes (the YAML `guardrails:` section).
 type Config struct {
 	Policies []PolicyConfig `yaml:"policies" json:"policies"`
+	// Limits are the rate limits and token budgets of every chat call.
+	Limits LimitsConfig `yaml:"limits" json:"limits"`
+}
+
+// LimitsConfig configures rate limits and token budgets (per tenant, key
+// and route: requests and tokens per minute, tokens per request and per
+// day), counted before the call (prompt tokens, offline, plus max_tokens)
+// and settled with the provider's usage after it.
+type LimitsConfig struct {
+	// RedisURL shares the counters between gateway replicas (atomic Lua
+	// scripts); empty keeps them in this process.
+	RedisURL string `yaml:"redis_url" json:"-"`
+	// Prefix of the Redis keys (default "aigw:limits").
+	Prefix string      `yaml:"prefix" json:"prefix,omitempty"`
+	Rules  []LimitRule `yaml:"rules" json:"rules,omitempty"`
+	// OnError is what happens when the limiter cannot decide (Redis down):
+	// fail_closed (default: 503) or fail_open.
+	OnError string `yaml:"on_error" json:"on_error,omitempty"`
+}
+
+// LimitRule is one limits rule; a zero limit is no limit.
+type LimitRule struct {
+	Scope            string `yaml:"scope" json:"scope"` // tenant, key or route
+	Tenant           string `yaml:"tenant" json:"tenant,omitempty"`
+	ID               string `yaml:"id" json:"id,omitempty"` // a key id or route name
+	RPM              int64  `yaml:"rpm" json:"rpm,omitempty"`
+	TPM              int64  `yaml:"tpm" json:"tpm,omitempty"`
+	TokensPerRequest int64  `yaml:"tokens_per_request" json:"tokens_per_request,omitempty"`
+	TokensPerDay     int64  `yaml:"tokens_per_day" json:"tokens_per_day,omitempty"`
 }
 
 // PolicyConfig is one policy: the checks that apply to the calls it matches.

@@ -5,6 +5,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -14,6 +15,9 @@ import (
 
 	"aigw/gateway"
 	"aigw/gateway/guard"
+	"aigw/gateway/guard/limits"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Finding and Detector are the detectors' contract (package guard).
@@ -27,6 +31,10 @@ type (
 type Engine struct {
 	policies []*policy
 	log      *slog.Logger
+	// limiter enforces Config.Limits (nil: no rules).
+	limiter    limits.Limiter
+	limitsOpen bool // fail open when the limiter cannot decide
+	closeFn    func() error
 }
 
 var _ gateway.Guard = (*Engine)(nil)
@@ -101,7 +109,59 @@ func New(cfg Config, log *slog.Logger) (*Engine, error) {
 		}
 		e.policies = append(e.policies, p)
 	}
+	if err := e.buildLimits(cfg.Limits); err != nil {
+		return nil, err
+	}
 	return e, nil
+}
+
+func (e *Engine) buildLimits(lc LimitsConfig) error {
+	if len(lc.Rules) == 0 {
+		return nil
+	}
+	switch lc.OnError {
+	case "", "fail_closed":
+	case "fail_open":
+		e.limitsOpen = true
+	default:
+		return fmt.Errorf("guardrails: limits: on_error %q (fail_closed or fail_open)", lc.OnError)
+	}
+	rules := make([]limits.Rule, len(lc.Rules))
+	for i, r := range lc.Rules {
+		rules[i] = limits.Rule{Scope: r.Scope, Tenant: r.Tenant, ID: r.ID, RPM: r.RPM, TPM: r.TPM, TokensPerRequest: r.TokensPerRequest, TokensPerDay: r.TokensPerDay}
+	}
+	if lc.RedisURL == "" {
+		m, err := limits.NewMemory(rules)
+		if err != nil {
+			return fmt.Errorf("guardrails: limits: %w", err)
+		}
+		e.limiter = m
+		return nil
+	}
+	opt, err := redis.ParseURL(lc.RedisURL)
+	if err != nil {
+		return fmt.Errorf("guardrails: limits: redis_url: %w", err)
+	}
+	client := redis.NewClient(opt)
+	prefix := lc.Prefix
+	if prefix == "" {
+		prefix = "aigw:limits"
+	}
+	r, err := limits.NewRedis(client, prefix, rules)
+	if err != nil {
+		client.Close()
+		return fmt.Errorf("guardrails: limits: %w", err)
+	}
+	e.limiter, e.closeFn = r, client.Close
+	return nil
+}
+
+// Close releases the engine's connections (Redis).
+func (e *Engine) Close() error {
+	if e.closeFn != nil {
+		return e.closeFn()
+	}
+	return nil
 }
 
 // pick returns the first policy matching the call, or nil.
@@ -116,9 +176,10 @@ func (e *Engine) pick(caller gateway.Caller, model string) *policy {
 
 // callState is what the input side leaves for the output side.
 type callState struct {
-	p       *policy
+	p       *policy // nil: no policy matched (limits only)
 	vault   vault
 	restore bool
+	res     *limits.Reservation
 }
 
 // segment is one piece of text of a request or answer: a message's
@@ -352,10 +413,22 @@ func (e *Engine) finish(p *policy, ds []*decision, output bool) *gateway.Inspect
 // Input implements gateway.Guard.
 func (e *Engine) Input(ctx context.Context, caller gateway.Caller, endpoint string, req *gateway.ChatRequest) (*gateway.Inspection, any) {
 	p := e.pick(caller, req.Model)
-	if p == nil {
+	if p == nil && e.limiter == nil {
 		return nil, nil
 	}
 	st := &callState{p: p, vault: newVault()}
+	var limitEvent map[string]any
+	if e.limiter != nil {
+		var block *gateway.Error
+		limitEvent, block = e.reserve(ctx, caller, req, st)
+		if block != nil || p == nil {
+			ins := &gateway.Inspection{Events: []map[string]any{limitEvent}, Block: block}
+			if p != nil {
+				ins.Policy, ins.Output = p.version, p.output
+			}
+			return ins, st
+		}
+	}
 	segs := inputSegments(req)
 	var ds []*decision
 	for _, c := range p.checks {
@@ -377,13 +450,75 @@ func (e *Engine) Input(ctx context.Context, caller gateway.Caller, endpoint stri
 			if d.verdict == ActionBlock && !shadow {
 				ins := e.finish(p, ds, false)
 				ins.Output = p.output
+				prependEvent(ins, limitEvent)
 				return ins, st
 			}
 		}
 	}
 	ins := e.finish(p, ds, false)
 	ins.Output = p.output
+	prependEvent(ins, limitEvent)
 	return ins, st
+}
+
+func prependEvent(ins *gateway.Inspection, ev map[string]any) {
+	if ev != nil {
+		ins.Events = append([]map[string]any{ev}, ins.Events...)
+	}
+}
+
+// reserve takes the call's rate-limit and token reservation: its event,
+// and the error that refuses the call (429 naming the limit, or 503 when
+// the limiter cannot decide and limits fail closed).
+func (e *Engine) reserve(ctx context.Context, caller gateway.Caller, req *gateway.ChatRequest, st *callState) (map[string]any, *gateway.Error) {
+	start := time.Now()
+	tokens := limits.Estimate(req.Model, req, limits.DefaultOutputTokens)
+	ev := map[string]any{"check": "limits", "type": "rate_limit", "stage": StageInput, "action": ActionBlock,
+		"detector_version": "limits/1", "reserved_tokens": tokens}
+	r, err := e.limiter.Reserve(ctx, limits.Subject{Tenant: caller.Tenant, Key: caller.KeyID, Route: req.Model}, tokens)
+	ev["duration_us"] = time.Since(start).Microseconds()
+	var le *limits.LimitError
+	switch {
+	case errors.As(err, &le):
+		ev["verdict"], ev["scope"], ev["limit"], ev["max"], ev["used"] = ActionBlock, le.Scope, le.Limit, le.Max, le.Used
+		ev["retry_after_ms"] = le.RetryAfter.Milliseconds()
+		return ev, le.GatewayError()
+	case err != nil:
+		ev["error"] = "the rate limiter cannot decide: " + truncate(err.Error(), 200)
+		e.log.Warn("rate limiter unavailable", "err", err)
+		if e.limitsOpen {
+			ev["verdict"] = "not_evaluated"
+			return ev, nil
+		}
+		ev["verdict"] = ActionBlock
+		return ev, &gateway.Error{Status: 503, Type: gateway.TypeUnavailable, Code: "rate_limiter_unavailable", RetryAfter: time.Second,
+			Message: "The gateway cannot check this call's rate limits now; retry later."}
+	}
+	st.res = r
+	ev["verdict"] = "pass"
+	return ev, nil
+}
+
+// Done implements gateway.Guard: the reservation is settled with the
+// usage, or released.
+func (e *Engine) Done(ctx context.Context, state any, usage *gateway.Usage, ok bool) {
+	st, _ := state.(*callState)
+	if st == nil || st.res == nil || e.limiter == nil {
+		return
+	}
+	var err error
+	if ok {
+		used := st.res.Tokens
+		if usage != nil && usage.TotalTokens > 0 {
+			used = int64(usage.TotalTokens)
+		}
+		err = e.limiter.Settle(ctx, st.res, used)
+	} else {
+		err = e.limiter.Release(ctx, st.res)
+	}
+	if err != nil && !errors.Is(err, limits.ErrDone) {
+		e.log.Warn("rate limiter: settling a reservation failed", "tenant", st.res.Subject.Tenant, "err", err)
+	}
 }
 
 func (e *Engine) toolDecision(c *check, stage string, run func() []Violation, verb string) *decision {
@@ -411,7 +546,7 @@ func (e *Engine) toolDecision(c *check, stage string, run func() []Violation, ve
 // Output implements gateway.Guard.
 func (e *Engine) Output(ctx context.Context, caller gateway.Caller, req *gateway.ChatRequest, state any, resp *gateway.ChatResponse) *gateway.Inspection {
 	st, _ := state.(*callState)
-	if st == nil || !st.p.output {
+	if st == nil || st.p == nil || !st.p.output {
 		return nil
 	}
 	p := st.p

@@ -22,7 +22,7 @@ import (
 // Holdback characters, and throughput not at all.
 func (e *Engine) Stream(ctx context.Context, caller gateway.Caller, req *gateway.ChatRequest, state any) gateway.StreamInspector {
 	st, _ := state.(*callState)
-	if st == nil || !st.p.output {
+	if st == nil || st.p == nil || !st.p.output {
 		return nil
 	}
 	si := &streamInspector{e: e, st: st, p: st.p, req: req, window: st.p.cfg.Holdback, decided: map[*check]*decision{}}

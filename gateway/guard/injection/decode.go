@@ -14,7 +14,13 @@ import (
 // sublayer analyzes a decoded payload within the budget, and adds an
 // encoded_payload finding over its run when it holds any signal.
 func (d *Detector) sublayer(a *accum, decoded string, l layer) bool {
-	if a.layers >= maxLayers || a.budget < len(decoded) || decoded == "" {
+	if decoded == "" {
+		return false
+	}
+	if a.layers >= maxLayers || a.budget < len(decoded) {
+		if a.refused[1] == 0 {
+			a.refused = l.span
+		}
 		return false
 	}
 	a.layers++

@@ -49,6 +49,7 @@ package injection
 import (
 	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 	"unsafe"
 
@@ -73,8 +74,13 @@ const (
 	maxFindings     = 64       // findings reported (all count in the score)
 )
 
-// RuleMaxScanBytes is the Rule of the scan_limit finding.
-const RuleMaxScanBytes = "max_scan_bytes"
+// Rules of scan_limit findings: the text is longer than MaxScanBytes, or
+// it holds more encoded text than Score decodes (the first run left
+// undecoded).
+const (
+	RuleMaxScanBytes = "max_scan_bytes"
+	RuleDecodeBudget = "decode_budget"
+)
 
 // Config configures a Detector.
 type Config struct {
@@ -91,9 +97,7 @@ type Config struct {
 type Detector struct {
 	threshold float64
 	maxScan   int
-	ac        *ahocorasick.Automaton
-	refs      [][]ref
-	words     map[string]word // the word sets, normalized
+	*tables
 }
 
 // word says which sets a normalized word belongs to.
@@ -108,6 +112,7 @@ const (
 	wXVerb
 	wCall
 	wCue
+	wStartWith
 )
 
 var _ guard.Detector = (*Detector)(nil)
@@ -121,25 +126,38 @@ type ref struct {
 // shadowOptions is every normalization.
 var shadowOptions = textnorm.Options{Fold: true, Confusables: true, Digits: true, Leet: true, Collapse: true}
 
-// New builds a Detector.
+// New builds a Detector. The phrase tables are built once, on first use,
+// and shared.
 func New(c Config) *Detector {
-	d := &Detector{threshold: c.Threshold, maxScan: c.MaxScanBytes, words: map[string]word{}}
+	d := &Detector{threshold: c.Threshold, maxScan: c.MaxScanBytes, tables: sharedTables()}
 	if d.threshold <= 0 {
 		d.threshold = DefaultThreshold
 	}
 	if d.maxScan <= 0 {
 		d.maxScan = DefaultMaxScanBytes
 	}
+	return d
+}
+
+// tables are the compiled phrase tables.
+type tables struct {
+	ac    *ahocorasick.Automaton
+	refs  [][]ref
+	words map[string]word // the word sets, normalized
+}
+
+var sharedTables = sync.OnceValue(func() *tables {
+	t := &tables{words: map[string]word{}}
 	norm := func(s string) string { return strings.TrimSpace(textnorm.Normalize(s, shadowOptions).Norm) }
 	for _, set := range []struct {
 		words []string
 		w     word
 	}{
 		{strongQuals, wStrongQual}, {weakQuals, wWeakQual}, {objects, wObj}, {fillers, wFiller}, {adjQuals, wAdjQual},
-		{xVerbs, wXVerb}, {callVerbs, wCall}, {cues, wCue},
+		{xVerbs, wXVerb}, {callVerbs, wCall}, {cues, wCue}, {startWith, wStartWith},
 	} {
 		for _, w := range set.words {
-			d.words[norm(w)] |= set.w
+			t.words[norm(w)] |= set.w
 		}
 	}
 	index := map[string]int{}
@@ -151,22 +169,23 @@ func New(c Config) *Detector {
 			id = len(pats)
 			index[k] = id
 			pats = append(pats, k)
-			d.refs = append(d.refs, nil)
+			t.refs = append(t.refs, nil)
 		}
-		d.refs[id] = append(d.refs[id], ref{entry: e, norm: k})
+		t.refs[id] = append(t.refs[id], ref{entry: e, norm: k})
 	}
 	ac, err := ahocorasick.NewBuilder().AddStrings(pats).Build()
 	if err != nil {
 		panic("injection: build automaton: " + err.Error()) // the tables are fixed
 	}
-	d.ac = ac
-	return d
-}
+	t.ac = ac
+	return t
+})
 
 // Scan appends the signals found in text to out when its score reaches
 // the threshold, each with the text's score as its Score (the detector's
 // confidence that the text is an injection). A scan_limit finding is
-// appended whatever the score when text is longer than MaxScanBytes.
+// appended whatever the score when text is longer than MaxScanBytes or
+// holds more encoded text than the decoding budget (256 KiB, 64 payloads).
 func (d *Detector) Scan(text string, out []guard.Finding) []guard.Finding {
 	score, fs := d.Score(text)
 	for _, f := range fs {
@@ -197,6 +216,9 @@ func (d *Detector) Score(text string) (float64, []guard.Finding) {
 	fs := a.findings
 	if len(scan) < len(text) {
 		fs = append(fs, guard.Finding{Type: TypeScanLimit, Start: len(scan), End: len(text), Score: 1, Rule: RuleMaxScanBytes})
+	}
+	if a.refused[1] > 0 {
+		fs = append(fs, guard.Finding{Type: TypeScanLimit, Start: a.refused[0], End: a.refused[1], Score: 1, Rule: RuleDecodeBudget})
 	}
 	return a.score(), fs
 }
@@ -229,6 +251,7 @@ type accum struct {
 	rules    []ruleWeight
 	budget   int // decoded bytes left
 	layers   int
+	refused  [2]int // the first run left undecoded for lack of budget
 }
 
 type ruleWeight struct {
@@ -324,6 +347,10 @@ func (d *Detector) analyze(a *accum, text string, l layer) {
 		case catRot13:
 			rot13 = true
 			emit(h.r.typ, h.r.rule, h.r.w, h.start, h.end)
+		case catYouAre:
+			if s := d.before(norm, h.start, 20, wStartWith); s >= 0 {
+				emit(h.r.typ, h.r.rule, h.r.w, s, h.end)
+			}
 		case catVerb:
 			lastEnd[catVerb] = d.override(h, norm, emit)
 		case catXTarget:
@@ -354,7 +381,11 @@ func (d *Detector) analyze(a *accum, text string, l layer) {
 // the above"). It returns the end of what it found, or 0.
 func (d *Detector) override(v hit, norm string, emit func(typ, rule string, w float64, s, e int)) int {
 	qual, strongQual, adj, fillersOnly := false, false, false, true
+	adjEnd, and := 0, false
 	for ws, we := range words(norm, v.end, v.start+overrideWindow) {
+		if adj && adjEnd == 0 {
+			adjEnd, and = ws, norm[ws:we] == "and"
+		}
 		w := d.words[norm[ws:we]]
 		if w&(wStrongQual|wWeakQual) != 0 {
 			qual = true
@@ -380,7 +411,11 @@ func (d *Detector) override(v hit, norm string, emit func(typ, rule string, w fl
 		fillersOnly = fillersOnly && w&wFiller != 0
 	}
 	if adj && v.r.strong {
-		emit(TypeOverride, "override.verb_qualifier", wOverrideAdj, v.start, v.end)
+		if and {
+			emit(TypeOverride, "override.verb_qualifier", wOverrideAdjAnd, v.start, v.end)
+		} else {
+			emit(TypeOverride, "override.verb_qualifier", wOverrideAdj, v.start, v.end)
+		}
 		return v.end
 	}
 	return 0

@@ -28,6 +28,7 @@ const (
 	catSend                 // send, forward, upload… (then "to")
 	catTool                 // tool, function, plugin… (after a call verb)
 	catRot13                // a ROT13 cue: decode the text with ROT13
+	catYouAre               // a quoted "you are": extraction after "starting with"
 	numCats
 )
 
@@ -54,6 +55,7 @@ const (
 	wOverrideWeak    = 0.35 // both weak
 	wOverrideNoQual  = 0.45 // strong verb and object, nothing between that qualifies
 	wOverrideAdj     = 0.45 // strong verb right before a strong qualifier ("ignore the above")
+	wOverrideAdjAnd  = 0.7  // …followed by "and" ("ignore the above and say…")
 	wExtract         = 0.7
 	wSendTo          = 0.35
 	wToolCall        = 0.35
@@ -93,7 +95,7 @@ var (
 	toolWords    = []string{"tool", "function", "plugin", "api", "endpoint", "action", "command", "webhook"}
 	cues         = []string{"you must", "you should", "you will", "you need to", "do not", "don't", "instead", "reply with", "respond with", "answer with", "tell the user", "assistant", "ai", "llm", "chatbot", "language model", "model", "ignore", "disregard", "forget", "password", "secret", "send", "email", "click", "visit", "say", "print", "output", "important", "instruction", "instructions"}
 	rot13Cues    = []string{"rot13", "rot-13", "rot 13", "rot_13", "caesar cipher", "rotate by 13", "rotated by 13"}
-	adjAndQuals  = []string{"the above", "all the above", "everything above", "all of the above", "all previous", "all prior", "the previous", "previous", "prior", "everything before", "everything", "all that"}
+	startWith    = []string{"starting with", "beginning with", "start with", "begins with", "starts with", "begin with"}
 	extractQuote = []string{"'", "\"", "“", "‘", "«", "`"}
 )
 
@@ -270,15 +272,8 @@ func entries() []entry {
 	for _, c := range rot13Cues {
 		es = append(es, entry{text: c, cat: catRot13, typ: TypeEncoded, rule: "encoded.cue", w: 0.15, bound: true})
 	}
-	for _, v := range strongVerbs {
-		for _, q := range adjAndQuals {
-			es = append(es, entry{text: v + " " + q + " and", typ: TypeOverride, rule: "override.ignore_above_and", w: 0.7, bound: true})
-		}
-	}
 	for _, q := range extractQuote {
-		for _, p := range []string{"starting with ", "beginning with ", "start with ", "begins with ", "starts with "} {
-			es = append(es, entry{text: p + q + "you are", typ: TypeExtraction, rule: "extract.starting_with", w: 0.5, bound: true})
-		}
+		es = append(es, entry{text: q + "you are", cat: catYouAre, typ: TypeExtraction, rule: "extract.starting_with", w: 0.5})
 	}
 	return es
 }

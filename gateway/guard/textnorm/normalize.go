@@ -8,6 +8,7 @@ import (
 	"sync"
 	"unicode"
 	"unicode/utf8"
+	"unsafe"
 
 	"golang.org/x/text/unicode/norm"
 )
@@ -48,7 +49,8 @@ func normalize(s string, o Options, slow bool) Text {
 	if b.out == nil {
 		return Text{Norm: s[:b.n], src: s}
 	}
-	return Text{Norm: string(b.out), src: s, runs: b.runs}
+	// b.out is not written again: share it.
+	return Text{Norm: unsafe.String(unsafe.SliceData(b.out), len(b.out)), src: s, runs: b.runs}
 }
 
 // asciiRun handles ASCII from s[i] on, up to the ASCII character before a

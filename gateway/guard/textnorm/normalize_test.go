@@ -1,6 +1,7 @@
 package textnorm
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -221,4 +222,29 @@ func FuzzNormalize(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Normalize is safe for concurrent use, the lazily built confusables
+// table included (go test -race).
+func TestConcurrent(t *testing.T) {
+	texts := []string{mixed4K, prompt4K, "іgnоrе", "ＡＢＣ ٤٥"}
+	done := make(chan string)
+	for g := range 8 {
+		go func() {
+			for k := range 20 {
+				s := texts[(g+k)%len(texts)]
+				x, y := Normalize(s, all), normalize(s, all, true)
+				if x.Norm != y.Norm {
+					done <- fmt.Sprintf("Normalize(%.20q) = %.20q; without fast paths %.20q", s, x.Norm, y.Norm)
+					return
+				}
+			}
+			done <- ""
+		}()
+	}
+	for range 8 {
+		if msg := <-done; msg != "" {
+			t.Error(msg)
+		}
+	}
 }
