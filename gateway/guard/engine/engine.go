@@ -223,6 +223,7 @@ type decision struct {
 	reason   string // what the agent is told on a block
 	err      string
 	took     time.Duration
+	pending  int // see scan; -1: none
 }
 
 type eventFinding struct {
@@ -275,8 +276,13 @@ func roundScore(f float64) string { return fmt.Sprintf("%.2f", f) }
 
 // scan runs a text check over segments of one stage and returns its
 // decision; redaction is applied in place when the check redacts.
-func (e *Engine) scan(c *check, stage string, segs []segment, st *callState, shadow bool) (d *decision) {
-	d = &decision{c: c, stage: stage, verdict: "pass"}
+//
+// tail, when not negative, is where the text may still continue (a
+// stream's held text): a finding to redact that reaches it may be
+// incomplete (a PEM block without its end yet), so it is not redacted now;
+// d.pending is where the first such finding starts.
+func (e *Engine) scan(c *check, stage string, segs []segment, st *callState, shadow bool, tail int) (d *decision) {
+	d = &decision{c: c, stage: stage, verdict: "pass", pending: -1}
 	start := time.Now()
 	defer func() {
 		d.took = time.Since(start)
@@ -312,7 +318,23 @@ func (e *Engine) scan(c *check, stage string, segs []segment, st *callState, sha
 			}
 		}
 		if len(kept) > 0 && c.cfg.Action == ActionRedact && !shadow && !c.cfg.Shadow {
-			*sg.text = e.redact(c, *sg.text, kept, st)
+			if tail >= 0 {
+				now := kept[:0:0]
+				for _, f := range kept {
+					// Only blank text after it: the match may go on.
+					if f.End >= tail || strings.TrimSpace((*sg.text)[min(f.End, len(*sg.text)):]) == "" {
+						if d.pending < 0 || f.Start < d.pending {
+							d.pending = f.Start
+						}
+						continue
+					}
+					now = append(now, f)
+				}
+				kept = now
+			}
+			if len(kept) > 0 {
+				*sg.text = e.redact(c, *sg.text, kept, st)
+			}
 		}
 	}
 	if d.count > 0 && d.verdict == "pass" {
@@ -440,7 +462,7 @@ func (e *Engine) Input(ctx context.Context, caller gateway.Caller, endpoint stri
 				if c.det == nil {
 					continue
 				}
-				d = e.scan(c, stage, segs, st, shadow)
+				d = e.scan(c, stage, segs, st, shadow, -1)
 			case stage == StageToolCalls && c.tools != nil && len(req.Tools) > 0:
 				d = e.toolDecision(c, stage, func() []Violation { return c.tools.CheckRequest(req.Tools) }, "declares")
 			default:
@@ -566,7 +588,7 @@ func (e *Engine) Output(ctx context.Context, caller gateway.Caller, req *gateway
 			switch {
 			case stage == StageOutput && c.det != nil:
 				before := texts(segs)
-				d = e.scan(c, stage, segs, st, shadow)
+				d = e.scan(c, stage, segs, st, shadow, -1)
 				modified = modified || !slices.Equal(before, texts(segs))
 			case stage == StageOutput && c.cfg.Type == TypeJSONSchema:
 				d = e.schemaDecision(c, req, segs)

@@ -25,7 +25,7 @@ func (e *Engine) Stream(ctx context.Context, caller gateway.Caller, req *gateway
 	if st == nil || st.p == nil || !st.p.output {
 		return nil
 	}
-	si := &streamInspector{e: e, st: st, p: st.p, req: req, window: st.p.cfg.Holdback, decided: map[*check]*decision{}}
+	si := &streamInspector{e: e, st: st, p: st.p, req: req, window: st.p.cfg.Holdback, decided: map[*check]*decision{}, pending: -1}
 	for _, c := range st.p.checks {
 		if c.cfg.Type == TypeJSONSchema && slices.Contains(c.cfg.Stages, StageOutput) && req.ResponseFormat != nil {
 			si.keepAll = true
@@ -33,6 +33,10 @@ func (e *Engine) Stream(ctx context.Context, caller gateway.Caller, req *gateway
 	}
 	return si
 }
+
+// maxPending bounds how much text a possibly incomplete match to redact
+// holds back: past it, the match is redacted as it stands.
+const maxPending = 64 << 10
 
 type streamInspector struct {
 	e      *Engine
@@ -50,6 +54,10 @@ type streamInspector struct {
 	acc      gateway.Accumulator
 	decided  map[*check]*decision
 	order    []*check
+	// pending is where, in the held text, a finding to redact starts that
+	// may continue in text not yet received: nothing from there on is
+	// released (-1: none).
+	pending int
 }
 
 // chunkText is the text a chunk adds to choice 0.
@@ -100,13 +108,26 @@ func (si *streamInspector) inspect(final bool) *gateway.Inspection {
 	text := si.tail + held
 	seg := []segment{{0, -1, StageOutput, &text}}
 	changed := false
+	// A match to redact that may continue is redacted once it is complete
+	// (or at the end, or when the held text grows past maxPending).
+	tail := len(text)
+	if final || len(held) > maxPending {
+		tail = -1
+	}
+	si.pending = -1
 	for _, c := range si.p.checks {
 		if c.det == nil || !slices.Contains(c.cfg.Stages, StageOutput) {
 			continue
 		}
 		shadow := si.p.cfg.Shadow || c.cfg.Shadow
 		before := text
-		d := si.e.scan(c, StageOutput, seg, si.st, shadow)
+		d := si.e.scan(c, StageOutput, seg, si.st, shadow, tail)
+		if d.pending >= 0 {
+			p := max(d.pending-len(si.tail), 0)
+			if si.pending < 0 || p < si.pending {
+				si.pending = p
+			}
+		}
 		si.merge(c, d)
 		if text != before {
 			// Redaction: it must not reach into released text.
@@ -188,17 +209,18 @@ func (si *streamInspector) coalesce(text string) {
 // text held after them is at least the window (all of them when final).
 func (si *streamInspector) release(final bool) []*gateway.ChatChunk {
 	held := len(si.heldText())
-	n := 0
+	n, at := 0, 0 // at: offset in the held text of chunk n
 	for n < len(si.held) {
 		t, ok := chunkText(si.held[n])
 		size := 0
 		if ok {
 			size = len(*t)
 		}
-		if !final && ok && held-size < si.window {
+		if !final && ok && (held-size < si.window || si.pending >= 0 && at+size > si.pending) {
 			break
 		}
 		held -= size
+		at += size
 		n++
 	}
 	// Never release a partial PII placeholder: restoring needs all of it.

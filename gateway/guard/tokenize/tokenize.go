@@ -12,6 +12,7 @@ package tokenize
 import (
 	"encoding/base64"
 	"encoding/json"
+	"hash/maphash"
 	"image"
 	_ "image/gif" // image.DecodeConfig of data: URLs
 	_ "image/jpeg"
@@ -19,6 +20,7 @@ import (
 	"math"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"aigw/gateway"
 
@@ -143,12 +145,51 @@ func Text(enc Encoding, s string) int {
 	if s == "" {
 		return 0
 	}
+	if len(s) < cacheMin {
+		return count(enc, s)
+	}
+	// Agents resend the same long texts on every turn (system prompt,
+	// tool declarations, the history): counts of long texts are cached.
+	k := cacheKey{enc: enc, size: len(s), hash: maphash.String(cacheSeed, s)}
+	if n, ok := countCache.Load(k); ok {
+		return n.(int)
+	}
+	n := count(enc, s)
+	if cacheSize.Add(1) > cacheMax {
+		countCache.Clear()
+		cacheSize.Store(0)
+	}
+	countCache.Store(k, n)
+	return n
+}
+
+func count(enc Encoding, s string) int {
 	n, err := codec(enc).Count(s)
 	if err != nil { // only a failing split regexp; never seen
 		return gateway.EstimateTokens(s)
 	}
 	return n
 }
+
+// The cache of counts of long texts: keyed by encoding, length and a
+// 64-bit hash (a collision would only skew an estimate that the provider's
+// usage settles), cleared whole when it holds cacheMax entries.
+const (
+	cacheMin = 256
+	cacheMax = 1 << 16
+)
+
+type cacheKey struct {
+	enc  Encoding
+	size int
+	hash uint64
+}
+
+var (
+	cacheSeed  = maphash.MakeSeed()
+	countCache sync.Map
+	cacheSize  atomic.Int64
+)
 
 // Chat framing, as OpenAI's cookbook counts it ("How to count tokens with
 // tiktoken", which matches the API's prompt_tokens for gpt-3.5-turbo, gpt-4,
