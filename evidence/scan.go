@@ -50,7 +50,7 @@ var pops = []popDef{
 	{PopCalls, "Calls: every request received", `kind = "request"`, false, false},
 	{PopOutcomes, "Call outcomes: every response and error", `kind IN ("response", "error")`, false, false},
 	{PopRefusals, "Refused requests: authentication, authorisation, scope, validation, stops (4xx)", `kind = "error" AND 400 <= attrs.status < 500`, true, false},
-	{PopBlocked, "Blocked requests and outputs (guardrails)", `(kind = "guardrail" AND attrs.action = "block") OR (kind = "error" AND attrs.error_code IN ("content_filter", "guardrail_blocked"))`, true, false},
+	{PopBlocked, "Blocked requests and answers (guardrails): one per call", `kind = "error" AND attrs.error_code IN ("content_filter", "guardrail_blocked")`, true, false},
 	{PopGuardrail, "Guardrail decisions", `kind = "guardrail"`, false, false},
 	{PopProviderFailures, "Provider failures: attempts that did not succeed", `kind = "attempt" AND attrs.outcome != "ok"`, true, false},
 	{PopFallbacks, "Fallbacks: failed attempts followed by another target", `kind = "attempt" AND attrs.next IS SET`, true, false},
@@ -577,9 +577,6 @@ func (s *scanner) classify(b *blockScan, idx uint64, e []byte, f fields) bool {
 		}
 	case ledger.KindGuardrail:
 		s.add(b, popIndex(PopGuardrail), idx, e, f)
-		if a, _ := attrString(f.attrs, "action"); string(a) == "block" {
-			s.add(b, popIndex(PopBlocked), idx, e, f)
-		}
 	case ledger.KindToolCall:
 		s.add(b, popIndex(PopToolCalls), idx, e, f)
 	case ledger.KindApproval:

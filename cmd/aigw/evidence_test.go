@@ -26,7 +26,13 @@ func TestEvidenceEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	cfgPath := filepath.Join(dir, "aigw.yaml")
-	os.WriteFile(cfgPath, []byte(openAIConfig(a, b)), 0o600)
+	os.WriteFile(cfgPath, []byte(openAIConfig(a, b)+`
+guardrails:
+  policies:
+    - name: p
+      checks:
+        - {id: codewords, type: content, stages: [input], action: block, phrases: ["project zephyr"]}
+`), 0o600)
 	s := startServe(t, "-config", cfgPath, "-data-dir", data)
 	var h struct {
 		VKey string `json:"vkey"`
@@ -63,6 +69,10 @@ func TestEvidenceEndToEnd(t *testing.T) {
 		}
 	}
 	chat(other, "") // another tenant's traffic: never in acme's package
+	// A call a guardrail blocks.
+	if code, _, _ := rawCall(t, "POST", g.url()+"/v1/chat/completions", key, "application/json", chatBody("gpt-4o-mini", "what is project zephyr?", false)); code != 400 {
+		t.Fatalf("blocked call: %d", code)
+	}
 	// Refusals: invalid input, and a stopped agent.
 	if code, _, _ := rawCall(t, "POST", g.url()+"/v1/embeddings", key, "application/json", `{"model":"text-embedding-3-small","input":[]}`); code != 400 {
 		t.Fatalf("empty embeddings input: %d", code)
@@ -119,9 +129,9 @@ func TestEvidenceEndToEnd(t *testing.T) {
 		}
 	}
 	want := map[string]uint64{
-		"calls": calls + 2, "call-outcomes": calls + 2, "refusals": 2, "provider-failures": 1, "fallbacks": 1,
+		"calls": calls + 3, "call-outcomes": calls + 3, "refusals": 3, "provider-failures": 1, "fallbacks": 1,
 		"approvals": 2, "oversight": 2, "disclosures": 1, "incidents": 1, "attestations": 1,
-		"admin-changes": 1, "key-events": 1, "blocked-requests": 0, "guardrail-decisions": 0, "erasures": 0,
+		"admin-changes": 1, "key-events": 1, "blocked-requests": 1, "guardrail-decisions": calls + 1, "erasures": 0,
 	}
 	for _, p := range r.Populations {
 		if w, ok := want[p.ID]; ok && p.Count != w {

@@ -1,5 +1,5 @@
 aigw-assessor-package/1
 eb9aabbf-4752-573d-ac1f-455aaa71ea97
-aaUCASUOCCtm6iSOelCz4z1CBaONjLJu1SA84ai6Mb8=
+Yn2GfbUbjpcrDMu+MOVfZCRKaA2c/SjW2UY8AJ46jbc=
 
-— aigw-test wbeI6t9CS7gE+Uz8fE8/uyH9y20rc7rLS0zAYVsj8swSaeKwv5NsZq+pYRXRkJkOLE4AUmrDI9vsNAcylSU+w10z4wQ=
+— aigw-test wbeI6g2vqZ3LVk41PYNlGx2jyt0AY0NXDSxAZyfjh5RcWOmetsyXkhiqIIsUNdqktCUV2EWccrhAuP2vEs3uATaNkQc=

@@ -1,5 +1,5 @@
 aigw-assessor-package/1
 5c33375c-d7e7-5c4d-aef1-4570814be468
-hTaNwkDNg7I+O16qDy+pHFPaZKAr02xr/Ew5Kg/UUAI=
+G8w0EpQWyBhE2GNwMTJSVbnIAED0RXAoDpwEmk3lOWI=
 
-— aigw-test wbeI6nQDHbmJuVibE+mZsSW0bb7gCZ7Zkm+meJcuRAD5B5PjqoBnXYN1MhBJvHNPgQ/1tbe7MRqYtgljePG/t5/W1wM=
+— aigw-test wbeI6ptCg5su2wgUIcJJQYqtw+ve1onwo8gDspZryfAFVLwIc8GKaHfa6CFXSRzU1FJd3DhDqsBGuYadow0d0J25Ngo=
