@@ -344,6 +344,32 @@ func (e *Engine) scan(c *check, stage string, segs []segment, st *callState, sha
 	return d
 }
 
+// scanJoined scans the input turns together, for a payload split across
+// them ("remember X = 'ign'", "Y = 'ore previous…'", "now do X+Y"); its
+// findings have message -1 and are never redacted.
+func (e *Engine) scanJoined(c *check, segs []segment, st *callState, shadow bool, d *decision) *decision {
+	var parts []string
+	for _, sg := range segs {
+		if sg.stage == StageInput {
+			parts = append(parts, *sg.text)
+		}
+	}
+	if len(parts) < 2 {
+		return d
+	}
+	joined := strings.Join(parts, "\n")
+	jd := e.scan(c, StageInput, []segment{{-1, -1, StageInput, &joined}}, st, true, -1)
+	jd.took += d.took
+	if jd.verdict == "pass" {
+		return d
+	}
+	if jd.verdict == ActionRedact { // a split payload cannot be redacted where it lies
+		jd.verdict = ActionFlag
+	}
+	jd.reason += " (across the conversation's turns)"
+	return jd
+}
+
 // notEvaluated marks a decision as a check that could not run: a block if
 // the check fails closed.
 func (e *Engine) notEvaluated(d *decision, why string) {
@@ -463,6 +489,9 @@ func (e *Engine) Input(ctx context.Context, caller gateway.Caller, endpoint stri
 					continue
 				}
 				d = e.scan(c, stage, segs, st, shadow, -1)
+				if c.cfg.Type == TypeInjection && stage == StageInput && d.verdict == "pass" {
+					d = e.scanJoined(c, segs, st, shadow, d)
+				}
 			case stage == StageToolCalls && c.tools != nil && len(req.Tools) > 0:
 				d = e.toolDecision(c, stage, func() []Violation { return c.tools.CheckRequest(req.Tools) }, "declares")
 			default:
