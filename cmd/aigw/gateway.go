@@ -2,6 +2,7 @@ package main
 
 import (
 	"aigw/gateway/guard/engine"
+	"encoding/json"
 
 	"context"
 	"crypto/rand"
@@ -215,6 +216,18 @@ func startGateway(ctx context.Context, cfg Config, producer *jetstream.Producer,
 	if err != nil {
 		tenants.Close()
 		return nil, err
+	}
+	if eng != nil {
+		// Judges (llm_judge checks) call models through the pipeline: the
+		// judge's call is routed, governed and recorded like any call.
+		eng.SetJudge(func(ctx context.Context, caller gateway.Caller, req *gateway.ChatRequest, traceID string) (*gateway.ChatResponse, error) {
+			body, err := json.Marshal(req)
+			if err != nil {
+				return nil, err
+			}
+			resp, _, err := pipe.Chat(ctx, caller, req, body, traceID)
+			return resp, err
+		})
 	}
 	adminKey := cfg.Gateway.AdminKey
 	if adminKey == "" {

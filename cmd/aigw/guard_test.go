@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -270,5 +272,102 @@ guardrails:
 	}
 	if !retryAfter {
 		t.Error("a 429 without Retry-After")
+	}
+}
+
+// TestJudgeEndToEnd: an llm_judge check on the output calls its judge
+// route through the gateway (the judge's call is a recorded call of the
+// tenant, agent aigw-judge, its trace named by the guardrail event); a
+// violation blocks the answer, and a judge that answers no verdict is
+// recorded as not evaluated (fail open).
+func TestJudgeEndToEnd(t *testing.T) {
+	var judged atomic.Int32
+	verdict := `{"violates":true,"score":0.92,"reason":"promises a refund above the limit"}`
+	judge := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		judged.Add(1)
+		var req struct {
+			Messages []struct{ Content string }
+		}
+		json.NewDecoder(r.Body).Decode(&req)
+		content := verdict
+		if len(req.Messages) > 1 && strings.Contains(req.Messages[1].Content, "harmless") {
+			content = "I cannot judge that." // no structured verdict
+		}
+		b, _ := json.Marshal(content)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"id":"chatcmpl-j","object":"chat.completion","created":1,"model":"judge-1","choices":[{"index":0,"message":{"role":"assistant","content":%s},"finish_reason":"stop"}],"usage":{"prompt_tokens":50,"completion_tokens":20,"total_tokens":70}}`, b)
+	}))
+	t.Cleanup(judge.Close)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "aigw.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`
+gateway:
+  admin_key: %s
+providers:
+  - {name: mock, type: mock}
+  - {name: judges, type: openai-compatible, base_url: %s/v1, api_key: k}
+routes:
+  - {name: mock, targets: [{provider: mock}]}
+  - {name: judge, targets: [{provider: judges, model: judge-1}]}
+guardrails:
+  policies:
+    - name: refunds
+      checks:
+        - {id: refund-policy, type: llm_judge, stages: [output], action: block, route: judge, policy: "Never promise a refund above 500 EUR."}
+`, testAdminKey, judge.URL)), 0o600)
+	s := startServe(t, "-config", cfg, "-data-dir", filepath.Join(dir, "data"))
+	g := &gwProc{serveProc: s, traces: map[string][]traceWant{}}
+	key := g.newKey(t, "acme")
+	resp := post(t, g.url()+"/v1/chat/completions", key, chatBody("mock", "We will refund you 900 EUR today.", false), nil)
+	var e struct{ Error map[string]any }
+	json.NewDecoder(resp.Body).Decode(&e)
+	if resp.StatusCode != 422 || e.Error["code"] != "guardrail_blocked" || !strings.Contains(fmt.Sprint(e.Error["message"]), "refund above the limit") {
+		t.Fatalf("judged answer: %d %v", resp.StatusCode, e)
+	}
+	// Streamed: held whole for the judge, then ended with content_filter.
+	resp = post(t, g.url()+"/v1/chat/completions", key, chatBody("mock", "We will refund you 900 EUR today.", true), nil)
+	if evs := strings.Join(sseEvents(t, resp), "\n"); !strings.Contains(evs, "content_filter") || strings.Contains(evs, "900 EUR") {
+		t.Fatalf("judged stream: %s", evs)
+	}
+	resp = post(t, g.url()+"/v1/chat/completions", key, chatBody("mock", "harmless question", false), nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("a judge without a verdict (fail open): %d", resp.StatusCode)
+	}
+	if judged.Load() != 3 {
+		t.Fatalf("the judge was called %d times, want 3", judged.Load())
+	}
+	// The ledger: judge calls are calls of the tenant; guardrail events
+	// name their traces.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		cp := waitSize(t, g.serveProc, "acme", 1)
+		nb, _ := ledger.SplitNote(cp)
+		c, _ := ledger.ParseCheckpointBody(nb)
+		judgeTraces, named, notEvaluated := map[string]bool{}, map[string]bool{}, 0
+		for _, ev := range g.entries(t, "acme", c.Size) {
+			if ev.Kind == ledger.KindRequest && ev.Actor.AgentID == "aigw-judge" {
+				judgeTraces[ev.TraceID] = true
+			}
+			if ev.Kind == "guardrail" {
+				var a map[string]any
+				json.Unmarshal(ev.RawAttrs, &a)
+				if id, ok := a["judge_trace_id"].(string); ok {
+					named[id] = true
+				}
+				if a["verdict"] == "not_evaluated" {
+					notEvaluated++
+				}
+			}
+		}
+		if len(judgeTraces) == 3 && len(named) == 3 && notEvaluated == 1 {
+			for id := range named {
+				if !judgeTraces[id] {
+					t.Fatalf("guardrail event names judge trace %s, not in the log", id)
+				}
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("judge traces %v, named %v, not evaluated %d", judgeTraces, named, notEvaluated)
+		}
 	}
 }

@@ -93,6 +93,8 @@ func build(cc CheckConfig) (*check, error) {
 			}
 			return v.Validate, nil
 		}
+	case TypeJudge:
+		c.version = "judge/1:" + cc.Route
 	default:
 		return nil, fmt.Errorf("unknown check type %q", cc.Type)
 	}

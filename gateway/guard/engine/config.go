@@ -39,6 +39,10 @@ const (
 	TypeInjection  = "prompt_injection"
 	TypeToolPolicy = "tool_policy"
 	TypeJSONSchema = "json_schema"
+	// TypeJudge: a policy written in words, judged by a model on a route
+	// the tenant chooses, through the gateway's own router (the judge's
+	// call is itself a recorded call).
+	TypeJudge = "llm_judge"
 )
 
 // Config is the guardrail configuration: policies, each for some tenants
@@ -117,6 +121,11 @@ type CheckConfig struct {
 	// Restore puts redacted PII back into the answer (placeholders the
 	// model repeats become the original values for the agent).
 	Restore bool `yaml:"restore" json:"restore,omitempty"`
+	// llm_judge: the policy in words, the route (model name) that judges,
+	// and how long the judge may take (default 2 s).
+	Policy    string `yaml:"policy" json:"policy,omitempty"`
+	Route     string `yaml:"route" json:"route,omitempty"`
+	TimeoutMS int    `yaml:"timeout_ms" json:"timeout_ms,omitempty"`
 	// tool_policy
 	Tools *ToolsConfig `yaml:"tools" json:"tools,omitempty"`
 }
@@ -153,7 +162,7 @@ type ArgConstraint struct {
 }
 
 var (
-	validTypes   = []string{TypeContent, TypePII, TypeSecrets, TypeInjection, TypeToolPolicy, TypeJSONSchema}
+	validTypes   = []string{TypeContent, TypePII, TypeSecrets, TypeInjection, TypeToolPolicy, TypeJSONSchema, TypeJudge}
 	validStages  = []string{StageInput, StageToolResults, StageToolCalls, StageOutput}
 	validActions = []string{ActionBlock, ActionRedact, ActionFlag, ActionLog}
 )
@@ -165,6 +174,8 @@ func stagesFor(typ string) []string {
 		return []string{StageToolCalls}
 	case TypeJSONSchema:
 		return []string{StageOutput}
+	case TypeJudge:
+		return []string{StageInput, StageOutput}
 	}
 	return []string{StageInput, StageToolResults, StageOutput}
 }
@@ -215,6 +226,20 @@ func (p *PolicyConfig) validate() error {
 		}
 		if c.Action == ActionRedact && (c.Type == TypeToolPolicy || c.Type == TypeJSONSchema) {
 			return fmt.Errorf("%s: a %s check cannot redact (block, flag or log_only)", where, c.Type)
+		}
+		if c.Type == TypeJudge {
+			if c.Policy == "" || c.Route == "" {
+				return fmt.Errorf("%s: an llm_judge check needs a policy and a route", where)
+			}
+			if c.Action == ActionRedact {
+				return fmt.Errorf("%s: an llm_judge check cannot redact (block, flag or log_only)", where)
+			}
+			if c.TimeoutMS == 0 {
+				c.TimeoutMS = 2000
+			}
+			if c.OnError == "" {
+				c.OnError = "fail_open" // a quality check: its failure is recorded, not enforced
+			}
 		}
 		switch c.OnError {
 		case "":

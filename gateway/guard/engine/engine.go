@@ -35,6 +35,7 @@ type Engine struct {
 	limiter    limits.Limiter
 	limitsOpen bool // fail open when the limiter cannot decide
 	closeFn    func() error
+	judge      JudgeFunc
 }
 
 var _ gateway.Guard = (*Engine)(nil)
@@ -224,6 +225,8 @@ type decision struct {
 	err      string
 	took     time.Duration
 	pending  int // see scan; -1: none
+	// judgeTrace is the trace id of an llm_judge check's own call.
+	judgeTrace string
 }
 
 type eventFinding struct {
@@ -266,8 +269,14 @@ func (d *decision) attrs(p *policy, shadow bool) map[string]any {
 	if d.err != "" {
 		a["error"] = d.err
 	}
-	if d.reason != "" && d.verdict != "pass" {
+	if d.reason != "" && d.verdict != "pass" && d.c.cfg.Type != TypeJudge {
 		a["reason"] = d.reason
+	}
+	if d.judgeTrace != "" {
+		a["judge_trace_id"] = d.judgeTrace
+	}
+	if d.c.cfg.Type == TypeJudge && d.count == 0 && d.err == "" {
+		a["score"] = roundScore(d.score)
 	}
 	return a
 }
@@ -460,6 +469,9 @@ func (e *Engine) finish(p *policy, ds []*decision, output bool) *gateway.Inspect
 
 // Input implements gateway.Guard.
 func (e *Engine) Input(ctx context.Context, caller gateway.Caller, endpoint string, req *gateway.ChatRequest) (*gateway.Inspection, any) {
+	if isJudgeCall(ctx) {
+		return nil, nil // a judge's own call
+	}
 	p := e.pick(caller, req.Model)
 	if p == nil && e.limiter == nil {
 		return nil, nil
@@ -484,6 +496,8 @@ func (e *Engine) Input(ctx context.Context, caller gateway.Caller, endpoint stri
 		for _, stage := range c.cfg.Stages {
 			var d *decision
 			switch {
+			case c.cfg.Type == TypeJudge && stage == StageInput:
+				d = e.judgeDecision(ctx, c, stage, caller, joinStage(segs, StageInput), "the user's request")
 			case stage == StageInput || stage == StageToolResults:
 				if c.det == nil {
 					continue
@@ -615,6 +629,8 @@ func (e *Engine) Output(ctx context.Context, caller gateway.Caller, req *gateway
 		for _, stage := range c.cfg.Stages {
 			var d *decision
 			switch {
+			case stage == StageOutput && c.cfg.Type == TypeJudge:
+				d = e.judgeDecision(ctx, c, stage, caller, joinStage(segs, StageOutput), "the assistant's answer")
 			case stage == StageOutput && c.det != nil:
 				before := texts(segs)
 				d = e.scan(c, stage, segs, st, shadow, -1)
@@ -655,6 +671,16 @@ func (e *Engine) Output(ctx context.Context, caller gateway.Caller, req *gateway
 	ins := e.finish(p, ds, true)
 	ins.Modified = modified
 	return ins
+}
+
+func joinStage(segs []segment, stage string) string {
+	var parts []string
+	for _, sg := range segs {
+		if sg.stage == stage {
+			parts = append(parts, *sg.text)
+		}
+	}
+	return strings.Join(parts, "\n\n")
 }
 
 func texts(segs []segment) []string {

@@ -30,7 +30,12 @@ func (e *Engine) Stream(ctx context.Context, caller gateway.Caller, req *gateway
 		if c.cfg.Type == TypeJSONSchema && slices.Contains(c.cfg.Stages, StageOutput) && req.ResponseFormat != nil {
 			si.keepAll = true
 		}
+		if c.cfg.Type == TypeJudge && slices.Contains(c.cfg.Stages, StageOutput) {
+			// A judge reads the whole answer: nothing is released before.
+			si.keepAll, si.toolMode = true, true
+		}
 	}
+	si.ctx, si.caller = ctx, caller
 	return si
 }
 
@@ -54,6 +59,8 @@ type streamInspector struct {
 	acc      gateway.Accumulator
 	decided  map[*check]*decision
 	order    []*check
+	ctx      context.Context
+	caller   gateway.Caller
 	// pending is where, in the held text, a finding to redact starts that
 	// may continue in text not yet received: nothing from there on is
 	// released (-1: none).
@@ -277,6 +284,8 @@ func (si *streamInspector) End() ([]*gateway.ChatChunk, *gateway.Inspection) {
 				continue
 			}
 			d = si.e.toolDecision(c, StageToolCalls, func() []Violation { return c.tools.CheckCalls(si.req.Tools, calls) }, "answer calls")
+		case c.cfg.Type == TypeJudge && slices.Contains(c.cfg.Stages, StageOutput):
+			d = si.e.judgeDecision(si.ctx, c, StageOutput, si.caller, si.all.String(), "the assistant's answer")
 		case c.cfg.Type == TypeJSONSchema && si.keepAll:
 			text := si.all.String()
 			d = si.e.schemaDecision(c, si.req, []segment{{0, -1, StageOutput, &text}})
