@@ -84,11 +84,14 @@ type LimitRule struct {
 type PolicyConfig struct {
 	Name string `yaml:"name" json:"name"`
 	// Tenants the policy applies to ("*" or empty: every tenant); Routes
-	// (model names as requested, path.Match globs) and Agents likewise.
+	// (model names as requested, path.Match globs), Agents and Keys
+	// likewise.
 	// The first policy that matches a call applies.
 	Tenants []string `yaml:"tenants" json:"tenants,omitempty"`
 	Routes  []string `yaml:"routes" json:"routes,omitempty"`
 	Agents  []string `yaml:"agents" json:"agents,omitempty"`
+	// Keys are API key ids (as the admin API shows them).
+	Keys []string `yaml:"keys" json:"keys,omitempty"`
 	// Shadow runs every check but enforces none: decisions are recorded
 	// with "shadow": true (to try a policy on live traffic).
 	Shadow bool          `yaml:"shadow" json:"shadow,omitempty"`
@@ -185,7 +188,7 @@ func (p *PolicyConfig) validate() error {
 	if p.Name == "" {
 		return fmt.Errorf("guardrails: a policy has no name")
 	}
-	for _, g := range append(append(slices.Clone(p.Routes), p.Agents...), p.Tenants...) {
+	for _, g := range append(append(append(slices.Clone(p.Routes), p.Agents...), p.Tenants...), p.Keys...) {
 		if _, err := path.Match(g, ""); err != nil {
 			return fmt.Errorf("guardrails: policy %s: bad pattern %q", p.Name, g)
 		}

@@ -168,7 +168,7 @@ func (e *Engine) Close() error {
 // pick returns the first policy matching the call, or nil.
 func (e *Engine) pick(caller gateway.Caller, model string) *policy {
 	for _, p := range e.policies {
-		if matchAny(p.cfg.Tenants, caller.Tenant) && matchAny(p.cfg.Routes, model) && (len(p.cfg.Agents) == 0 || matchAny(p.cfg.Agents, caller.AgentID)) {
+		if matchAny(p.cfg.Tenants, caller.Tenant) && matchAny(p.cfg.Routes, model) && matchAny(p.cfg.Agents, caller.AgentID) && matchAny(p.cfg.Keys, caller.KeyID) {
 			return p
 		}
 	}

@@ -261,3 +261,29 @@ func TestRestore(t *testing.T) {
 		t.Errorf("restored answer %q (raw cleared: %v)", got, resp.Raw == nil)
 	}
 }
+
+func TestPolicyMatching(t *testing.T) {
+	cfg := Config{Policies: []PolicyConfig{
+		{Name: "key-specific", Tenants: []string{"acme"}, Keys: []string{"key_strict"}, Checks: []CheckConfig{{ID: "c", Type: TypeSecrets}}},
+		{Name: "billing-agents", Tenants: []string{"acme"}, Agents: []string{"billing-*"}, Routes: []string{"gpt-4o*"}, Checks: []CheckConfig{{ID: "c", Type: TypeSecrets}}},
+		{Name: "rest", Checks: []CheckConfig{{ID: "c", Type: TypeSecrets}}},
+	}}
+	e, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		caller gateway.Caller
+		model  string
+		want   string
+	}{
+		{gateway.Caller{Tenant: "acme", KeyID: "key_strict", AgentID: "billing-bot"}, "gpt-4o", "key-specific"},
+		{gateway.Caller{Tenant: "acme", KeyID: "key_other", AgentID: "billing-bot"}, "gpt-4o-mini", "billing-agents"},
+		{gateway.Caller{Tenant: "acme", KeyID: "key_other", AgentID: "billing-bot"}, "claude", "rest"},
+		{gateway.Caller{Tenant: "globex", KeyID: "key_strict"}, "gpt-4o", "rest"},
+	} {
+		if p := e.pick(tc.caller, tc.model); p == nil || p.cfg.Name != tc.want {
+			t.Errorf("%+v %s: policy %v, want %s", tc.caller, tc.model, p, tc.want)
+		}
+	}
+}
