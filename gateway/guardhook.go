@@ -42,6 +42,34 @@ type Inspection struct {
 	// Output (from Input) says the policy also inspects this call's
 	// output, so the answer must pass through the guard.
 	Output bool
+	// Hold, when set (and Block is not), holds the call for a person's
+	// approval: the call's events so far are recorded, then Wait decides.
+	Hold *Hold
+}
+
+// Hold is a call waiting for a person's approval (a guardrail's
+// require_approval action).
+type Hold struct {
+	// ID is the approval's reference (what the approver names, what the
+	// agent can poll).
+	ID string
+	// Wait waits for the decision: nil when approved, else the error the
+	// agent gets (rejected, or still pending when the wait ends).
+	Wait func(ctx context.Context) *Error
+}
+
+type approvalKey struct{}
+
+// WithApprovalRef returns ctx carrying the approval reference an agent sent
+// back (X-Aigw-Approval) when it retries a call that was held.
+func WithApprovalRef(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, approvalKey{}, id)
+}
+
+// ApprovalRef returns the approval reference of WithApprovalRef, or "".
+func ApprovalRef(ctx context.Context) string {
+	id, _ := ctx.Value(approvalKey{}).(string)
+	return id
 }
 
 // StreamInspector inspects a streamed answer with a hold-back window: it

@@ -469,10 +469,26 @@ func (c *Call) GuardInput(req *ChatRequest) *Error {
 		c.guardModified, c.guardOutput = ins.Modified, ins.Output
 	}
 	c.recordInspection(ins)
-	if ins != nil && ins.Block != nil {
+	return c.hold(ins)
+}
+
+// hold returns an inspection's block, or waits for the approval it holds
+// the call for (the events so far recorded first, so that the approver
+// and the ledger see the pending call).
+func (c *Call) hold(ins *Inspection) *Error {
+	if ins == nil {
+		return nil
+	}
+	if ins.Block != nil {
 		return ins.Block
 	}
-	return nil
+	if ins.Hold == nil {
+		return nil
+	}
+	if err := c.Ready(); err != nil {
+		return AsError(err)
+	}
+	return ins.Hold.Wait(c.ctx)
 }
 
 // GuardOutput runs the guard's inspection of a complete answer, which it
@@ -485,10 +501,7 @@ func (c *Call) GuardOutput(req *ChatRequest, resp *ChatResponse) *Error {
 	}
 	ins := g.Output(c.ctx, c.caller, req, c.guardState, resp)
 	c.recordInspection(ins)
-	if ins != nil && ins.Block != nil {
-		return ins.Block
-	}
-	return nil
+	return c.hold(ins)
 }
 
 // Chat runs a non-streaming completion; body is the request as received.

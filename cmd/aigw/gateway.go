@@ -243,9 +243,21 @@ func startGateway(ctx context.Context, cfg Config, producer *jetstream.Producer,
 	}
 	admin := &httpapi.Admin{Key: adminKey, Tenants: tenants, Auth: auth, Recorder: rec, FailOpen: cfg.Gateway.FailOpen,
 		Health: func() any { return rt.Health() }, Logger: lg.With("component", "admin")}
+	var approvalStatus func(tenant, id string) (any, bool)
+	if eng != nil {
+		admin.Decide = eng.Decide
+		admin.Pending = func(tenant string) any {
+			if ps := eng.PendingApprovals(tenant); ps != nil {
+				return ps
+			}
+			return []any{}
+		}
+		approvalStatus = func(tenant, id string) (any, bool) { return eng.ApprovalStatus(tenant, id) }
+	}
 	h, err := httpapi.New(httpapi.Config{
 		Pipeline: pipe, Admin: admin, MaxBodyBytes: cfg.Gateway.MaxBodyBytes, Mount: mount, Logger: lg.With("component", "api"),
-		Stops: auth.Stops, Recorder: rec, FailOpen: cfg.Gateway.FailOpen,
+		ApprovalStatus: approvalStatus,
+		Stops:          auth.Stops, Recorder: rec, FailOpen: cfg.Gateway.FailOpen,
 		Authenticate: func(ctx context.Context, secret string) (gateway.Caller, error) {
 			k, t, err := auth.Authenticate(ctx, secret)
 			if err != nil {

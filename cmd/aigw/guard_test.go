@@ -371,3 +371,93 @@ guardrails:
 		}
 	}
 }
+
+// TestApprovalEndToEnd: a require_approval guardrail holds a call until a
+// person decides through the admin API: approved, it goes on; rejected, the
+// agent gets 403; undecided, the agent gets a pending reference, polls it,
+// and retries with it once approved (once only).
+func TestApprovalEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "aigw.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`
+gateway:
+  admin_key: %s
+guardrails:
+  policies:
+    - name: payments
+      checks:
+        - {id: transfers, type: content, stages: [input], action: require_approval, approval_wait_ms: 1500, phrases: ["wire transfer"]}
+`, testAdminKey)), 0o600)
+	s := startServe(t, "-config", cfg, "-data-dir", filepath.Join(dir, "data"))
+	g := &gwProc{serveProc: s, traces: map[string][]traceWant{}}
+	key := g.newKey(t, "acme")
+	chat := g.url() + "/v1/chat/completions"
+	call := func(ref string) (int, map[string]any) {
+		hdr := map[string]string{}
+		if ref != "" {
+			hdr["X-Aigw-Approval"] = ref
+		}
+		resp := post(t, chat, key, chatBody("mock", "please make a wire transfer of 100 EUR", false), hdr)
+		var out map[string]any
+		json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	pending := func() string {
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			code, b := g.admin(t, "GET", "/admin/tenants/acme/approvals/pending", "")
+			var l struct{ Data []struct{ ID string } }
+			if code == 200 && json.Unmarshal(b, &l) == nil && len(l.Data) == 1 {
+				return l.Data[0].ID
+			}
+		}
+		t.Fatal("no pending approval appeared")
+		return ""
+	}
+	decide := func(id, decision string) bool {
+		code, b := g.admin(t, "POST", "/admin/tenants/acme/approvals", fmt.Sprintf(`{"subject":%q,"subject_type":"call","decision":%q,"by":"Ada","reason":"checked"}`, id, decision))
+		var out struct{ Resolved bool }
+		if code != 201 || json.Unmarshal(b, &out) != nil {
+			t.Fatalf("decision: %d %s", code, b)
+		}
+		return out.Resolved
+	}
+	for _, decision := range []string{"approved", "rejected"} {
+		done := make(chan int, 1)
+		go func() { code, _ := call(""); done <- code }()
+		if !decide(pending(), decision) {
+			t.Fatalf("%s: the held call was not resolved", decision)
+		}
+		want := map[string]int{"approved": 200, "rejected": 403}[decision]
+		if code := <-done; code != want {
+			t.Fatalf("%s: %d, want %d", decision, code, want)
+		}
+	}
+	// Nobody decides in time: a pending reference, polled, then approved.
+	code, out := call("")
+	e, _ := out["error"].(map[string]any)
+	if code != 403 || e["code"] != "approval_pending" {
+		t.Fatalf("undecided: %d %v", code, out)
+	}
+	id := pending()
+	req, _ := http.NewRequest("GET", g.url()+"/v1/approvals/"+id, nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	r2, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a struct{ Status string }
+	json.NewDecoder(r2.Body).Decode(&a)
+	r2.Body.Close()
+	if r2.StatusCode != 200 || a.Status != "pending" {
+		t.Fatalf("poll: %d %+v", r2.StatusCode, a)
+	}
+	if !decide(id, "approved") {
+		t.Fatal("late decision not resolved")
+	}
+	if code, out := call(id); code != 200 {
+		t.Fatalf("retry with the approval: %d %v", code, out)
+	}
+	if code, _ := call(id); code != 403 {
+		t.Fatalf("an approval used twice: %d", code)
+	}
+}

@@ -38,6 +38,11 @@ type Admin struct {
 	Logger *slog.Logger
 	// FailOpen: see gateway.PipelineConfig.
 	FailOpen bool
+	// Decide passes a person's decision to a call a guardrail holds for
+	// approval (an approval with subject_type "call" names it); Pending
+	// lists a tenant's held calls. Nil without guardrails.
+	Decide  func(tenant, id string, approved bool, by, reason string) bool
+	Pending func(tenant string) any
 }
 
 func (a *Admin) mount(e *gin.Engine, s *server) {

@@ -47,6 +47,9 @@ type Config struct {
 	Recorder gateway.Recorder
 	// FailOpen: see gateway.PipelineConfig; for Recorder's events.
 	FailOpen bool
+	// ApprovalStatus returns an approval a guardrail held one of the
+	// tenant's calls for (GET /v1/approvals/{id}); nil: not served.
+	ApprovalStatus func(tenant, id string) (any, bool)
 	// MaxBodyBytes bounds request bodies (default DefaultMaxBodyBytes).
 	MaxBodyBytes int64
 	// Metrics, if set, writes more Prometheus metrics on /metrics.
@@ -97,6 +100,9 @@ func New(cfg Config) (http.Handler, error) {
 	v1.POST("/messages", s.messages)
 	if cfg.Recorder != nil {
 		v1.POST("/disclosures", s.disclosure)
+	}
+	if cfg.ApprovalStatus != nil {
+		v1.GET("/approvals/:id", s.approval)
 	}
 	if cfg.Admin != nil {
 		cfg.Admin.mount(e, s)
@@ -238,7 +244,25 @@ func (s *server) authenticate(c *gin.Context) (gateway.Caller, bool) {
 		}
 		caller.AgentID = agent
 	}
+	if ref := c.GetHeader("X-Aigw-Approval"); ref != "" && len(ref) <= 64 {
+		// A call retried with the approval it was held for.
+		c.Request = c.Request.WithContext(gateway.WithApprovalRef(c.Request.Context(), ref))
+	}
 	return caller, true
+}
+
+// approval answers an agent polling an approval its call was held for.
+func (s *server) approval(c *gin.Context) {
+	caller, ok := s.authenticate(c)
+	if !ok {
+		return
+	}
+	a, ok := s.cfg.ApprovalStatus(caller.Tenant, c.Param("id"))
+	if !ok {
+		writeError(c, &gateway.Error{Status: 404, Type: gateway.TypeNotFound, Code: "approval_not_found", Message: "No such approval for this tenant (approvals are kept an hour)."})
+		return
+	}
+	c.JSON(http.StatusOK, a)
 }
 
 // endpointOf names the API endpoint of a request for ledger events.

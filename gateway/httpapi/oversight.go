@@ -36,6 +36,7 @@ var attestationBodyLimit = int64(base64.StdEncoding.EncodedLen(MaxDocumentBytes)
 func (a *Admin) mountOversight(g *gin.RouterGroup) {
 	g.POST("/attestations", a.createAttestation)
 	g.POST("/tenants/:tenant/approvals", a.createApproval)
+	g.GET("/tenants/:tenant/approvals/pending", a.pendingApprovals)
 	g.POST("/tenants/:tenant/oversight", a.createOversight)
 	g.GET("/tenants/:tenant/stops", a.listStops)
 	g.POST("/tenants/:tenant/disclosures", a.createDisclosure)
@@ -201,9 +202,28 @@ func (a *Admin) createApproval(c *gin.Context) {
 	putText(attrs, "role", in.Role)
 	putText(attrs, "trace_id", trace)
 	ev := &ledger.Event{Tenant: id, Kind: ledger.KindApproval, TraceID: trace, Attrs: attrs}
-	if a.record(c, ev, nil) {
-		c.JSON(http.StatusCreated, eventOut(ev, nil))
+	if !a.record(c, ev, nil) {
+		return
 	}
+	// A decision on a call held for approval is passed on, once recorded.
+	resolved := in.SubjectType == "call" && a.Decide != nil && a.Decide(id, in.Subject, in.Decision == "approved", in.By, in.Reason)
+	c.JSON(http.StatusCreated, struct {
+		eventJSON
+		Resolved bool `json:"resolved"`
+	}{eventOut(ev, nil), resolved})
+}
+
+// pendingApprovals lists the tenant's calls held for approval.
+func (a *Admin) pendingApprovals(c *gin.Context) {
+	id := c.Param("tenant")
+	if !a.existingTenant(c, id) {
+		return
+	}
+	var list any = []any{}
+	if a.Pending != nil {
+		list = a.Pending(id)
+	}
+	c.JSON(http.StatusOK, gin.H{"object": "list", "data": list})
 }
 
 // createOversight records a human intervention. A stop of an agent or a

@@ -129,6 +129,10 @@ type CheckConfig struct {
 	Policy    string `yaml:"policy" json:"policy,omitempty"`
 	Route     string `yaml:"route" json:"route,omitempty"`
 	TimeoutMS int    `yaml:"timeout_ms" json:"timeout_ms,omitempty"`
+	// ApprovalWaitMS is how long a call held for approval
+	// (require_approval) waits for a person's decision (default 30 s, at
+	// most 5 minutes) before the agent gets a pending reference.
+	ApprovalWaitMS int `yaml:"approval_wait_ms" json:"approval_wait_ms,omitempty"`
 	// tool_policy
 	Tools *ToolsConfig `yaml:"tools" json:"tools,omitempty"`
 }
@@ -167,7 +171,7 @@ type ArgConstraint struct {
 var (
 	validTypes   = []string{TypeContent, TypePII, TypeSecrets, TypeInjection, TypeToolPolicy, TypeJSONSchema, TypeJudge}
 	validStages  = []string{StageInput, StageToolResults, StageToolCalls, StageOutput}
-	validActions = []string{ActionBlock, ActionRedact, ActionFlag, ActionLog}
+	validActions = []string{ActionBlock, ActionApprove, ActionRedact, ActionFlag, ActionLog}
 )
 
 // stagesFor lists the stages a check type can run at.
@@ -243,6 +247,12 @@ func (p *PolicyConfig) validate() error {
 			if c.OnError == "" {
 				c.OnError = "fail_open" // a quality check: its failure is recorded, not enforced
 			}
+		}
+		if c.ApprovalWaitMS == 0 {
+			c.ApprovalWaitMS = 30_000
+		}
+		if c.ApprovalWaitMS < 0 || c.ApprovalWaitMS > 300_000 {
+			return fmt.Errorf("%s: approval_wait_ms %d out of [0, 300000]", where, c.ApprovalWaitMS)
 		}
 		switch c.OnError {
 		case "":

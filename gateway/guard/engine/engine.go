@@ -36,6 +36,7 @@ type Engine struct {
 	limitsOpen bool // fail open when the limiter cannot decide
 	closeFn    func() error
 	judge      JudgeFunc
+	approvals  approvals
 }
 
 var _ gateway.Guard = (*Engine)(nil)
@@ -227,6 +228,9 @@ type decision struct {
 	pending  int // see scan; -1: none
 	// judgeTrace is the trace id of an llm_judge check's own call.
 	judgeTrace string
+	// approvalID names the approval a require_approval decision waits for
+	// (or the approved one the agent sent back).
+	approvalID string
 }
 
 type eventFinding struct {
@@ -274,6 +278,9 @@ func (d *decision) attrs(p *policy, shadow bool) map[string]any {
 	}
 	if d.judgeTrace != "" {
 		a["judge_trace_id"] = d.judgeTrace
+	}
+	if d.approvalID != "" {
+		a["approval_id"] = d.approvalID
 	}
 	if d.c.cfg.Type == TypeJudge && d.count == 0 && d.err == "" {
 		a["score"] = roundScore(d.score)
@@ -451,18 +458,36 @@ func blockError(d *decision, output bool) *gateway.Error {
 }
 
 // finish turns decisions into an inspection: events, and the first block
-// (unless the policy or the check is in shadow mode).
-func (e *Engine) finish(p *policy, ds []*decision, output bool) *gateway.Inspection {
+// (unless the policy or the check is in shadow mode), or else a hold for a
+// person's approval (canHold: the call can wait; a stream cannot).
+func (e *Engine) finish(ctx context.Context, tenant string, p *policy, ds []*decision, output, canHold bool) *gateway.Inspection {
 	ins := &gateway.Inspection{Policy: p.version}
+	var held *decision
 	for _, d := range ds {
 		shadow := p.cfg.Shadow || d.c.cfg.Shadow
-		ins.Events = append(ins.Events, d.attrs(p, shadow))
+		if d.verdict == ActionApprove && !shadow {
+			switch id, ok := e.consumeApproved(ctx, tenant, d.c.cfg.ID); {
+			case ok:
+				d.verdict, d.approvalID = "approved", id
+			case !canHold:
+				d.verdict = ActionBlock
+				d.reason += " (it needs a person's approval, and a streamed answer cannot wait for one)"
+			case held == nil:
+				held = d
+			}
+		}
 		if d.verdict == ActionBlock && !shadow && ins.Block == nil {
 			ins.Block = blockError(d, output)
 		}
 		if d.verdict == ActionRedact && !shadow {
 			ins.Modified = true
 		}
+	}
+	if held != nil && ins.Block == nil {
+		ins.Hold = e.hold(tenant, held)
+	}
+	for _, d := range ds {
+		ins.Events = append(ins.Events, d.attrs(p, p.cfg.Shadow || d.c.cfg.Shadow))
 	}
 	return ins
 }
@@ -513,14 +538,14 @@ func (e *Engine) Input(ctx context.Context, caller gateway.Caller, endpoint stri
 			}
 			ds = append(ds, d)
 			if d.verdict == ActionBlock && !shadow {
-				ins := e.finish(p, ds, false)
+				ins := e.finish(ctx, caller.Tenant, p, ds, false, true)
 				ins.Output = p.output
 				prependEvent(ins, limitEvent)
 				return ins, st
 			}
 		}
 	}
-	ins := e.finish(p, ds, false)
+	ins := e.finish(ctx, caller.Tenant, p, ds, false, true)
 	ins.Output = p.output
 	prependEvent(ins, limitEvent)
 	return ins, st
@@ -654,7 +679,7 @@ func (e *Engine) Output(ctx context.Context, caller gateway.Caller, req *gateway
 			}
 			ds = append(ds, d)
 			if d.verdict == ActionBlock && !shadow {
-				return e.finish(p, ds, true)
+				return e.finish(ctx, caller.Tenant, p, ds, true, true)
 			}
 		}
 	}
@@ -668,8 +693,8 @@ func (e *Engine) Output(ctx context.Context, caller gateway.Caller, req *gateway
 	if modified {
 		resp.Raw = nil
 	}
-	ins := e.finish(p, ds, true)
-	ins.Modified = modified
+	ins := e.finish(ctx, caller.Tenant, p, ds, true, true)
+	ins.Modified = ins.Modified || modified
 	return ins
 }
 

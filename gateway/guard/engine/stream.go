@@ -145,8 +145,8 @@ func (si *streamInspector) inspect(final bool) *gateway.Inspection {
 				changed = true
 			}
 		}
-		if d.verdict == ActionBlock && !shadow {
-			return si.e.finish(si.p, si.decisions(), true)
+		if (d.verdict == ActionBlock || d.verdict == ActionApprove) && !shadow {
+			return si.e.finish(si.ctx, si.caller.Tenant, si.p, si.decisions(), true, false)
 		}
 	}
 	if changed {
@@ -296,11 +296,11 @@ func (si *streamInspector) End() ([]*gateway.ChatChunk, *gateway.Inspection) {
 			continue
 		}
 		extra = append(extra, d)
-		if d.verdict == ActionBlock && !shadow {
-			return nil, si.e.finish(si.p, append(si.decisions(), extra...), true)
+		if (d.verdict == ActionBlock || d.verdict == ActionApprove) && !shadow {
+			return nil, si.e.finish(si.ctx, si.caller.Tenant, si.p, append(si.decisions(), extra...), true, false)
 		}
 	}
 	out := si.release(true)
-	ins := si.e.finish(si.p, append(si.decisions(), extra...), true)
+	ins := si.e.finish(si.ctx, si.caller.Tenant, si.p, append(si.decisions(), extra...), true, false)
 	return out, ins
 }
