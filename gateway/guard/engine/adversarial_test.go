@@ -36,6 +36,7 @@ func defaultConfig() Config {
 						{Tool: "notify", Decision: "allow", Domains: []string{"acme.example"}},
 					}}},
 				{ID: "schema", Type: TypeJSONSchema, Stages: []string{StageOutput}, Action: ActionBlock},
+				{ID: "grounding", Type: TypeGrounding, Stages: []string{StageOutput}, Action: ActionFlag},
 			},
 		}},
 		Limits: LimitsConfig{Rules: []LimitRule{{Scope: "tenant", TokensPerRequest: 200_000}}},
@@ -131,9 +132,7 @@ func split(s string, n int) []string {
 
 // TestAdversarialCases: the thirty cases of the guardrails notes (§5.1)
 // through the default policy set, each failing if the guardrail misses it,
-// with the false-positive controls beside them. Case 30 (grounding) is not
-// caught (grounding checks are not built): it is asserted as such so that a
-// change is noticed.
+// with the false-positive controls beside them.
 func TestAdversarialCases(t *testing.T) {
 	e := newDefault(t)
 	redactedIn := func(t *testing.T, text, check string) {
@@ -366,10 +365,15 @@ func TestAdversarialCases(t *testing.T) {
 				t.Fatal("inspection did not finish")
 			}
 		}},
-		{30, "grounding (not implemented)", func(t *testing.T) {
-			req := user("Context:\n[1] The sky is blue.\n[2] Grass is green.\nQuestion: what color is the sky?")
-			if _, block := inspectOutput(t, e, req, answer("The sky is red [3].")); block != nil {
-				t.Fatalf("now caught (update the docs and this case): %v", block)
+		{30, "grounding: a citation out of range and a quotation not in the context", func(t *testing.T) {
+			req := user("Context:\n[1] The sky is blue on clear days, because air scatters blue light more.\n[2] Grass is green.\nQuestion: what color is the sky?")
+			v, _ := inspectOutput(t, e, req, answer(`The sky is red [3]. As the source says, "the sky turns red whenever it rains heavily outside".`))
+			if v["grounding/output"] != ActionFlag {
+				t.Fatalf("verdicts %v", v)
+			}
+			v, _ = inspectOutput(t, e, req, answer(`The sky is blue [1]: "air scatters blue light more".`))
+			if v["grounding/output"] != "pass" {
+				t.Fatalf("faithful answer: verdicts %v", v)
 			}
 		}},
 	}

@@ -6,6 +6,7 @@ import (
 
 	"aigw/gateway"
 	"aigw/gateway/guard/content"
+	"aigw/gateway/guard/grounding"
 	"aigw/gateway/guard/injection"
 	"aigw/gateway/guard/pii"
 	"aigw/gateway/guard/schema"
@@ -95,6 +96,12 @@ func build(cc CheckConfig) (*check, error) {
 		}
 	case TypeJudge:
 		c.version = "judge/1:" + cc.Route
+	case TypeGrounding:
+		gc := grounding.Config{MaxUnsupportedRatio: cc.MaxUnsupported}
+		if err := gc.Validate(); err != nil {
+			return nil, err
+		}
+		c.grounder, c.version = grounding.New(gc), "grounding/1"
 	default:
 		return nil, fmt.Errorf("unknown check type %q", cc.Type)
 	}

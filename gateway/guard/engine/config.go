@@ -43,6 +43,10 @@ const (
 	// the tenant chooses, through the gateway's own router (the judge's
 	// call is itself a recorded call).
 	TypeJudge = "llm_judge"
+	// TypeGrounding: deterministic grounding of an answer in the documents
+	// the request carried (tool results, numbered passages): citations
+	// that point nowhere, quotations and numbers absent from them.
+	TypeGrounding = "grounding"
 )
 
 // Config is the guardrail configuration: policies, each for some tenants
@@ -135,6 +139,10 @@ type CheckConfig struct {
 	ApprovalWaitMS int `yaml:"approval_wait_ms" json:"approval_wait_ms,omitempty"`
 	// tool_policy
 	Tools *ToolsConfig `yaml:"tools" json:"tools,omitempty"`
+	// grounding: the share of unsupported claims from which the check
+	// fires (default 0.3); a citation out of range or a quotation not in
+	// the documents fires it alone.
+	MaxUnsupported float64 `yaml:"max_unsupported" json:"max_unsupported,omitempty"`
 }
 
 // ToolsConfig is a tool_policy check's configuration.
@@ -169,7 +177,7 @@ type ArgConstraint struct {
 }
 
 var (
-	validTypes   = []string{TypeContent, TypePII, TypeSecrets, TypeInjection, TypeToolPolicy, TypeJSONSchema, TypeJudge}
+	validTypes   = []string{TypeContent, TypePII, TypeSecrets, TypeInjection, TypeToolPolicy, TypeJSONSchema, TypeJudge, TypeGrounding}
 	validStages  = []string{StageInput, StageToolResults, StageToolCalls, StageOutput}
 	validActions = []string{ActionBlock, ActionApprove, ActionRedact, ActionFlag, ActionLog}
 )
@@ -183,6 +191,8 @@ func stagesFor(typ string) []string {
 		return []string{StageOutput}
 	case TypeJudge:
 		return []string{StageInput, StageOutput}
+	case TypeGrounding:
+		return []string{StageOutput}
 	}
 	return []string{StageInput, StageToolResults, StageOutput}
 }
@@ -233,6 +243,14 @@ func (p *PolicyConfig) validate() error {
 		}
 		if c.Action == ActionRedact && (c.Type == TypeToolPolicy || c.Type == TypeJSONSchema) {
 			return fmt.Errorf("%s: a %s check cannot redact (block, flag or log_only)", where, c.Type)
+		}
+		if c.Type == TypeGrounding {
+			if c.Action == ActionRedact {
+				return fmt.Errorf("%s: a grounding check cannot redact (block, flag or log_only)", where)
+			}
+			if c.OnError == "" {
+				c.OnError = "fail_open"
+			}
 		}
 		if c.Type == TypeJudge {
 			if c.Policy == "" || c.Route == "" {

@@ -15,6 +15,7 @@ import (
 
 	"aigw/gateway"
 	"aigw/gateway/guard"
+	"aigw/gateway/guard/grounding"
 	"aigw/gateway/guard/limits"
 
 	"github.com/redis/go-redis/v9"
@@ -60,6 +61,8 @@ type check struct {
 	schema func(rf *gateway.ResponseFormat) (func(text string) error, error)
 	// version of the detector, recorded with each decision.
 	version string
+	// grounder checks answers against the request's documents.
+	grounder *grounding.Checker
 }
 
 // toolChecker is a tool_policy check (gateway/guard/tools).
@@ -654,6 +657,11 @@ func (e *Engine) Output(ctx context.Context, caller gateway.Caller, req *gateway
 		for _, stage := range c.cfg.Stages {
 			var d *decision
 			switch {
+			case stage == StageOutput && c.grounder != nil:
+				d = e.groundDecision(c, req, joinStage(segs, StageOutput))
+				if d == nil {
+					continue
+				}
 			case stage == StageOutput && c.cfg.Type == TypeJudge:
 				d = e.judgeDecision(ctx, c, stage, caller, joinStage(segs, StageOutput), "the assistant's answer")
 			case stage == StageOutput && c.det != nil:
@@ -749,4 +757,54 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// groundDecision checks an answer against the documents the request
+// carried: tool results, and numbered passages ("[1] …") in its other
+// messages (their remaining text supports but cannot be cited). Nil when
+// the request carries no documents.
+func (e *Engine) groundDecision(c *check, req *gateway.ChatRequest, answer string) *decision {
+	var tools, texts []string
+	for _, m := range req.Messages {
+		switch m.Role {
+		case "tool":
+			tools = append(tools, m.Content.String())
+		case "assistant":
+		default:
+			texts = append(texts, m.Content.String())
+		}
+	}
+	docs, rest := grounding.SplitDocuments(texts)
+	if len(rest) == 0 && slices.Equal(docs, texts) { // no numbered passages
+		docs, rest = nil, texts
+	}
+	docs = append(docs, tools...)
+	if len(docs) == 0 {
+		return nil
+	}
+	start := time.Now()
+	d := &decision{c: c, stage: StageOutput, verdict: "pass", pending: -1}
+	score, fs := c.grounder.CheckInput(grounding.Input{Documents: docs, Extra: rest, Answer: answer})
+	d.took = time.Since(start)
+	d.score = score
+	strong := false
+	for _, f := range fs {
+		if f.Type == "scan_limit" {
+			e.notEvaluated(d, "the documents or the answer exceed the grounding check's limits")
+			continue
+		}
+		d.count++
+		strong = strong || f.Score >= 0.9
+		if len(d.findings) < maxEventFindings {
+			d.findings = append(d.findings, eventFinding{Type: f.Type, Rule: f.Rule, Score: f.Score, Start: f.Start, End: f.End})
+		}
+	}
+	if d.err != "" && d.verdict != "pass" {
+		return d
+	}
+	if d.count > 0 && (strong || c.grounder.Exceeds(score)) {
+		d.verdict = c.cfg.Action
+		d.reason = fmt.Sprintf("the answer is not grounded in the request's documents (%s; %.0f%% of its claims unsupported)", typesOf(d.findings), score*100)
+	}
+	return d
 }

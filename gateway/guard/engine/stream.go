@@ -30,7 +30,7 @@ func (e *Engine) Stream(ctx context.Context, caller gateway.Caller, req *gateway
 		if c.cfg.Type == TypeJSONSchema && slices.Contains(c.cfg.Stages, StageOutput) && req.ResponseFormat != nil {
 			si.keepAll = true
 		}
-		if c.cfg.Type == TypeJudge && slices.Contains(c.cfg.Stages, StageOutput) {
+		if (c.cfg.Type == TypeJudge || c.cfg.Type == TypeGrounding) && slices.Contains(c.cfg.Stages, StageOutput) {
 			// A judge reads the whole answer: nothing is released before.
 			si.keepAll, si.toolMode = true, true
 		}
@@ -284,6 +284,11 @@ func (si *streamInspector) End() ([]*gateway.ChatChunk, *gateway.Inspection) {
 				continue
 			}
 			d = si.e.toolDecision(c, StageToolCalls, func() []Violation { return c.tools.CheckCalls(si.req.Tools, calls) }, "answer calls")
+		case c.grounder != nil && slices.Contains(c.cfg.Stages, StageOutput):
+			d = si.e.groundDecision(c, si.req, si.all.String())
+			if d == nil {
+				continue
+			}
 		case c.cfg.Type == TypeJudge && slices.Contains(c.cfg.Stages, StageOutput):
 			d = si.e.judgeDecision(si.ctx, c, StageOutput, si.caller, si.all.String(), "the assistant's answer")
 		case c.cfg.Type == TypeJSONSchema && si.keepAll:
