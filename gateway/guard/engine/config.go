@@ -241,9 +241,11 @@ func (p *PolicyConfig) validate() error {
 		if !slices.Contains(validActions, c.Action) {
 			return fmt.Errorf("%s: unknown action %q (one of %v)", where, c.Action, validActions)
 		}
-		if c.Action == ActionRedact && (c.Type == TypeToolPolicy || c.Type == TypeJSONSchema) {
+		if c.Action == ActionRedact && c.Type == TypeJSONSchema {
 			return fmt.Errorf("%s: a %s check cannot redact (block, flag or log_only)", where, c.Type)
 		}
+		// (A tool_policy check that redacts strips the refused calls from a
+		// non-streamed answer; a streamed one is blocked.)
 		if c.Type == TypeGrounding {
 			if c.Action == ActionRedact {
 				return fmt.Errorf("%s: a grounding check cannot redact (block, flag or log_only)", where)

@@ -535,7 +535,10 @@ func (e *Engine) Input(ctx context.Context, caller gateway.Caller, endpoint stri
 					d = e.scanJoined(c, segs, st, shadow, d)
 				}
 			case stage == StageToolCalls && c.tools != nil && len(req.Tools) > 0:
-				d = e.toolDecision(c, stage, func() []Violation { return c.tools.CheckRequest(req.Tools) }, "declares")
+				d, _ = e.toolDecision(c, stage, func() []Violation { return c.tools.CheckRequest(req.Tools) }, "declares")
+				if d.verdict == ActionRedact {
+					d.verdict = ActionFlag // the declared tools are left to the answer's check
+				}
 			default:
 				continue
 			}
@@ -614,13 +617,13 @@ func (e *Engine) Done(ctx context.Context, state any, usage *gateway.Usage, ok b
 	}
 }
 
-func (e *Engine) toolDecision(c *check, stage string, run func() []Violation, verb string) *decision {
+func (e *Engine) toolDecision(c *check, stage string, run func() []Violation, verb string) (*decision, []Violation) {
 	d := &decision{c: c, stage: stage, verdict: "pass"}
 	start := time.Now()
 	vs := run()
 	d.took = time.Since(start)
 	if len(vs) == 0 {
-		return d
+		return d, nil
 	}
 	d.verdict, d.count, d.score = c.cfg.Action, len(vs), 1
 	var reasons []string
@@ -633,7 +636,7 @@ func (e *Engine) toolDecision(c *check, stage string, run func() []Violation, ve
 		}
 	}
 	d.reason = "the " + verb + " " + strings.Join(reasons, "; ")
-	return d
+	return d, vs
 }
 
 // Output implements gateway.Guard.
@@ -681,7 +684,12 @@ func (e *Engine) Output(ctx context.Context, caller gateway.Caller, req *gateway
 				if len(calls) == 0 {
 					continue
 				}
-				d = e.toolDecision(c, stage, func() []Violation { return c.tools.CheckCalls(req.Tools, calls) }, "answer calls")
+				var vs []Violation
+				d, vs = e.toolDecision(c, stage, func() []Violation { return c.tools.CheckCalls(req.Tools, calls) }, "answer calls")
+				if d.verdict == ActionRedact && !shadow && len(vs) > 0 {
+					stripCalls(resp, vs)
+					modified = true
+				}
 			default:
 				continue
 			}
@@ -807,4 +815,34 @@ func (e *Engine) groundDecision(c *check, req *gateway.ChatRequest, answer strin
 		d.reason = fmt.Sprintf("the answer is not grounded in the request's documents (%s; %.0f%% of its claims unsupported)", typesOf(d.findings), score*100)
 	}
 	return d
+}
+
+// stripCalls removes the tool calls a tool policy refused from an answer
+// (the calls of all choices numbered in order, as CheckCalls saw them); a
+// choice left with no call ends with finish_reason content_filter.
+func stripCalls(resp *gateway.ChatResponse, vs []Violation) {
+	bad := map[int]bool{}
+	for _, v := range vs {
+		bad[v.Index] = true
+	}
+	n := 0
+	for i := range resp.Choices {
+		m := &resp.Choices[i].Message
+		if len(m.ToolCalls) == 0 {
+			continue
+		}
+		kept := m.ToolCalls[:0:0]
+		for _, tc := range m.ToolCalls {
+			if !bad[n] {
+				kept = append(kept, tc)
+			}
+			n++
+		}
+		m.ToolCalls = kept
+		if len(kept) == 0 {
+			m.ToolCalls = nil
+			resp.Choices[i].FinishReason = gateway.FinishContentFilter
+		}
+	}
+	resp.Raw = nil
 }

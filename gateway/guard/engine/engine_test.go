@@ -2,7 +2,9 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 
@@ -284,6 +286,43 @@ func TestPolicyMatching(t *testing.T) {
 	} {
 		if p := e.pick(tc.caller, tc.model); p == nil || p.cfg.Name != tc.want {
 			t.Errorf("%+v %s: policy %v, want %s", tc.caller, tc.model, p, tc.want)
+		}
+	}
+}
+
+// TestStripToolCalls: a tool policy that redacts strips the refused calls
+// from an answer and keeps the others; with none left the choice ends
+// with content_filter.
+func TestStripToolCalls(t *testing.T) {
+	e, err := New(Config{Policies: []PolicyConfig{{Name: "p", Checks: []CheckConfig{{ID: "tools", Type: TypeToolPolicy, Stages: []string{StageToolCalls}, Action: ActionRedact,
+		Tools: &ToolsConfig{Default: "allow", Rules: []ToolRule{{Tool: "send_email", Decision: "deny"}}}}}}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := chatReq("do things")
+	req.Tools = []gateway.Tool{{Type: "function", Function: gateway.FunctionDecl{Name: "send_email", Parameters: []byte(`{"type":"object"}`)}},
+		{Type: "function", Function: gateway.FunctionDecl{Name: "lookup", Parameters: []byte(`{"type":"object"}`)}}}
+	caller := gateway.Caller{Tenant: "a"}
+	for _, tc := range []struct {
+		calls  []string
+		kept   []string
+		finish string
+	}{
+		{[]string{"lookup", "send_email"}, []string{"lookup"}, "tool_calls"},
+		{[]string{"send_email"}, nil, "content_filter"},
+	} {
+		_, st := e.Input(context.Background(), caller, "chat.completions", req)
+		resp := &gateway.ChatResponse{Raw: []byte("{}"), Choices: []gateway.Choice{{FinishReason: "tool_calls", Message: gateway.Message{Role: "assistant", Content: gateway.Content{Null: true}}}}}
+		for i, name := range tc.calls {
+			resp.Choices[0].Message.ToolCalls = append(resp.Choices[0].Message.ToolCalls, gateway.ToolCall{ID: fmt.Sprint(i), Type: "function", Function: gateway.FunctionCall{Name: name, Arguments: "{}"}})
+		}
+		ins := e.Output(context.Background(), caller, req, st, resp)
+		var kept []string
+		for _, c := range resp.Choices[0].Message.ToolCalls {
+			kept = append(kept, c.Function.Name)
+		}
+		if ins.Block != nil || !slices.Equal(kept, tc.kept) || resp.Choices[0].FinishReason != tc.finish || resp.Raw != nil {
+			t.Errorf("%v: block %v, kept %v, finish %s", tc.calls, ins.Block, kept, resp.Choices[0].FinishReason)
 		}
 	}
 }

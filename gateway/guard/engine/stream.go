@@ -283,7 +283,12 @@ func (si *streamInspector) End() ([]*gateway.ChatChunk, *gateway.Inspection) {
 			if len(calls) == 0 {
 				continue
 			}
-			d = si.e.toolDecision(c, StageToolCalls, func() []Violation { return c.tools.CheckCalls(si.req.Tools, calls) }, "answer calls")
+			d, _ = si.e.toolDecision(c, StageToolCalls, func() []Violation { return c.tools.CheckCalls(si.req.Tools, calls) }, "answer calls")
+			if d.verdict == ActionRedact {
+				// Stripping calls out of chunks is not supported: a stream blocks.
+				d.verdict = ActionBlock
+				d.reason += " (a streamed answer's calls cannot be stripped)"
+			}
 		case c.grounder != nil && slices.Contains(c.cfg.Stages, StageOutput):
 			d = si.e.groundDecision(c, si.req, si.all.String())
 			if d == nil {
