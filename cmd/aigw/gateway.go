@@ -199,16 +199,14 @@ func startGateway(ctx context.Context, cfg Config, producer *jetstream.Producer,
 		maxBody = limit
 	}
 	cfg.Gateway.MaxBodyBytes = maxBody
-	var g gateway.Guard
-	var eng *engine.Engine
-	if len(cfg.Guardrails.Policies) > 0 || len(cfg.Guardrails.Limits.Rules) > 0 {
-		eng, err = engine.New(cfg.Guardrails, lg.With("component", "guard"))
-		if err != nil {
-			tenants.Close()
-			return nil, err
-		}
-		g = eng
+	// The guard engine runs even when the config file has no guardrails,
+	// so that a tenant's own policy set through the admin API applies.
+	eng, err := engine.New(cfg.Guardrails, lg.With("component", "guard"))
+	if err != nil {
+		tenants.Close()
+		return nil, err
 	}
+	var g gateway.Guard = eng
 	pipe, err := gateway.NewPipeline(gateway.PipelineConfig{
 		Router: rt, Recorder: rec, FailOpen: cfg.Gateway.FailOpen, Logger: lg.With("component", "pipeline"),
 		Prices: func(target string) *gateway.Price { return prices[target] }, Guard: g,
@@ -217,7 +215,7 @@ func startGateway(ctx context.Context, cfg Config, producer *jetstream.Producer,
 		tenants.Close()
 		return nil, err
 	}
-	if eng != nil {
+	{
 		// Judges (llm_judge checks) call models through the pipeline: the
 		// judge's call is routed, governed and recorded like any call.
 		eng.SetJudge(func(ctx context.Context, caller gateway.Caller, req *gateway.ChatRequest, traceID string) (*gateway.ChatResponse, error) {
@@ -244,7 +242,7 @@ func startGateway(ctx context.Context, cfg Config, producer *jetstream.Producer,
 	admin := &httpapi.Admin{Key: adminKey, Tenants: tenants, Auth: auth, Recorder: rec, FailOpen: cfg.Gateway.FailOpen,
 		Health: func() any { return rt.Health() }, Logger: lg.With("component", "admin")}
 	var approvalStatus func(tenant, id string) (any, bool)
-	if eng != nil {
+	{
 		admin.Decide = eng.Decide
 		admin.Pending = func(tenant string) any {
 			if ps := eng.PendingApprovals(tenant); ps != nil {
@@ -254,6 +252,18 @@ func startGateway(ctx context.Context, cfg Config, producer *jetstream.Producer,
 		}
 		approvalStatus = func(tenant, id string) (any, bool) { return eng.ApprovalStatus(tenant, id) }
 	}
+	// Tenants' own guardrail policies (admin API), stored with the tenants.
+	eng.SetTenantPolicies(func(ctx context.Context, t string) ([]byte, string, bool, error) {
+		p, err := tenants.GetGuardPolicy(ctx, t)
+		if errors.Is(err, tenant.ErrNotFound) {
+			return nil, "", false, nil
+		}
+		if err != nil {
+			return nil, "", false, err
+		}
+		return []byte(p.Policy), p.Version, true, nil
+	}, cfg.Gateway.AuthCacheTTL)
+	admin.Guardrails = &httpapi.GuardPolicies{Check: eng.CheckPolicy, Changed: eng.InvalidateTenant}
 	h, err := httpapi.New(httpapi.Config{
 		Pipeline: pipe, Admin: admin, MaxBodyBytes: cfg.Gateway.MaxBodyBytes, Mount: mount, Logger: lg.With("component", "api"),
 		ApprovalStatus: approvalStatus,

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -459,5 +460,69 @@ guardrails:
 	}
 	if code, _ := call(id); code != 403 {
 		t.Fatalf("an approval used twice: %d", code)
+	}
+}
+
+// TestTenantGuardrailsAdmin: a tenant's own guardrail policy through the
+// admin API: validated (bad ones refused, nothing recorded), recorded in
+// the system log with its version, in force at once for that tenant only,
+// and gone after a delete.
+func TestTenantGuardrailsAdmin(t *testing.T) {
+	g := startGW(t, fmt.Sprintf("gateway:\n  admin_key: %s\n", testAdminKey))
+	acme, globex := g.newKey(t, "acme"), g.newKey(t, "globex")
+	chat := g.url() + "/v1/chat/completions"
+	body := chatBody("mock", "status of operation blue falcon?", false)
+	if resp := post(t, chat, acme, body, nil); resp.StatusCode != 200 {
+		t.Fatalf("before any policy: %d", resp.StatusCode)
+	}
+	for _, bad := range []string{
+		`{"checks":[{"id":"w","type":"content","regexes":["(unclosed"]}]}`,
+		`{"checks":[{"id":"w","type":"nope"}]}`,
+		`{"checks":[{"id":"w","type":"content","phrases":["x"]}],"surprise":1}`,
+	} {
+		if code, b := g.admin(t, "PUT", "/admin/tenants/acme/guardrails", bad); code != 400 {
+			t.Fatalf("bad policy %s: %d %s", bad, code, b)
+		}
+	}
+	code, b := g.admin(t, "PUT", "/admin/tenants/acme/guardrails", `{"checks":[{"id":"codewords","type":"content","stages":["input"],"action":"block","phrases":["blue falcon"]}]}`)
+	var set struct{ Version, EventID string }
+	if code != 200 || json.Unmarshal(b, &set) != nil || set.Version == "" {
+		t.Fatalf("set policy: %d %s", code, b)
+	}
+	if resp := post(t, chat, acme, body, nil); resp.StatusCode != 400 {
+		t.Fatalf("acme under its policy: %d", resp.StatusCode)
+	}
+	if resp := post(t, chat, globex, body, nil); resp.StatusCode != 200 {
+		t.Fatalf("globex under acme's policy: %d", resp.StatusCode)
+	}
+	if code, b := g.admin(t, "GET", "/admin/tenants/acme/guardrails", ""); code != 200 || !strings.Contains(string(b), set.Version) {
+		t.Fatalf("get policy: %d %s", code, b)
+	}
+	if code, b := g.admin(t, "DELETE", "/admin/tenants/acme/guardrails", ""); code != 200 {
+		t.Fatalf("delete policy: %d %s", code, b)
+	}
+	if resp := post(t, chat, acme, body, nil); resp.StatusCode != 200 {
+		t.Fatalf("after the delete: %d", resp.StatusCode)
+	}
+	// The system log: one set (with the version) and one delete, no bad ones.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		cp := waitSize(t, g.serveProc, "system", 1)
+		nb, _ := ledger.SplitNote(cp)
+		c, _ := ledger.ParseCheckpointBody(nb)
+		var actions []string
+		for _, ev := range g.entries(t, "system", c.Size) {
+			var a map[string]any
+			json.Unmarshal(ev.RawAttrs, &a)
+			if act, _ := a["action"].(string); strings.HasPrefix(act, "guardrails.") {
+				actions = append(actions, act+"@"+fmt.Sprint(a["policy_version"]))
+			}
+		}
+		want := []string{"guardrails.set@" + set.Version, "guardrails.delete@" + set.Version}
+		if slices.Equal(actions, want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("system log guardrail changes %v, want %v", actions, want)
+		}
 	}
 }

@@ -43,6 +43,8 @@ type Admin struct {
 	// lists a tenant's held calls. Nil without guardrails.
 	Decide  func(tenant, id string, approved bool, by, reason string) bool
 	Pending func(tenant string) any
+	// Guardrails serves a tenant's own guardrail policy (nil: not served).
+	Guardrails *GuardPolicies
 }
 
 func (a *Admin) mount(e *gin.Engine, s *server) {

@@ -37,6 +37,7 @@ func (a *Admin) mountOversight(g *gin.RouterGroup) {
 	g.POST("/attestations", a.createAttestation)
 	g.POST("/tenants/:tenant/approvals", a.createApproval)
 	g.GET("/tenants/:tenant/approvals/pending", a.pendingApprovals)
+	a.mountGuardrails(g)
 	g.POST("/tenants/:tenant/oversight", a.createOversight)
 	g.GET("/tenants/:tenant/stops", a.listStops)
 	g.POST("/tenants/:tenant/disclosures", a.createDisclosure)

@@ -38,6 +38,7 @@ type Engine struct {
 	closeFn    func() error
 	judge      JudgeFunc
 	approvals  approvals
+	tenants    *tenantPolicies // nil: no tenant policies
 }
 
 var _ gateway.Guard = (*Engine)(nil)
@@ -101,16 +102,9 @@ func New(cfg Config, log *slog.Logger) (*Engine, error) {
 			return nil, fmt.Errorf("guardrails: two policies named %s", pc.Name)
 		}
 		names[pc.Name] = true
-		p := &policy{cfg: pc, version: pc.version()}
-		for _, cc := range pc.Checks {
-			c, err := build(cc)
-			if err != nil {
-				return nil, fmt.Errorf("guardrails: policy %s: check %s: %w", pc.Name, cc.ID, err)
-			}
-			p.checks = append(p.checks, c)
-			if slices.Contains(cc.Stages, StageOutput) || slices.Contains(cc.Stages, StageToolCalls) || cc.Type == TypePII && cc.Restore {
-				p.output = true
-			}
+		p, err := e.buildPolicy(pc)
+		if err != nil {
+			return nil, err
 		}
 		e.policies = append(e.policies, p)
 	}
@@ -169,7 +163,24 @@ func (e *Engine) Close() error {
 	return nil
 }
 
-// pick returns the first policy matching the call, or nil.
+func isOutputCheck(cc CheckConfig) bool {
+	return slices.Contains(cc.Stages, StageOutput) || slices.Contains(cc.Stages, StageToolCalls) || cc.Type == TypePII && cc.Restore
+}
+
+// pickFor returns the policy of a call: the tenant's own (admin API), if
+// it matches the call, else the first configured one that matches, or nil.
+func (e *Engine) pickFor(ctx context.Context, caller gateway.Caller, model string) (*policy, error) {
+	tp, err := e.tenantPolicy(ctx, caller.Tenant)
+	if err != nil {
+		return nil, err
+	}
+	if tp != nil && matchAny(tp.cfg.Routes, model) && matchAny(tp.cfg.Agents, caller.AgentID) && matchAny(tp.cfg.Keys, caller.KeyID) {
+		return tp, nil
+	}
+	return e.pick(caller, model), nil
+}
+
+// pick returns the first configured policy matching the call, or nil.
 func (e *Engine) pick(caller gateway.Caller, model string) *policy {
 	for _, p := range e.policies {
 		if matchAny(p.cfg.Tenants, caller.Tenant) && matchAny(p.cfg.Routes, model) && matchAny(p.cfg.Agents, caller.AgentID) && matchAny(p.cfg.Keys, caller.KeyID) {
@@ -500,7 +511,11 @@ func (e *Engine) Input(ctx context.Context, caller gateway.Caller, endpoint stri
 	if isJudgeCall(ctx) {
 		return nil, nil // a judge's own call
 	}
-	p := e.pick(caller, req.Model)
+	p, err := e.pickFor(ctx, caller, req.Model)
+	if err != nil {
+		e.log.Error("guardrail policy unavailable", "tenant", caller.Tenant, "err", err)
+		return &gateway.Inspection{Block: policyUnavailable(err)}, nil
+	}
 	if p == nil && e.limiter == nil {
 		return nil, nil
 	}
