@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -165,7 +166,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	want := jetstream.StreamConfig{
 		Name:              cfg.Name,
 		Description:       "aigw ledger write-ahead: events not yet sequenced",
 		Subjects:          []string{cfg.SubjectPrefix + ".>"},
@@ -180,9 +181,26 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg StreamConfig)
 		MaxMsgsPerSubject: -1,
 		MaxMsgSize:        cfg.MaxMsgSize,
 		MaxConsumers:      -1,
-	})
+	}
+	// A stream already as wanted is left alone: a needless update, while
+	// another process creates its consumer, races inside nats-server
+	// (v2.15.2, filestore UpdateConfig vs ConsumerStore, seen under -race).
+	if s, err := js.Stream(ctx, cfg.Name); err == nil && sameStream(s.CachedInfo().Config, want) {
+		return s, nil
+	}
+	s, err := js.CreateOrUpdateStream(ctx, want)
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: create or update stream %q: %w", cfg.Name, err)
 	}
 	return s, nil
+}
+
+// sameStream reports whether a stream's configuration has every setting
+// EnsureStream sets.
+func sameStream(have, want jetstream.StreamConfig) bool {
+	return have.Description == want.Description && slices.Equal(have.Subjects, want.Subjects) &&
+		have.Retention == want.Retention && have.Discard == want.Discard && have.Storage == want.Storage &&
+		have.Replicas == want.Replicas && have.Duplicates == want.Duplicates && have.MaxAge == want.MaxAge &&
+		have.MaxBytes == want.MaxBytes && have.MaxMsgs == want.MaxMsgs && have.MaxMsgsPerSubject == want.MaxMsgsPerSubject &&
+		have.MaxMsgSize == want.MaxMsgSize && have.MaxConsumers == want.MaxConsumers
 }
