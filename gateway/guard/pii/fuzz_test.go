@@ -1,6 +1,7 @@
 package pii
 
 import (
+	"aigw/gateway/guard/textnorm"
 	"os"
 	"slices"
 	"testing"
@@ -29,8 +30,8 @@ func TestNeedsNorm(t *testing.T) {
 		{"m² area", true},
 		{"user＠example", true},
 	} {
-		if got := needsNorm(test.text); got != test.want {
-			t.Errorf("needsNorm(%q) = %v; want %v", test.text, got, test.want)
+		if got := textnorm.Affects(test.text); got != test.want {
+			t.Errorf("textnorm.Affects(%q) = %v; want %v", test.text, got, test.want)
 		}
 	}
 }
@@ -69,14 +70,14 @@ func fuzzSeeds(f *testing.F) {
 }
 
 // FuzzScan: Scan never panics, its findings are in range and in order, and
-// skipping normalization (needsNorm false) finds what normalizing finds.
+// skipping normalization (textnorm.Affects false) finds what normalizing finds.
 func FuzzScan(f *testing.F) {
 	fuzzSeeds(f)
 	r := New(Config{MinScore: 0.01})
 	f.Fuzz(func(t *testing.T, text string) {
 		fs := r.Scan(text, nil)
 		checkFindings(t, text, fs)
-		if !needsNorm(text) {
+		if !textnorm.Affects(text) {
 			if forced := r.scan(text, nil, true); !slices.Equal(fs, forced) {
 				t.Fatalf("Scan(%q) = %v; normalized: %v", text, fs, forced)
 			}

@@ -165,8 +165,8 @@ func (r *Recognizer) Scan(text string, out []guard.Finding) []guard.Finding {
 	return r.scan(text, out, false)
 }
 
-// scan is Scan; force normalizes even when needsNorm says it is not needed
-// (for the tests that check needsNorm).
+// scan is Scan; force normalizes even when textnorm.Affects says it is not needed
+// (for the tests that check textnorm.Affects).
 func (r *Recognizer) scan(text string, out []guard.Finding, force bool) []guard.Finding {
 	if r.on == 0 || len(text) == 0 {
 		return out

@@ -1,6 +1,7 @@
 package secrets
 
 import (
+	"aigw/gateway/guard/textnorm"
 	"os"
 	"slices"
 	"strings"
@@ -8,7 +9,7 @@ import (
 )
 
 // FuzzScan: Scan never panics, its findings are in range, ordered and
-// disjoint, and skipping normalization (needsNorm false) finds what
+// disjoint, and skipping normalization (textnorm.Affects false) finds what
 // normalizing finds.
 func FuzzScan(f *testing.F) {
 	for _, s := range []string{
@@ -35,7 +36,7 @@ func FuzzScan(f *testing.F) {
 				t.Fatalf("Scan(%q): %+v overlaps %+v", text, g, fs[i-1])
 			}
 		}
-		if !needsNorm(text) {
+		if !textnorm.Affects(text) {
 			if forced := d.scan(text, nil, true, nil); !slices.Equal(fs, forced) {
 				t.Fatalf("Scan(%q) = %v; normalized: %v", text, fs, forced)
 			}

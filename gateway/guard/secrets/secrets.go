@@ -19,8 +19,8 @@
 // in chunks is caught from its header on.
 //
 // Text where normalizing could change a finding (invisible characters
-// next to ASCII, characters NFKC maps to ASCII: see pii's needsNorm, kept
-// in step) is scanned on its normalized shadow (textnorm), and findings
+// next to ASCII, characters NFKC maps to ASCII: textnorm.Affects) is
+// scanned on its normalized shadow (textnorm), and findings
 // are mapped back.
 package secrets
 
@@ -100,8 +100,8 @@ type stats struct {
 	regexCalls, endSearchBytes int
 }
 
-// scan is Scan; force normalizes even when needsNorm says it is not needed
-// (for the tests that check needsNorm); st, if not nil, counts the work.
+// scan is Scan; force normalizes even when textnorm.Affects says it is not needed
+// (for the tests that check textnorm.Affects); st, if not nil, counts the work.
 func (d *Detector) scan(text string, out []guard.Finding, force bool, st *stats) []guard.Finding {
 	sh := newShadow(text, force)
 	s := sh.text
