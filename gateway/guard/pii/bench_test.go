@@ -1,41 +1,12 @@
 package pii
 
 import (
-	"os"
 	"strings"
 	"testing"
-	"unicode/utf8"
 
 	"aigw/gateway/guard"
+	"aigw/gateway/guard/internal/guardbench"
 )
-
-// benchText returns n bytes of realistic text: the prompt and prose
-// fixtures, repeated, cut on a character boundary.
-func benchText(tb testing.TB, n int) string {
-	tb.Helper()
-	var parts []string
-	for _, f := range []string{"testdata/prompt.txt", "testdata/prose.txt"} {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		parts = append(parts, string(b))
-	}
-	var sb strings.Builder
-	for k := 0; sb.Len() < n; k++ {
-		// Mostly the English prompt, as real prompts are.
-		if k%4 == 3 {
-			sb.WriteString(parts[1])
-		} else {
-			sb.WriteString(parts[0])
-		}
-	}
-	s := sb.String()[:n]
-	for !utf8.ValidString(s) {
-		s = s[:len(s)-1]
-	}
-	return s
-}
 
 // BenchmarkScan/prompt-4KiB is an English prompt (ASCII fast path);
 // mixed-64KiB holds French, German, Chinese and curly quotes too.
@@ -45,15 +16,15 @@ func BenchmarkScan(b *testing.B) {
 		name string
 		text string
 	}{
-		{"prompt-4KiB", benchText(b, 4096)},
-		{"mixed-64KiB", benchText(b, 64<<10)},
-		{"normalized-4KiB", "\u200b" + benchText(b, 4093)},
+		{"prompt-4KiB", guardbench.Text(4096)},
+		{"mixed-64KiB", guardbench.Text(64 << 10)},
+		{"normalized-4KiB", "\u200b" + guardbench.Text(4093)},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.SetBytes(int64(len(bc.text)))
 			b.ReportAllocs()
 			var out []guard.Finding
-			cpuLoop(b, len(bc.text), func() { out = r.Scan(bc.text, out[:0]) })
+			guardbench.CPULoop(b, len(bc.text), func() { out = r.Scan(bc.text, out[:0]) })
 		})
 	}
 }
@@ -81,7 +52,7 @@ func BenchmarkAdversarial(b *testing.B) {
 		b.Run(strings.ReplaceAll(name, " ", "-"), func(b *testing.B) {
 			b.SetBytes(int64(len(text)))
 			var out []guard.Finding
-			cpuLoop(b, len(text), func() { out = r.Scan(text, out[:0]) })
+			guardbench.CPULoop(b, len(text), func() { out = r.Scan(text, out[:0]) })
 		})
 	}
 }

@@ -1,6 +1,7 @@
 package pii_test
 
 import (
+	"aigw/gateway/guard/internal/guardbench"
 	"testing"
 
 	"aigw/gateway/guard"
@@ -17,15 +18,15 @@ func BenchmarkBoth(b *testing.B) {
 		name string
 		text string
 	}{
-		{"prompt-4KiB", pii.BenchText(b, 4096)},
-		{"mixed-64KiB", pii.BenchText(b, 64<<10)},
-		{"normalized-4KiB", "\u200b" + pii.BenchText(b, 4093)},
+		{"prompt-4KiB", guardbench.Text(4096)},
+		{"mixed-64KiB", guardbench.Text(64 << 10)},
+		{"normalized-4KiB", "\u200b" + guardbench.Text(4093)},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.SetBytes(int64(len(bc.text)))
 			b.ReportAllocs()
 			var out []guard.Finding
-			pii.CPULoop(b, len(bc.text), func() {
+			guardbench.CPULoop(b, len(bc.text), func() {
 				out = r.Scan(bc.text, out[:0])
 				out = d.Scan(bc.text, out)
 			})

@@ -1,8 +1,8 @@
 package pii
 
 import (
+	"aigw/gateway/guard/internal/guardbench"
 	"aigw/gateway/guard/textnorm"
-	"os"
 	"slices"
 	"testing"
 
@@ -64,9 +64,7 @@ func fuzzSeeds(f *testing.F) {
 	} {
 		f.Add(s)
 	}
-	if b, err := os.ReadFile("testdata/prompt.txt"); err == nil {
-		f.Add(string(b))
-	}
+	f.Add(guardbench.Prompt())
 }
 
 // FuzzScan: Scan never panics, its findings are in range and in order, and

@@ -1,8 +1,8 @@
 package secrets
 
 import (
+	"aigw/gateway/guard/internal/guardbench"
 	"aigw/gateway/guard/textnorm"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -22,9 +22,7 @@ func FuzzScan(f *testing.F) {
 	} {
 		f.Add(s)
 	}
-	if b, err := os.ReadFile("testdata/prompt.txt"); err == nil {
-		f.Add(string(b))
-	}
+	f.Add(guardbench.Prompt())
 	d := New(Config{})
 	f.Fuzz(func(t *testing.T, text string) {
 		fs := d.Scan(text, nil)

@@ -1,4 +1,4 @@
-package pii
+package guardbench
 
 import (
 	"runtime"
@@ -18,9 +18,9 @@ func threadCPU() time.Duration {
 	return time.Duration(ts.Nano())
 }
 
-// cpuLoop runs f in b.Loop on one locked thread and reports the CPU time
+// CPULoop runs f in b.Loop on one locked thread and reports the CPU time
 // per call (mean and p99) and the throughput per core for n bytes a call.
-func cpuLoop(b *testing.B, n int, f func()) {
+func CPULoop(b *testing.B, n int, f func()) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	var per []time.Duration
