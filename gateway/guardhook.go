@@ -7,11 +7,15 @@ import "context"
 // returns as a `guardrail` event of the call, and refuses or withholds what
 // it blocks. A Guard is safe for concurrent use.
 type Guard interface {
-	// Input inspects a request before it is routed: its messages (the
-	// input stage), tool results (role "tool") and the tools it declares.
-	// It may change req in place (redaction); state is carried to the
-	// output side of the same call (e.g. the placeholders to restore).
-	Input(ctx context.Context, caller Caller, endpoint string, req *ChatRequest) (ins *Inspection, state any)
+	// Input inspects a request for model before it is routed: its
+	// messages (the input stage), tool results (role "tool") and the tools
+	// it declares. It may change req in place (redaction); state is carried
+	// to the output side of the same call (e.g. the placeholders to
+	// restore). req is nil when the request cannot be read in the OpenAI
+	// shape (an Anthropic request that does not translate): a guard that
+	// has checks or limits for the call must refuse it then, not pass it
+	// uninspected.
+	Input(ctx context.Context, caller Caller, endpoint, model string, req *ChatRequest) (ins *Inspection, state any)
 	// Output inspects a complete answer (its text and tool calls) and may
 	// change resp in place (redaction, restoring placeholders, stripping
 	// tool calls).

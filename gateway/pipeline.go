@@ -114,9 +114,6 @@ func NewPipeline(cfg PipelineConfig) (*Pipeline, error) {
 	return &Pipeline{cfg: cfg, log: cfg.Logger}, nil
 }
 
-// Guarded says whether calls go through a guard.
-func (p *Pipeline) Guarded() bool { return p.cfg.Guard != nil }
-
 // Router returns the pipeline's router.
 func (p *Pipeline) Router() Router { return p.cfg.Router }
 
@@ -457,13 +454,15 @@ func AsError(err error) *Error {
 
 // GuardInput runs the guard's input inspection of a begun call (nothing
 // without a guard): its decisions become events of the call; a block is
-// returned as the *Error the agent gets, not yet recorded (Fail it).
+// returned as the *Error the agent gets, not yet recorded (Fail it). req is
+// nil for a request that cannot be read in the OpenAI shape (see
+// Guard.Input).
 func (c *Call) GuardInput(req *ChatRequest) *Error {
 	g := c.p.cfg.Guard
 	if g == nil {
 		return nil
 	}
-	ins, state := g.Input(c.ctx, c.caller, c.Endpoint, req)
+	ins, state := g.Input(c.ctx, c.caller, c.Endpoint, c.Model, req)
 	c.guardState = state
 	if ins != nil {
 		c.guardModified, c.guardOutput = ins.Modified, ins.Output

@@ -526,3 +526,34 @@ func TestTenantGuardrailsAdmin(t *testing.T) {
 		}
 	}
 }
+
+// TestUntranslatableMessages: an Anthropic request that does not translate
+// to the OpenAI shape (a server tool) still passes through to Anthropic
+// when no guardrail applies to the call, and is refused, before any
+// provider call, when one does.
+func TestUntranslatableMessages(t *testing.T) {
+	ant := providertest.NewAnthropic(t)
+	g := startGW(t, fmt.Sprintf(`
+gateway: {admin_key: %s}
+providers:
+  - {name: ant, type: anthropic, base_url: %s, api_key: %s}
+routes:
+  - {name: claude-sonnet-4-5, targets: [{provider: ant}]}
+`, testAdminKey, ant.URL, providertest.AnthropicKey))
+	key := g.newKey(t, "acme")
+	body := `{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"hi"}],"tools":[{"type":"web_search_20250305","name":"web_search"}]}`
+	hdr := map[string]string{"anthropic-version": "2023-06-01"}
+	if resp := post(t, g.url()+"/v1/messages", key, body, hdr); resp.StatusCode != 200 {
+		t.Fatalf("no guardrail applies: %d", resp.StatusCode)
+	}
+	if code, b := g.admin(t, "PUT", "/admin/tenants/acme/guardrails", `{"checks":[{"id":"s","type":"secrets"}]}`); code != 200 {
+		t.Fatalf("set policy: %d %s", code, b)
+	}
+	before := len(ant.Requests())
+	resp := post(t, g.url()+"/v1/messages", key, body, hdr)
+	var e struct{ Error map[string]any }
+	json.NewDecoder(resp.Body).Decode(&e)
+	if resp.StatusCode != 400 || !strings.Contains(fmt.Sprint(e.Error["message"]), "cannot be inspected") || len(ant.Requests()) != before {
+		t.Fatalf("a guardrail applies: %d %v (provider calls %d)", resp.StatusCode, e, len(ant.Requests())-before)
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"time"
@@ -75,20 +74,14 @@ type messagesCall struct {
 func (m *messagesCall) run() int {
 	chatReq, terr := anthropic.ToChat(m.req)
 	m.chatReq = chatReq
-	// Guardrails inspect the request in the OpenAI shape. One they cannot
-	// read is refused rather than passed uninspected; a redacted request
-	// is sent translated (its bytes as received hold what was redacted),
-	// and so is a stream whose output the policy inspects.
-	native := true
-	if m.s.p.Guarded() {
-		if terr != nil {
-			return m.fail(fmt.Errorf("%w (guardrails inspect requests in the OpenAI shape)", terr))
-		}
-		if block := m.call.GuardInput(chatReq); block != nil {
-			return m.fail(block)
-		}
-		native = !m.call.GuardModified() && !(m.req.Stream && m.call.GuardsOutput())
+	// Guardrails inspect the request in the OpenAI shape (nil: it does not
+	// translate, and a guard with checks for the call refuses it). A
+	// redacted request is sent translated (its bytes as received hold what
+	// was redacted), and so is a stream whose output the policy inspects.
+	if block := m.call.GuardInput(chatReq); block != nil {
+		return m.fail(block)
 	}
+	native := !m.call.GuardModified() && !(m.req.Stream && m.call.GuardsOutput())
 	err := m.s.p.Router().Do(m.call.Context(), m.req.Model, func(ctx context.Context, t gateway.Target) error {
 		if rp, ok := t.Upstream.(gateway.RawProvider); ok && rp.Native() == "anthropic.messages" && native {
 			return m.forward(ctx, rp, t)

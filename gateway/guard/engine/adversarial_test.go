@@ -60,7 +60,7 @@ var acme = gateway.Caller{Tenant: "acme", KeyID: "key_1"}
 // the block.
 func inspectInput(t testing.TB, e *Engine, req *gateway.ChatRequest) (map[string]string, *gateway.Error) {
 	t.Helper()
-	ins, st := e.Input(context.Background(), acme, "chat.completions", req)
+	ins, st := e.Input(context.Background(), acme, "chat.completions", req.Model, req)
 	e.Done(context.Background(), st, nil, false)
 	return verdicts(ins), ins.Block
 }
@@ -95,7 +95,7 @@ func answer(text string) *gateway.ChatResponse {
 // inspectOutput runs a request and an answer through both sides.
 func inspectOutput(t testing.TB, e *Engine, req *gateway.ChatRequest, resp *gateway.ChatResponse) (map[string]string, *gateway.Error) {
 	t.Helper()
-	_, st := e.Input(context.Background(), acme, "chat.completions", req)
+	_, st := e.Input(context.Background(), acme, "chat.completions", req.Model, req)
 	ins := e.Output(context.Background(), acme, req, st, resp)
 	e.Done(context.Background(), st, nil, true)
 	return verdicts(ins), ins.Block
@@ -105,7 +105,7 @@ func inspectOutput(t testing.TB, e *Engine, req *gateway.ChatRequest, resp *gate
 // what reached the agent and the block.
 func stream(t testing.TB, e *Engine, req *gateway.ChatRequest, pieces []string) (string, *gateway.Error) {
 	t.Helper()
-	_, st := e.Input(context.Background(), acme, "chat.completions", req)
+	_, st := e.Input(context.Background(), acme, "chat.completions", req.Model, req)
 	si := e.Stream(context.Background(), acme, req, st)
 	var sent []*gateway.ChatChunk
 	for _, p := range pieces {
@@ -432,7 +432,7 @@ func BenchmarkDefaultPolicy(b *testing.B) {
 				req := tc.req(i)
 				i++
 				t0 := time.Now()
-				_, st := e.Input(context.Background(), acme, "chat.completions", req)
+				_, st := e.Input(context.Background(), acme, "chat.completions", req.Model, req)
 				ds = append(ds, time.Since(t0))
 				e.Done(context.Background(), st, nil, false)
 			}
@@ -454,7 +454,7 @@ func BenchmarkNoPolicy(b *testing.B) {
 	req := user("hello")
 	b.ReportAllocs()
 	for b.Loop() {
-		ins, st := e.Input(context.Background(), acme, "chat.completions", req)
+		ins, st := e.Input(context.Background(), acme, "chat.completions", req.Model, req)
 		if ins != nil || st != nil {
 			b.Fatal("a policy applied")
 		}

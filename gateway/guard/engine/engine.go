@@ -507,17 +507,21 @@ func (e *Engine) finish(ctx context.Context, tenant string, p *policy, ds []*dec
 }
 
 // Input implements gateway.Guard.
-func (e *Engine) Input(ctx context.Context, caller gateway.Caller, endpoint string, req *gateway.ChatRequest) (*gateway.Inspection, any) {
+func (e *Engine) Input(ctx context.Context, caller gateway.Caller, endpoint, model string, req *gateway.ChatRequest) (*gateway.Inspection, any) {
 	if isJudgeCall(ctx) {
 		return nil, nil // a judge's own call
 	}
-	p, err := e.pickFor(ctx, caller, req.Model)
+	p, err := e.pickFor(ctx, caller, model)
 	if err != nil {
 		e.log.Error("guardrail policy unavailable", "tenant", caller.Tenant, "err", err)
 		return &gateway.Inspection{Block: policyUnavailable(err)}, nil
 	}
 	if p == nil && e.limiter == nil {
 		return nil, nil
+	}
+	if req == nil {
+		return &gateway.Inspection{Block: &gateway.Error{Status: 400, Type: gateway.TypeInvalidRequest, Code: "guardrail_uninspectable",
+			Message: "This request cannot be inspected by the guardrails that apply to it (they read requests in the OpenAI chat shape, and it does not translate to it)."}}, nil
 	}
 	st := &callState{p: p, vault: newVault()}
 	var limitEvent map[string]any

@@ -104,7 +104,7 @@ func TestInputActions(t *testing.T) {
 			e := testEngine(t, PolicyConfig{Name: "p", Shadow: tc.shadow, Checks: []CheckConfig{{ID: "words", Type: TypeContent, Stages: stages, Action: tc.action}}},
 				map[string]Detector{"words": wordDetector{"badword", "BAD"}})
 			req := chatReq(tc.msgs...)
-			ins, _ := e.Input(context.Background(), caller, "chat.completions", req)
+			ins, _ := e.Input(context.Background(), caller, "chat.completions", req.Model, req)
 			if (ins.Block != nil) != tc.block {
 				t.Fatalf("block = %v, want %v", ins.Block, tc.block)
 			}
@@ -137,7 +137,7 @@ func TestFailModes(t *testing.T) {
 	})
 	for _, mode := range []string{"fail_closed", "fail_open"} {
 		e := testEngine(t, PolicyConfig{Name: "p", Checks: []CheckConfig{{ID: "c", Type: TypeContent, OnError: mode}}}, map[string]Detector{"c": limit})
-		ins, _ := e.Input(context.Background(), gateway.Caller{Tenant: "a"}, "chat.completions", chatReq("x"))
+		ins, _ := e.Input(context.Background(), gateway.Caller{Tenant: "a"}, "chat.completions", "m", chatReq("x"))
 		want := map[string]string{"fail_closed": "block", "fail_open": "not_evaluated"}[mode]
 		if ins.Events[0]["verdict"] != want || (mode == "fail_closed") != (ins.Block != nil) {
 			t.Errorf("%s: %v %v", mode, ins.Events, ins.Block)
@@ -145,7 +145,7 @@ func TestFailModes(t *testing.T) {
 	}
 	panics := detectorFunc(func(string, []Finding) []Finding { panic("boom") })
 	e := testEngine(t, PolicyConfig{Name: "p", Checks: []CheckConfig{{ID: "c", Type: TypeContent}}}, map[string]Detector{"c": panics})
-	ins, _ := e.Input(context.Background(), gateway.Caller{Tenant: "a"}, "chat.completions", chatReq("x"))
+	ins, _ := e.Input(context.Background(), gateway.Caller{Tenant: "a"}, "chat.completions", "m", chatReq("x"))
 	if ins.Block == nil || ins.Events[0]["error"] == nil {
 		t.Errorf("a panicking fail-closed check must block and say why: %v", ins.Events)
 	}
@@ -178,7 +178,7 @@ func TestStreamHoldback(t *testing.T) {
 		e := testEngine(t, PolicyConfig{Name: "p", Holdback: 32, Checks: []CheckConfig{{ID: "w", Type: TypeContent, Stages: []string{StageOutput}, Action: action}}},
 			map[string]Detector{"w": wordDetector{"badword", "BAD"}})
 		req := chatReq("hi")
-		_, st := e.Input(context.Background(), gateway.Caller{Tenant: "a"}, "chat.completions", req)
+		_, st := e.Input(context.Background(), gateway.Caller{Tenant: "a"}, "chat.completions", req.Model, req)
 		si := e.Stream(context.Background(), gateway.Caller{Tenant: "a"}, req, st)
 		var sent []*gateway.ChatChunk
 		var blocked *gateway.Inspection
@@ -221,7 +221,7 @@ func TestStreamReleases(t *testing.T) {
 	e := testEngine(t, PolicyConfig{Name: "p", Holdback: 16, Checks: []CheckConfig{{ID: "w", Type: TypeContent, Stages: []string{StageOutput}}}},
 		map[string]Detector{"w": wordDetector{"zzz", "Z"}})
 	req := chatReq("hi")
-	_, st := e.Input(context.Background(), gateway.Caller{Tenant: "a"}, "chat.completions", req)
+	_, st := e.Input(context.Background(), gateway.Caller{Tenant: "a"}, "chat.completions", req.Model, req)
 	si := e.Stream(context.Background(), gateway.Caller{Tenant: "a"}, req, st)
 	var sent []*gateway.ChatChunk
 	firstAt := -1
@@ -253,7 +253,7 @@ func TestRestore(t *testing.T) {
 	e := testEngine(t, PolicyConfig{Name: "p", Checks: []CheckConfig{{ID: "pii", Type: TypePII, Stages: []string{StageInput}, Action: ActionRedact, Restore: true}}},
 		map[string]Detector{"pii": wordDetector{"4111111111111111", "CREDIT_CARD"}})
 	req := chatReq("charge 4111111111111111 please")
-	ins, st := e.Input(context.Background(), gateway.Caller{Tenant: "a"}, "chat.completions", req)
+	ins, st := e.Input(context.Background(), gateway.Caller{Tenant: "a"}, "chat.completions", req.Model, req)
 	if !ins.Modified || strings.Contains(req.Messages[0].Content.Text, "4111") {
 		t.Fatalf("input not redacted: %q", req.Messages[0].Content.Text)
 	}
@@ -311,7 +311,7 @@ func TestStripToolCalls(t *testing.T) {
 		{[]string{"lookup", "send_email"}, []string{"lookup"}, "tool_calls"},
 		{[]string{"send_email"}, nil, "content_filter"},
 	} {
-		_, st := e.Input(context.Background(), caller, "chat.completions", req)
+		_, st := e.Input(context.Background(), caller, "chat.completions", req.Model, req)
 		resp := &gateway.ChatResponse{Raw: []byte("{}"), Choices: []gateway.Choice{{FinishReason: "tool_calls", Message: gateway.Message{Role: "assistant", Content: gateway.Content{Null: true}}}}}
 		for i, name := range tc.calls {
 			resp.Choices[0].Message.ToolCalls = append(resp.Choices[0].Message.ToolCalls, gateway.ToolCall{ID: fmt.Sprint(i), Type: "function", Function: gateway.FunctionCall{Name: name, Arguments: "{}"}})
