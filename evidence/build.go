@@ -436,16 +436,10 @@ func (b *builder) scanLog(ctx context.Context, log string, end []byte) error {
 func (b *builder) fold(log string, st *logStats, s *blockScan) error {
 	st.scanned += s.n
 	if s.firstTime != "" && st.lastTime != "" && s.firstTime < st.lastTime {
-		sc := scanner{skew: b.cfg.Skew}
-		tmp := &blockScan{}
-		sc.regress(tmp, s.start, st.lastTime, s.firstTime)
-		s.regressions += tmp.regressions
-		if tmp.maxRegression > s.maxRegression {
-			s.maxRegression, s.regressionAt = tmp.maxRegression, tmp.regressionAt
-		}
+		s.regress(s.start, st.lastTime, s.firstTime, b.cfg.Skew) // across the blocks' boundary
 	}
-	if s.maxTime > st.lastTime {
-		st.lastTime = s.maxTime
+	if s.lastTime != "" {
+		st.lastTime = s.lastTime
 	}
 	st.regressions += s.regressions
 	if s.maxRegression > st.maxRegression {

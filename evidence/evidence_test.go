@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"aigw/controls"
 	"aigw/evidence"
@@ -248,4 +249,27 @@ func TestDocumentCommitment(t *testing.T) {
 	if !errors.As(err, &pe) || pe.Check != verify.CheckDocument || pe.File != doc {
 		t.Fatalf("verify of a replaced document: %v", err)
 	}
+}
+
+// TestTimestampRegression: an entry dated more than the skew before the
+// entry ahead of it makes the timestamps rule not satisfied, naming it.
+func TestTimestampRegression(t *testing.T) {
+	f := newFixture(t)
+	f.build(t)
+	late := periodFrom.Add(23 * time.Hour)
+	f.call(t, "acme", 7000, late, 0, 200, "")
+	f.flush(t)
+	f.call(t, "acme", 7001, late.Add(-2*time.Hour), 0, 200, "") // 2 h earlier, in the next batch
+	f.call(t, "acme", 7002, periodTo.Add(10*time.Minute), 0, 200, "")
+	f.flush(t)
+	r, _ := build(t, f, controls.FedRAMPModerate)
+	for _, rr := range r.Rules {
+		if rr.ID == controls.RuleTimestamps {
+			if rr.Status != controls.NotSatisfied || !strings.Contains(rr.Reason, "log acme: 1 entry is earlier") {
+				t.Fatalf("timestamps rule: %s (%s)", rr.Status, rr.Reason)
+			}
+			return
+		}
+	}
+	t.Fatal("the timestamps rule was not evaluated")
 }

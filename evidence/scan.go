@@ -44,9 +44,29 @@ type popDef struct {
 	system bool
 }
 
-// pops is every population, in report order. The index of a population in
-// it is its number in the scan.
-var pops = []popDef{
+// Population numbers: their index in pops, in report order.
+const (
+	pCalls = iota
+	pOutcomes
+	pRefusals
+	pBlocked
+	pGuardrail
+	pProviderFailures
+	pFallbacks
+	pToolCalls
+	pAdmin
+	pKeys
+	pApprovals
+	pOversight
+	pDisclosures
+	pIncidents
+	pAttestations
+	pErasures
+	nPops
+)
+
+// pops is every population, in report order (indexed by number).
+var pops = [nPops]popDef{
 	{PopCalls, "Calls: every request received", `kind = "request"`, false, false},
 	{PopOutcomes, "Call outcomes: every response and error", `kind IN ("response", "error")`, false, false},
 	{PopRefusals, "Refused requests: authentication, authorisation, scope, validation, stops (4xx)", `kind = "error" AND 400 <= attrs.status < 500`, true, false},
@@ -65,63 +85,20 @@ var pops = []popDef{
 	{PopErasures, "Payload erasures in the tenant's log", `log = "system" AND kind = "erasure" AND attrs.log = TENANT`, true, true},
 }
 
-func popIndex(id string) int {
-	for i, p := range pops {
-		if p.id == id {
-			return i
-		}
-	}
-	panic("evidence: unknown population " + id)
-}
-
 // fields are the members of an entry the scan reads, as slices of it.
 type fields struct {
 	id, kind, time, traceID, policy []byte
 	attrs, actor                    []byte
 }
 
-// lastString finds the top-level string member key (given as `"key":"`).
-// Entries are canonical, with members sorted, and every member after attrs
-// is a string without a quote: the last occurrence of the key is the
-// top-level one unless it is a key inside attrs or actor (those come first,
-// hence "last").
-func lastString(e []byte, key string) []byte {
-	i := bytes.LastIndex(e, []byte(key))
-	if i < 0 {
-		return nil
-	}
-	v := e[i+len(key):]
-	j := bytes.IndexByte(v, '"')
-	for j > 0 && v[j-1] == '\\' { // an escaped quote (only policy can hold one)
-		k := bytes.IndexByte(v[j+1:], '"')
-		if k < 0 {
-			return nil
-		}
-		j += k + 1
-	}
-	if j < 0 {
-		return nil
-	}
-	return v[:j]
-}
-
 // parseFields slices the members the scan needs out of a canonical entry
 // (verify has checked it is one). The members after attrs are walked from
 // the end, where their layout is fixed (FORMATS.md §2); an entry that does
-// not fit the fast path is read by searching for each key.
+// not fit it has no id (the scan counts it as unreadable).
 func parseFields(e []byte) fields {
 	f, idAt, ok := parseTail(e)
 	if !ok {
-		f = fields{}
-		f.id = lastString(e, `"id":"`)
-		f.kind = lastString(e, `"kind":"`)
-		f.time = lastString(e, `"time":"`)
-		f.traceID = lastString(e, `"trace_id":"`)
-		// policy comes after kind and before tenant: search only there, so
-		// that an attrs key "policy" is never mistaken for it.
-		if k := bytes.LastIndex(e, []byte(`"kind":"`)); k >= 0 {
-			f.policy = lastString(e[k:], `"policy":"`)
-		}
+		return fields{}
 	}
 	rest := e[1:]
 	if bytes.HasPrefix(rest, []byte(`"actor":{`)) {
@@ -135,9 +112,6 @@ func parseFields(e []byte) fields {
 		rest = rest[end+2:]
 	}
 	if bytes.HasPrefix(rest, []byte(`"attrs":{`)) {
-		if !ok {
-			idAt = bytes.LastIndex(e, []byte(`,"id":"`))
-		}
 		if start := len(e) - len(rest) + len(`"attrs":`); idAt > start {
 			f.attrs = e[start:idAt]
 		}
@@ -276,16 +250,16 @@ type openCall struct {
 // merged in index order by the scanner's fold.
 type blockScan struct {
 	start, n uint64
-	counts   [16]uint64
+	counts   [nPops]uint64
 	members  []memberLine
-	cands    [16][]cand
+	cands    [nPops][]cand
 	// calls opened by a request and closed by an outcome, in index order;
 	// the ones matched inside the block are dropped.
 	opens  []openCall
 	closes []string
-	// time order: the first and the largest time of the block, and the
-	// regressions beyond the tolerance inside it.
-	firstTime, maxTime string
+	// time order: the times of the block's first and last entries, and
+	// the regressions beyond the tolerance inside it.
+	firstTime, lastTime string
 	// gaps between consecutive entries of the period (index order): the
 	// first and last such entry's time in microseconds, the largest gap
 	// and the index of the entry after it.
@@ -367,12 +341,10 @@ func (s *scanner) scan(start uint64, entries [][]byte) any {
 			b.firstTime = t
 		}
 		if prevTime != "" && t < prevTime {
-			s.regress(b, idx, prevTime, t)
+			b.regress(idx, prevTime, t, s.skew)
 		}
 		prevTime = t
-		if t > b.maxTime {
-			b.maxTime = t
-		}
+		b.lastTime = t
 		if t < s.from {
 			continue
 		}
@@ -436,14 +408,13 @@ func (s *scanner) scan(start uint64, entries [][]byte) any {
 	return b
 }
 
-func (s *scanner) regress(b *blockScan, idx uint64, prev, t string) {
-	tp, err1 := time.Parse(ledger.TimeFormat, prev)
-	tc, err2 := time.Parse(ledger.TimeFormat, t)
-	if err1 != nil || err2 != nil {
-		return
-	}
-	d := tp.Sub(tc)
-	if d <= s.skew {
+// regress notes entry idx, dated t, if it is earlier than the entry
+// before it (dated prev) by more than skew.
+func (b *blockScan) regress(idx uint64, prev, t string, skew time.Duration) {
+	p, ok1 := micros([]byte(prev))
+	c, ok2 := micros([]byte(t))
+	d := time.Duration(p-c) * time.Microsecond
+	if !ok1 || !ok2 || d <= skew {
 		return
 	}
 	b.regressions++
@@ -519,23 +490,23 @@ func (s *scanner) classify(b *blockScan, idx uint64, e []byte, f fields) bool {
 			if string(tenant) != s.tenant {
 				return false
 			}
-			s.add(b, popIndex(PopAdmin), idx, e, f)
+			s.add(b, pAdmin, idx, e, f)
 			if action, _ := attrString(f.attrs, "action"); bytes.HasPrefix(action, []byte("key.")) {
-				s.add(b, popIndex(PopKeys), idx, e, f)
+				s.add(b, pKeys, idx, e, f)
 			}
 		case ledger.KindKey:
-			s.add(b, popIndex(PopKeys), idx, e, f)
+			s.add(b, pKeys, idx, e, f)
 		case ledger.KindErasure:
 			if l, _ := attrString(f.attrs, "log"); string(l) != s.tenant {
 				return false
 			}
-			s.add(b, popIndex(PopErasures), idx, e, f)
+			s.add(b, pErasures, idx, e, f)
 		case controls.KindAttestation:
 			a, ok := parseAttestation(s.log, idx, e)
 			if !ok || a.Tenant != "" && a.Tenant != s.tenant {
 				return false
 			}
-			s.add(b, popIndex(PopAttestations), idx, e, f)
+			s.add(b, pAttestations, idx, e, f)
 			b.attestationMembers = append(b.attestationMembers, a)
 		default:
 			return false
@@ -544,7 +515,7 @@ func (s *scanner) classify(b *blockScan, idx uint64, e []byte, f fields) bool {
 	}
 	switch kind {
 	case ledger.KindRequest:
-		s.add(b, popIndex(PopCalls), idx, e, f)
+		s.add(b, pCalls, idx, e, f)
 		if len(f.traceID) == 0 || !bytes.Contains(f.actor, []byte(`"key_id":"`)) {
 			s.markIncomplete(b, idx)
 		}
@@ -552,7 +523,7 @@ func (s *scanner) classify(b *blockScan, idx uint64, e []byte, f fields) bool {
 			b.opens = append(b.opens, openCall{trace: string(f.traceID), index: idx})
 		}
 	case ledger.KindResponse, ledger.KindError:
-		s.add(b, popIndex(PopOutcomes), idx, e, f)
+		s.add(b, pOutcomes, idx, e, f)
 		status, ok := attrInt(f.attrs, "status")
 		if !ok || len(f.traceID) == 0 {
 			s.markIncomplete(b, idx)
@@ -562,37 +533,37 @@ func (s *scanner) classify(b *blockScan, idx uint64, e []byte, f fields) bool {
 		}
 		if kind == ledger.KindError {
 			if status >= 400 && status < 500 {
-				s.add(b, popIndex(PopRefusals), idx, e, f)
+				s.add(b, pRefusals, idx, e, f)
 			}
 			if code, _ := attrString(f.attrs, "error_code"); string(code) == "content_filter" || string(code) == "guardrail_blocked" {
-				s.add(b, popIndex(PopBlocked), idx, e, f)
+				s.add(b, pBlocked, idx, e, f)
 			}
 		}
 	case ledger.KindAttempt:
 		if out, _ := attrString(f.attrs, "outcome"); string(out) != "ok" {
-			s.add(b, popIndex(PopProviderFailures), idx, e, f)
+			s.add(b, pProviderFailures, idx, e, f)
 		}
 		if _, ok := attrString(f.attrs, "next"); ok {
-			s.add(b, popIndex(PopFallbacks), idx, e, f)
+			s.add(b, pFallbacks, idx, e, f)
 		}
 	case ledger.KindGuardrail:
-		s.add(b, popIndex(PopGuardrail), idx, e, f)
+		s.add(b, pGuardrail, idx, e, f)
 	case ledger.KindToolCall:
-		s.add(b, popIndex(PopToolCalls), idx, e, f)
+		s.add(b, pToolCalls, idx, e, f)
 	case ledger.KindApproval:
-		s.add(b, popIndex(PopApprovals), idx, e, f)
+		s.add(b, pApprovals, idx, e, f)
 	case controls.KindOversight:
-		s.add(b, popIndex(PopOversight), idx, e, f)
+		s.add(b, pOversight, idx, e, f)
 	case controls.KindDisclosure:
-		s.add(b, popIndex(PopDisclosures), idx, e, f)
+		s.add(b, pDisclosures, idx, e, f)
 	case controls.KindIncident:
-		s.add(b, popIndex(PopIncidents), idx, e, f)
+		s.add(b, pIncidents, idx, e, f)
 		if in, ok := parseIncident(idx, e); ok {
 			b.incidentMembers = append(b.incidentMembers, in)
 		}
 	case controls.KindAttestation:
 		if a, ok := parseAttestation(s.log, idx, e); ok {
-			s.add(b, popIndex(PopAttestations), idx, e, f)
+			s.add(b, pAttestations, idx, e, f)
 			b.attestationMembers = append(b.attestationMembers, a)
 		}
 	}
