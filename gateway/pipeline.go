@@ -634,8 +634,8 @@ func (p *Pipeline) Pump(call *Call, req *ChatRequest, s Stream, w ChunkWriter) e
 		return werr
 	}
 	// write passes chunks on to the agent (the ones the inspector
-	// released); blocked reports a guard's block, which ends the stream
-	// with finish_reason content_filter and an explicit error event.
+	// released); a guard's block ends the stream with finish_reason
+	// content_filter and an explicit error event.
 	write := func(cs []*ChatChunk, more bool) error {
 		for i, c := range cs {
 			acc.Add(c)
@@ -655,32 +655,33 @@ func (p *Pipeline) Pump(call *Call, req *ChatRequest, s Stream, w ChunkWriter) e
 		}
 		return nil
 	}
-	blocked := func(ins *Inspection) error {
+	// inspected records an inspection's decisions; a block ends the stream
+	// (stopped is true, err what to return).
+	inspected := func(ins *Inspection) (stopped bool, err error) {
 		call.recordInspection(ins)
 		if ins == nil || ins.Block == nil {
-			return nil
+			return false, nil
 		}
 		s.Close()
 		stop := FinishContentFilter
 		end := &ChatChunk{Object: "chat.completion.chunk", Choices: []ChunkChoice{{FinishReason: &stop}}}
 		if werr := w.WriteChunk(end, false); werr != nil {
-			return clientGone(werr)
+			return true, clientGone(werr)
 		}
 		started = true
 		acc.Add(end)
 		o := outcome()
 		o.FinishReason = FinishContentFilter
-		return w.Fail(AsError(call.Fail(ins.Block, o)), true)
+		return true, w.Fail(AsError(call.Fail(ins.Block, o)), true)
 	}
 	for {
 		c, err := s.Next()
 		if errors.Is(err, io.EOF) {
 			if si != nil {
 				rel, ins := si.End()
-				if ins != nil && ins.Block != nil {
-					return blocked(ins)
+				if stopped, err := inspected(ins); stopped {
+					return err
 				}
-				call.recordInspection(ins)
 				if werr := write(rel, false); werr != nil {
 					return werr
 				}
@@ -709,10 +710,9 @@ func (p *Pipeline) Pump(call *Call, req *ChatRequest, s Stream, w ChunkWriter) e
 		if si != nil {
 			var ins *Inspection
 			rel, ins = si.Push(c)
-			if ins != nil && ins.Block != nil {
-				return blocked(ins)
+			if stopped, err := inspected(ins); stopped {
+				return err
 			}
-			call.recordInspection(ins)
 		}
 		if werr := write(rel, more); werr != nil {
 			return werr

@@ -215,7 +215,12 @@ func (si *streamInspector) coalesce(text string) {
 // release returns the chunks that may go now: from the front, while the
 // text held after them is at least the window (all of them when final).
 func (si *streamInspector) release(final bool) []*gateway.ChatChunk {
-	held := len(si.heldText())
+	held := 0
+	for _, c := range si.held {
+		if t, ok := chunkText(c); ok {
+			held += len(*t)
+		}
+	}
 	n, at := 0, 0 // at: offset in the held text of chunk n
 	for n < len(si.held) {
 		t, ok := chunkText(si.held[n])
