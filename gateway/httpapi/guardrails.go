@@ -88,6 +88,7 @@ func (a *Admin) putGuardrails(c *gin.Context) {
 	}
 	p, err := a.Tenants.SetGuardPolicy(c.Request.Context(), tenant.GuardPolicy{Tenant: id, Policy: string(canonical), Version: version, EventID: ev.ID})
 	if err != nil {
+		a.unapplied(c, ev, err)
 		storeError(c, err)
 		return
 	}
@@ -128,6 +129,7 @@ func (a *Admin) deleteGuardrails(c *gin.Context) {
 		return
 	}
 	if err := a.Tenants.DeleteGuardPolicy(c.Request.Context(), id); err != nil {
+		a.unapplied(c, ev, err)
 		storeError(c, err)
 		return
 	}

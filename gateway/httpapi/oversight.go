@@ -227,6 +227,27 @@ func (a *Admin) pendingApprovals(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"object": "list", "data": list})
 }
 
+// unapplied records, as best it can, that a change the ledger took could
+// not be applied (the store failed after the record): an event of the same
+// log and kind, action "<action>.failed", naming the event it undoes, so
+// that the log never claims in force what is not.
+func (a *Admin) unapplied(c *gin.Context, ev *ledger.Event, err error) {
+	a.Logger.Error("a change was recorded but not applied", "log", ev.Tenant, "kind", ev.Kind, "action", ev.Attrs["action"], "event_id", ev.ID, "err", err)
+	attrs := map[string]any{"action": fmt.Sprint(ev.Attrs["action"]) + ".failed", "event_id": ev.ID}
+	if t, ok := ev.Attrs["tenant"]; ok {
+		attrs["tenant"] = t
+	}
+	for _, k := range []string{"target_type", "target", "by"} {
+		if v, ok := ev.Attrs[k]; ok {
+			attrs[k] = v
+		}
+	}
+	fail := &ledger.Event{Tenant: ev.Tenant, Kind: ev.Kind, TraceID: ev.TraceID, Attrs: attrs}
+	if rerr := a.RecordEvent(context.WithoutCancel(c.Request.Context()), fail, nil); rerr != nil {
+		a.Logger.Error("recording that a change was not applied failed too", "event_id", ev.ID, "err", rerr)
+	}
+}
+
 // createOversight records a human intervention. A stop of an agent or a
 // route is recorded first and applied only once the ledger has it; a
 // resume is recorded, then applied. An override, or any action on a
@@ -311,7 +332,7 @@ func (a *Admin) createOversight(c *gin.Context) {
 		}
 	}
 	if err != nil {
-		a.Logger.Error("oversight action recorded but not applied", "tenant", id, "action", in.Action, "target_type", in.TargetType, "event_id", ev.ID, "err", err)
+		a.unapplied(c, ev, err)
 		writeError(c, &gateway.Error{Status: 500, Type: gateway.TypeServer, Code: "not_applied",
 			Message: fmt.Sprintf("The %s was recorded (event %s) but could not be applied; retry.", in.Action, ev.ID), Err: err})
 		return

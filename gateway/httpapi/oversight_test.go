@@ -1,8 +1,10 @@
 package httpapi_test
 
 import (
+	"aigw/gateway/guard/engine"
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -99,6 +101,7 @@ const adminKey = "aigw_admin_unit_test"
 // recorder, with tenants acme and globex and a key of each.
 type testAPI struct {
 	url          string
+	dbPath       string // the SQLite tenant store
 	rec          *recorder
 	tenants      *tenant.Store
 	acme, globex string // API keys
@@ -107,7 +110,8 @@ type testAPI struct {
 func newTestAPI(t *testing.T) *testAPI {
 	t.Helper()
 	ctx := t.Context()
-	store, err := tenant.Open(ctx, tenant.Config{Driver: tenant.DriverSQLite, DSN: filepath.Join(t.TempDir(), "tenants.db")})
+	dbPath := filepath.Join(t.TempDir(), "tenants.db")
+	store, err := tenant.Open(ctx, tenant.Config{Driver: tenant.DriverSQLite, DSN: dbPath})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,14 +130,19 @@ func newTestAPI(t *testing.T) *testAPI {
 		t.Fatal(err)
 	}
 	rec := &recorder{}
+	guards, err := engine.New(engine.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	pipe, err := gateway.NewPipeline(gateway.PipelineConfig{Router: rt, Recorder: rec})
 	if err != nil {
 		t.Fatal(err)
 	}
 	h, err := httpapi.New(httpapi.Config{
 		Pipeline: pipe,
-		Admin:    &httpapi.Admin{Key: adminKey, Tenants: store, Auth: auth, Recorder: rec, Logger: ledgertest.TestLogger(t)},
-		Logger:   ledgertest.TestLogger(t),
+		Admin: &httpapi.Admin{Key: adminKey, Tenants: store, Auth: auth, Recorder: rec, Logger: ledgertest.TestLogger(t),
+			Guardrails: &httpapi.GuardPolicies{Check: guards.CheckPolicy, Changed: guards.InvalidateTenant}},
+		Logger: ledgertest.TestLogger(t),
 		Authenticate: func(ctx context.Context, secret string) (gateway.Caller, error) {
 			k, tn, err := auth.Authenticate(ctx, secret)
 			if err != nil {
@@ -147,7 +156,7 @@ func newTestAPI(t *testing.T) *testAPI {
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	api := &testAPI{url: srv.URL, rec: rec, tenants: store}
+	api := &testAPI{url: srv.URL, dbPath: dbPath, rec: rec, tenants: store}
 	for _, id := range []string{"acme", "globex"} {
 		if _, err := store.CreateTenant(ctx, tenant.Tenant{ID: id, Name: id}); err != nil {
 			t.Fatal(err)
@@ -627,5 +636,42 @@ func TestRecordRefusedByLedger(t *testing.T) {
 	status, out := api.admin(t, "POST", "/admin/attestations", `{"framework":"aiuc-1","controls":["E016"],"title":"t","statement":"s","by":"Ada","document_base64":"AAAA"}`)
 	if e := errOf(out); status != 413 || e["code"] != "request_too_large" {
 		t.Errorf("refused by the stream: %d %v", status, out)
+	}
+}
+
+// TestUnappliedChange: when the store fails after the ledger took a change
+// (a guardrail policy, a stop), the change is answered as failed and a
+// "<action>.failed" event naming it follows in the same log, so the log
+// never claims in force what is not.
+func TestUnappliedChange(t *testing.T) {
+	api := newTestAPI(t)
+	db, err := sql.Open("sqlite", api.dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range []string{ // writes fail; reads still work
+		"CREATE TRIGGER no_policies BEFORE INSERT ON guard_policies BEGIN SELECT RAISE(ABORT, 'store broken'); END",
+		"CREATE TRIGGER no_stops BEFORE INSERT ON oversight_stops BEGIN SELECT RAISE(ABORT, 'store broken'); END",
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct{ method, path, body, log, kind, action string }{
+		{"PUT", "/admin/tenants/acme/guardrails", `{"checks":[{"id":"s","type":"secrets"}]}`, ledger.SystemLog, ledger.KindAdmin, "guardrails.set"},
+		{"POST", "/admin/tenants/acme/oversight", `{"action":"stop","target_type":"agent","target":"a1","by":"Ada","reason":"r"}`, "acme", "oversight", "stop"},
+	} {
+		n := api.rec.len()
+		code, _ := api.do(t, tc.method, tc.path, adminKey, tc.body)
+		evs, _ := api.rec.since(n)
+		if code != 500 || len(evs) != 2 {
+			t.Fatalf("%s: %d, %d events", tc.action, code, len(evs))
+		}
+		var a map[string]any
+		json.Unmarshal(evs[1].RawAttrs, &a)
+		if evs[1].Tenant != tc.log || evs[1].Kind != tc.kind || a["action"] != tc.action+".failed" || a["event_id"] != evs[0].ID {
+			t.Fatalf("%s: follow-up event %s/%s %v, want %s.failed naming %s", tc.action, evs[1].Tenant, evs[1].Kind, a, tc.action, evs[0].ID)
+		}
 	}
 }
