@@ -82,7 +82,7 @@ func (a *Admin) putGuardrails(c *gin.Context) {
 		checks = append(checks, ck.ID+":"+ck.Type)
 	}
 	ev := &ledger.Event{Tenant: ledger.SystemLog, Kind: ledger.KindAdmin, Policy: version,
-		Attrs: map[string]any{"action": "guardrails.set", "tenant": id, "policy": pc.Name, "policy_version": version, "checks": stringsToAny(checks)}}
+		Attrs: map[string]any{"action": "guardrails.set", "tenant": id, "policy": pc.Name, "policy_version": version, "checks": checks}}
 	if !a.record(c, ev, nil) {
 		return
 	}
@@ -135,12 +135,4 @@ func (a *Admin) deleteGuardrails(c *gin.Context) {
 	}
 	a.Guardrails.Changed(id)
 	c.JSON(http.StatusOK, gin.H{"object": "guardrail_policy.deleted", "tenant": id, "version": old.Version, "event_id": ev.ID})
-}
-
-func stringsToAny(ss []string) []any {
-	out := make([]any, len(ss))
-	for i, s := range ss {
-		out[i] = s
-	}
-	return out
 }
