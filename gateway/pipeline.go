@@ -59,6 +59,8 @@ type Caller struct {
 	Tenant  string
 	KeyID   string
 	AgentID string
+	// Team is the key's team ("" for none), for budgets and spend.
+	Team string
 	// Allows reports whether the key may use a model (nil: every model).
 	Allows func(model string) bool
 }
