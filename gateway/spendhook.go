@@ -47,18 +47,18 @@ type SpendRequest struct {
 type Spender interface {
 	// Reserve admits the call, or refuses it with the error the agent gets
 	// (429, naming the budget and when it resets). A nil Reservation and
-	// nil error: no budget applies. The attrs are those of the `budget`
-	// event recording the reservation (nil when none).
-	Reserve(ctx context.Context, caller Caller, r SpendRequest) (Reservation, map[string]any, *Error)
+	// nil error: no budget applies. events are the attrs of the `budget`
+	// events that record the reservation or the refusal.
+	Reserve(ctx context.Context, caller Caller, r SpendRequest) (res Reservation, events []map[string]any, err *Error)
 }
 
 // Reservation is a call's admitted estimate.
 type Reservation interface {
 	// Settle charges what the call really cost (u nil: nothing was
 	// used: the reservation is released) and returns the attrs of the
-	// `budget` event recording it. Called once; safe to call after ctx
-	// is done (it does not depend on the caller's context).
-	Settle(ctx context.Context, u *Usage, c Cost) map[string]any
+	// `budget` events recording it (the settlement, and the alerts of
+	// thresholds it crossed). Called once.
+	Settle(ctx context.Context, u *Usage, c Cost) []map[string]any
 }
 
 // Budget refusals name the budget, its limit and when it resets.

@@ -1,0 +1,426 @@
+package spend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/bits"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"aigw/gateway"
+)
+
+// Alert is a quota alert: a budget's spend crossed a threshold.
+type Alert struct {
+	// ID identifies the alert (the same on every replica and retry:
+	// tenant, budget, window, unit and threshold).
+	ID        string
+	Tenant    string
+	Budget    string
+	Scope     string
+	Threshold int    // percent
+	Unit      string // "usd" or "tokens"
+	// Spent and Limit are in the unit (decimal dollars or tokens).
+	Spent, Limit string
+	WindowStart  time.Time
+	WindowEnd    time.Time
+	TraceID      string
+}
+
+// Config configures a Spender.
+type Config struct {
+	// Counter holds the counters (Redis across replicas, Memory in one
+	// process).
+	Counter Counter
+	// Budgets returns a tenant's budgets (validated). It is cached for
+	// CacheTTL (default 10 s); Invalidate drops a tenant's entry.
+	Budgets  func(ctx context.Context, tenant string) ([]Budget, error)
+	CacheTTL time.Duration
+	// Hold is how long a reservation holds its amount if it is never
+	// settled (a crashed gateway); default 15 minutes.
+	Hold time.Duration
+	// FailOpen admits calls when the counter store cannot be reached
+	// (logged and counted; the calls are not charged to the counters, but
+	// their cost is in the ledger). Default: refuse them with 503.
+	FailOpen bool
+	// Alert, if set, is called (on its own goroutine) for every
+	// threshold a settlement crosses, once per threshold and window
+	// across replicas.
+	Alert  func(Alert)
+	Logger *slog.Logger
+	// Now is the clock (tests).
+	Now func() time.Time
+}
+
+// Spender enforces budgets; it implements gateway.Spender.
+type Spender struct {
+	cfg   Config
+	log   *slog.Logger
+	mu    sync.Mutex
+	cache map[string]cached
+	// Errors counts counter store failures.
+	Errors atomic.Int64
+}
+
+type cached struct {
+	budgets []Budget
+	at      time.Time
+}
+
+// New returns a Spender.
+func New(cfg Config) (*Spender, error) {
+	if cfg.Counter == nil || cfg.Budgets == nil {
+		return nil, errors.New("spend: a counter store and a budget source are required")
+	}
+	if cfg.CacheTTL <= 0 {
+		cfg.CacheTTL = 10 * time.Second
+	}
+	if cfg.Hold <= 0 {
+		cfg.Hold = 15 * time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Spender{cfg: cfg, log: cfg.Logger, cache: map[string]cached{}}, nil
+}
+
+// Invalidate drops a tenant's cached budgets (after an admin change).
+func (s *Spender) Invalidate(tenant string) {
+	s.mu.Lock()
+	delete(s.cache, tenant)
+	s.mu.Unlock()
+}
+
+// budgets returns a tenant's budgets, narrowest scope first.
+func (s *Spender) budgets(ctx context.Context, tenant string) ([]Budget, error) {
+	now := s.cfg.Now()
+	s.mu.Lock()
+	c, ok := s.cache[tenant]
+	s.mu.Unlock()
+	if ok && now.Sub(c.at) < s.cfg.CacheTTL {
+		return c.budgets, nil
+	}
+	bs, err := s.cfg.Budgets(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	bs = slices.Clone(bs)
+	slices.SortStableFunc(bs, func(a, b Budget) int { return b.Scope.narrowness() - a.Scope.narrowness() })
+	s.mu.Lock()
+	s.cache[tenant] = cached{budgets: bs, at: now}
+	s.mu.Unlock()
+	return bs, nil
+}
+
+// lineKey is a budget window's counter key.
+func lineKey(b *Budget, start time.Time) string {
+	return b.ID + ":" + strconv.FormatInt(start.Unix(), 10)
+}
+
+// applied is one budget a reservation holds.
+type applied struct {
+	b          *Budget
+	start, end time.Time
+	key        string
+}
+
+// Reserve implements gateway.Spender.
+func (s *Spender) Reserve(ctx context.Context, caller gateway.Caller, r gateway.SpendRequest) (gateway.Reservation, []map[string]any, *gateway.Error) {
+	all, err := s.budgets(ctx, caller.Tenant)
+	if err != nil {
+		return s.unavailable(caller, fmt.Errorf("loading budgets: %w", err))
+	}
+	var on []applied
+	now := s.cfg.Now()
+	for i := range all {
+		b := &all[i]
+		if !b.Applies(caller) {
+			continue
+		}
+		start, end := b.Window.Bounds(now)
+		on = append(on, applied{b: b, start: start, end: end, key: lineKey(b, start)})
+	}
+	if len(on) == 0 {
+		return nil, nil, nil
+	}
+	usd := int64(r.Cost.Amount)
+	tokens := int64(r.PromptTokens + r.OutputTokens)
+	lines := make([]Line, len(on))
+	for i, a := range on {
+		lines[i] = Line{Key: a.key, LimitTokens: a.b.LimitTokens, Expires: a.end.Add(counterGrace)}
+		if a.b.LimitUSD != nil {
+			lines[i].LimitUSD = int64(*a.b.LimitUSD)
+		}
+	}
+	id := r.TraceID
+	if id == "" {
+		id = gateway.NewTraceID()
+	}
+	id += "." + strconv.FormatInt(now.UnixNano(), 36)
+	adm, err := s.cfg.Counter.Reserve(ctx, caller.Tenant, id, lines, usd, tokens, s.cfg.Hold)
+	if err != nil {
+		return s.unavailable(caller, err)
+	}
+	if !adm.OK {
+		return nil, []map[string]any{refusalAttrs(on[adm.Line], adm, r, usd, tokens)}, refusal(on[adm.Line], adm, usd, tokens, now)
+	}
+	res := &reservation{s: s, tenant: caller.Tenant, id: id, on: on, usd: usd, tokens: tokens, traceID: r.TraceID}
+	ev := map[string]any{
+		"action": "reserve", "reservation": id, "model": r.Model,
+		"estimate": map[string]any{"cost_usd": r.Cost.Amount.String(), "tokens": tokens, "prompt_tokens": r.PromptTokens, "output_tokens": r.OutputTokens},
+		"budgets":  budgetsAttrs(on, adm.States),
+	}
+	if r.Cost.PriceVersion != "" {
+		ev["price_version"] = r.Cost.PriceVersion
+	}
+	return res, []map[string]any{ev}, nil
+}
+
+func (s *Spender) unavailable(caller gateway.Caller, err error) (gateway.Reservation, []map[string]any, *gateway.Error) {
+	s.Errors.Add(1)
+	if s.cfg.FailOpen {
+		s.log.Warn("budget store unavailable: admitting the call unchecked (fail-open)", "tenant", caller.Tenant, "err", err)
+		return nil, []map[string]any{{"action": "unchecked", "error": truncate(err.Error(), 256)}}, nil
+	}
+	s.log.Error("budget store unavailable: refusing the call", "tenant", caller.Tenant, "err", err)
+	return nil, nil, &gateway.Error{Status: http.StatusServiceUnavailable, Type: gateway.TypeUnavailable, Code: "budget_unavailable",
+		Message: "The budget store cannot be reached to check this call's spend; retry later.", RetryAfter: time.Second, Err: err}
+}
+
+// budgetsAttrs describes the budgets of a reservation or settlement.
+func budgetsAttrs(on []applied, states []State) []any {
+	out := make([]any, len(on))
+	for i, a := range on {
+		m := map[string]any{
+			"id": a.b.ID, "scope": a.b.Scope.String(),
+			"window_start": a.start.Format(time.RFC3339), "window_end": a.end.Format(time.RFC3339),
+		}
+		if a.b.LimitUSD != nil {
+			m["limit_usd"] = a.b.LimitUSD.String()
+		}
+		if a.b.LimitTokens > 0 {
+			m["limit_tokens"] = a.b.LimitTokens
+		}
+		if i < len(states) {
+			st := states[i]
+			m["spent_usd"] = gateway.NanoUSD(st.SpentUSD).String()
+			m["reserved_usd"] = gateway.NanoUSD(st.ReservedUSD).String()
+			m["spent_tokens"], m["reserved_tokens"] = st.SpentTokens, st.ReservedTokens
+		}
+		out[i] = m
+	}
+	return out
+}
+
+func refusalAttrs(a applied, adm Admission, r gateway.SpendRequest, usd, tokens int64) map[string]any {
+	st := adm.States[adm.Line]
+	m := map[string]any{
+		"action": "refuse", "reason": adm.Reason, "model": r.Model,
+		"estimate": map[string]any{"cost_usd": gateway.NanoUSD(usd).String(), "tokens": tokens},
+		"budgets":  budgetsAttrs([]applied{a}, []State{st}),
+	}
+	if adm.Tokens {
+		m["unit"] = "tokens"
+	} else {
+		m["unit"] = "usd"
+	}
+	return m
+}
+
+// refusal is the 429 a refused call gets: which budget, why, and when it
+// resets.
+func refusal(a applied, adm Admission, usd, tokens int64, now time.Time) *gateway.Error {
+	st := adm.States[adm.Line]
+	var what string
+	if adm.Tokens {
+		what = fmt.Sprintf("%d of %d tokens spent, %d reserved by calls in flight; this call may use up to %d",
+			st.SpentTokens, a.b.LimitTokens, st.ReservedTokens, tokens)
+	} else {
+		what = fmt.Sprintf("$%s of $%s spent, $%s reserved by calls in flight; this call may cost up to $%s",
+			gateway.NanoUSD(st.SpentUSD), a.b.LimitUSD, gateway.NanoUSD(st.ReservedUSD), gateway.NanoUSD(usd))
+	}
+	e := &gateway.Error{Status: http.StatusTooManyRequests, Type: "insufficient_quota"}
+	if adm.Reason == Reserved {
+		e.Code = gateway.CodeBudgetReserved
+		e.Message = fmt.Sprintf("Budget `%s` (%s, %s window) is fully reserved by calls in flight (%s); retry shortly. It resets at %s.",
+			a.b.ID, a.b.Scope, a.b.Window.Kind, what, a.end.Format(time.RFC3339))
+		e.RetryAfter = time.Second
+		return e
+	}
+	e.Code = gateway.CodeBudgetExceeded
+	e.Message = fmt.Sprintf("Budget `%s` (%s, %s window) is exhausted (%s). It resets at %s.",
+		a.b.ID, a.b.Scope, a.b.Window.Kind, what, a.end.Format(time.RFC3339))
+	e.RetryAfter = a.end.Sub(now).Round(time.Second)
+	if e.RetryAfter < time.Second {
+		e.RetryAfter = time.Second
+	}
+	return e
+}
+
+type reservation struct {
+	s           *Spender
+	tenant, id  string
+	traceID     string
+	on          []applied
+	usd, tokens int64
+	done        atomic.Bool
+}
+
+// Settle implements gateway.Reservation.
+func (r *reservation) Settle(ctx context.Context, u *gateway.Usage, c gateway.Cost) []map[string]any {
+	if !r.done.CompareAndSwap(false, true) {
+		return nil
+	}
+	var usd, tokens int64
+	if u != nil {
+		usd, tokens = int64(c.Amount), int64(u.PromptTokens+u.CompletionTokens)
+	}
+	keys := make([]string, len(r.on))
+	for i, a := range r.on {
+		keys[i] = a.key
+	}
+	// The settlement must land even when the agent went away.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	states, dup, err := r.s.cfg.Counter.Settle(sctx, r.tenant, r.id, keys, usd, tokens)
+	ev := map[string]any{
+		"action": "settle", "reservation": r.id, "cost_usd": gateway.NanoUSD(usd).String(), "tokens": tokens,
+		"released_usd": gateway.NanoUSD(r.usd - usd).String(), "released_tokens": r.tokens - tokens,
+	}
+	if c.PriceVersion != "" {
+		ev["price_version"] = c.PriceVersion
+	}
+	if err != nil {
+		// The spend is in this event; the counter missed it.
+		r.s.Errors.Add(1)
+		r.s.log.Error("budget settlement failed: the counter misses this call's spend (the ledger has it)", "tenant", r.tenant, "reservation", r.id, "err", err)
+		ev["error"] = truncate(err.Error(), 256)
+		ev["budgets"] = budgetsAttrs(r.on, nil)
+		return []map[string]any{ev}
+	}
+	if dup {
+		ev["duplicate"] = true
+	}
+	ev["budgets"] = budgetsAttrs(r.on, states)
+	evs := []map[string]any{ev}
+	if !dup {
+		evs = append(evs, r.alerts(states, usd, tokens)...)
+	}
+	return evs
+}
+
+// alerts returns the alert events of the thresholds this settlement
+// crossed (before < threshold <= after): exactly one settlement crosses
+// each, since the counter adds atomically.
+func (r *reservation) alerts(states []State, usd, tokens int64) []map[string]any {
+	var evs []map[string]any
+	for i, a := range r.on {
+		st := states[i]
+		for _, th := range a.b.Alerts {
+			if a.b.LimitUSD != nil && usd > 0 {
+				if crossed(st.SpentUSD-usd, st.SpentUSD, int64(*a.b.LimitUSD), th) {
+					evs = append(evs, r.alert(a, th, "usd", gateway.NanoUSD(st.SpentUSD).String(), a.b.LimitUSD.String()))
+				}
+			}
+			if a.b.LimitTokens > 0 && tokens > 0 {
+				if crossed(st.SpentTokens-tokens, st.SpentTokens, a.b.LimitTokens, th) {
+					evs = append(evs, r.alert(a, th, "tokens", strconv.FormatInt(st.SpentTokens, 10), strconv.FormatInt(a.b.LimitTokens, 10)))
+				}
+			}
+		}
+	}
+	return evs
+}
+
+// crossed reports whether before < limit*pct/100 <= after, exactly.
+func crossed(before, after, limit int64, pct int) bool {
+	return below(before, limit, pct) && !below(after, limit, pct)
+}
+
+// below reports whether 100*spent < pct*limit (128-bit products).
+func below(spent, limit int64, pct int) bool {
+	if spent < 0 {
+		return true
+	}
+	ah, al := bits.Mul64(uint64(spent), 100)
+	bh, bl := bits.Mul64(uint64(limit), uint64(pct))
+	return ah < bh || ah == bh && al < bl
+}
+
+func (r *reservation) alert(a applied, th int, unit, spent, limit string) map[string]any {
+	id := fmt.Sprintf("%s/%s/%d/%s/%d", r.tenant, a.b.ID, a.start.Unix(), unit, th)
+	if f := r.s.cfg.Alert; f != nil {
+		al := Alert{ID: id, Tenant: r.tenant, Budget: a.b.ID, Scope: a.b.Scope.String(), Threshold: th, Unit: unit,
+			Spent: spent, Limit: limit, WindowStart: a.start, WindowEnd: a.end, TraceID: r.traceID}
+		go f(al)
+	}
+	return map[string]any{
+		"action": "alert", "alert": id, "budget": a.b.ID, "scope": a.b.Scope.String(), "threshold": th, "unit": unit,
+		"spent": spent, "limit": limit, "window_start": a.start.Format(time.RFC3339), "window_end": a.end.Format(time.RFC3339),
+	}
+}
+
+// Status is a budget's current window.
+type Status struct {
+	Budget
+	WindowStart time.Time       `json:"window_start"`
+	WindowEnd   time.Time       `json:"window_end"`
+	SpentUSD    gateway.NanoUSD `json:"spent_usd"`
+	ReservedUSD gateway.NanoUSD `json:"reserved_usd"`
+	// RemainingUSD is the limit less spent and reserved (nil without a
+	// money limit).
+	RemainingUSD    *gateway.NanoUSD `json:"remaining_usd,omitempty"`
+	SpentTokens     int64            `json:"spent_tokens"`
+	ReservedTokens  int64            `json:"reserved_tokens"`
+	RemainingTokens *int64           `json:"remaining_tokens,omitempty"`
+}
+
+// Status returns the current window of each of a tenant's budgets.
+func (s *Spender) Status(ctx context.Context, tenant string) ([]Status, error) {
+	bs, err := s.cfg.Budgets(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	now := s.cfg.Now()
+	keys := make([]string, len(bs))
+	out := make([]Status, len(bs))
+	for i := range bs {
+		start, end := bs[i].Window.Bounds(now)
+		keys[i] = lineKey(&bs[i], start)
+		out[i] = Status{Budget: bs[i], WindowStart: start, WindowEnd: end}
+	}
+	states, err := s.cfg.Counter.Read(ctx, tenant, keys)
+	if err != nil {
+		return nil, err
+	}
+	for i, st := range states {
+		o := &out[i]
+		o.SpentUSD, o.ReservedUSD = gateway.NanoUSD(st.SpentUSD), gateway.NanoUSD(st.ReservedUSD)
+		o.SpentTokens, o.ReservedTokens = st.SpentTokens, st.ReservedTokens
+		if l := o.LimitUSD; l != nil {
+			rem := *l - o.SpentUSD - o.ReservedUSD
+			o.RemainingUSD = &rem
+		}
+		if o.LimitTokens > 0 {
+			rem := o.LimitTokens - o.SpentTokens - o.ReservedTokens
+			o.RemainingTokens = &rem
+		}
+	}
+	return out, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
