@@ -114,5 +114,10 @@ func (c *Call) recordInspection(ins *Inspection) {
 	for _, a := range ins.Events {
 		c.emit("guardrail", a, nil)
 	}
+	if c.p.cfg.Telemetry != nil {
+		c.mu.Lock()
+		c.guardEvents = append(c.guardEvents, ins.Events...)
+		c.mu.Unlock()
+	}
 	ins.Events = nil
 }

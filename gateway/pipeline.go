@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,8 +68,19 @@ type Caller struct {
 type PipelineConfig struct {
 	Router   Router
 	Recorder Recorder
-	// Prices returns a target's price, for the cost in response events.
-	Prices func(target string) *Price
+	// Pricer prices calls: the cost (and price table version) in every
+	// call's last event, and the estimate its budgets reserve. Nil: no
+	// costs.
+	Pricer Pricer
+	// Spender, when set, enforces budgets: a call reserves its estimate
+	// before it is routed and settles what it used after; both are
+	// events of the call.
+	Spender Spender
+	// DefaultOutputTokens is the output a budget reservation assumes for
+	// a request without max_tokens (default 4096).
+	DefaultOutputTokens int
+	// Telemetry, when set, observes every finished call (traces, metrics).
+	Telemetry Telemetry
 	// FailOpen answers calls without waiting for the ledger, and even when
 	// it cannot record them (failures are logged and counted). The
 	// default, fail-closed, waits for JetStream's acknowledgement before
@@ -110,8 +120,8 @@ func NewPipeline(cfg PipelineConfig) (*Pipeline, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.Prices == nil {
-		cfg.Prices = func(string) *Price { return nil }
+	if cfg.DefaultOutputTokens <= 0 {
+		cfg.DefaultOutputTokens = 4096
 	}
 	return &Pipeline{cfg: cfg, log: cfg.Logger}, nil
 }
@@ -150,6 +160,44 @@ type Call struct {
 	guardModified bool
 	guardOutput   bool
 	guardEnded    bool
+
+	body        []byte      // the request as received
+	parentSpan  string      // the agent's traceparent span id
+	sampled     bool        // the agent's traceparent sampled flag
+	reservation Reservation // the call's budget reservation
+	guardEvents []map[string]any
+	end         *CallRecord // what the call's last event said, for telemetry
+}
+
+type traceParentKey struct{}
+
+// WithTraceParent returns ctx carrying the agent's W3C traceparent header:
+// a call begun with its trace id becomes a child of its span in telemetry.
+func WithTraceParent(ctx context.Context, traceparent string) context.Context {
+	return context.WithValue(ctx, traceParentKey{}, traceparent)
+}
+
+// parentOf returns the span id and sampled flag of ctx's traceparent when
+// its trace id is traceID.
+func parentOf(ctx context.Context, traceID string) (span string, sampled bool) {
+	tp, _ := ctx.Value(traceParentKey{}).(string)
+	if len(tp) < 55 || tp[3:35] != traceID || tp[52] != '-' {
+		return "", true
+	}
+	span = tp[36:52]
+	for i := 0; i < len(span); i++ {
+		if c := span[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return "", true
+		}
+	}
+	if span == "0000000000000000" {
+		return "", true
+	}
+	flags, err := hex.DecodeString(tp[53:55])
+	if err != nil {
+		return span, true
+	}
+	return span, flags[0]&1 == 1
 }
 
 // Begin starts a call: it records the request event (the request body as
@@ -159,7 +207,8 @@ func (p *Pipeline) Begin(ctx context.Context, caller Caller, endpoint, model str
 	if !validTraceID(traceID) {
 		traceID = NewTraceID()
 	}
-	c := &Call{p: p, caller: caller, Endpoint: endpoint, Model: model, Stream: stream, TraceID: traceID, start: time.Now()}
+	c := &Call{p: p, caller: caller, Endpoint: endpoint, Model: model, Stream: stream, TraceID: traceID, start: time.Now(), body: body}
+	c.parentSpan, c.sampled = parentOf(ctx, traceID)
 	c.ctx = WithObserver(ctx, c)
 	if hc, ok := p.cfg.Recorder.(HealthChecker); ok && !p.cfg.FailOpen {
 		if err := hc.Healthy(); err != nil {
@@ -168,6 +217,9 @@ func (p *Pipeline) Begin(ctx context.Context, caller Caller, endpoint, model str
 		}
 	}
 	attrs := map[string]any{"endpoint": endpoint, "model": model, "stream": stream, "bytes": len(body)}
+	if caller.Team != "" {
+		attrs["team"] = caller.Team
+	}
 	c.emit(ledger.KindRequest, attrs, body)
 	return c, nil
 }
@@ -341,12 +393,14 @@ type Outcome struct {
 // stream, its end) reach the agent.
 func (c *Call) Respond(o Outcome) error {
 	c.guardDone(o.Usage, true)
+	c.settle(o.Usage)
 	attrs := c.outcomeAttrs(o)
 	c.emit(ledger.KindResponse, attrs, o.Body)
 	err := c.Ready()
 	if err != nil {
 		c.withheld()
 	}
+	c.observe(o, err)
 	return err
 }
 
@@ -367,6 +421,7 @@ func (c *Call) withheld() {
 // the ledger's 503 if the ledger failed too.
 func (c *Call) Fail(err error, o Outcome) error {
 	c.guardDone(o.Usage, o.Usage != nil)
+	c.settle(o.Usage)
 	ae := AsError(err)
 	attrs := c.outcomeAttrs(o)
 	attrs["status"] = ae.Status
@@ -376,10 +431,103 @@ func (c *Call) Fail(err error, o Outcome) error {
 	}
 	attrs["error"] = truncate(ae.Message, 512)
 	c.emit(ledger.KindError, attrs, o.Body)
-	if lerr := c.Ready(); lerr != nil && !errors.Is(err, ErrLedgerUnavailable) {
+	lerr := c.Ready()
+	o.Status = ae.Status
+	c.observe(o, ae)
+	if lerr != nil && !errors.Is(err, ErrLedgerUnavailable) {
 		return lerr
 	}
 	return ae
+}
+
+// Reserve reserves a call's estimated spend on its budgets (nothing
+// without a Spender): promptTokens estimated, outputTokens the most the
+// answer may use (0: the configured default; negative: none). A refusal is returned as
+// the *Error the agent gets, not yet recorded (Fail it).
+func (c *Call) Reserve(promptTokens, outputTokens int) *Error {
+	sp := c.p.cfg.Spender
+	if sp == nil || c.reservation != nil {
+		return nil
+	}
+	switch {
+	case outputTokens < 0: // no output (embeddings)
+		outputTokens = 0
+	case outputTokens == 0:
+		outputTokens = c.p.cfg.DefaultOutputTokens
+	}
+	r := SpendRequest{Model: c.Model, PromptTokens: promptTokens, OutputTokens: outputTokens, TraceID: c.TraceID}
+	if pr := c.p.cfg.Pricer; pr != nil {
+		r.Cost, _ = pr.Estimate(c.Model, promptTokens, outputTokens)
+	}
+	res, evs, err := sp.Reserve(c.ctx, c.caller, r)
+	for _, ev := range evs {
+		c.emit(KindBudget, ev, nil)
+	}
+	c.reservation = res
+	return err
+}
+
+// ReserveChat reserves a chat request's estimated spend (see Reserve).
+func (c *Call) ReserveChat(req *ChatRequest) *Error {
+	if c.p.cfg.Spender == nil {
+		return nil
+	}
+	return c.Reserve(EstimatePromptTokens(req), req.MaxOutputTokens())
+}
+
+// KindBudget is the ledger kind of budget events (reserve, settle,
+// refuse, alert).
+const KindBudget = "budget"
+
+// cost prices a usage on the target that answered.
+func (c *Call) cost(target string, u *Usage) (Cost, bool) {
+	if c.p.cfg.Pricer == nil || u == nil || target == "" {
+		return Cost{}, false
+	}
+	return c.p.cfg.Pricer.Cost(target, u)
+}
+
+// settle settles the call's reservation with what it used (nil: released).
+func (c *Call) settle(u *Usage) {
+	res := c.reservation
+	if res == nil {
+		return
+	}
+	c.reservation = nil
+	c.mu.Lock()
+	target := c.target
+	c.mu.Unlock()
+	cost, _ := c.cost(target, u)
+	for _, ev := range res.Settle(c.ctx, u, cost) {
+		c.emit(KindBudget, ev, nil)
+	}
+}
+
+// observe hands the finished call to telemetry.
+func (c *Call) observe(o Outcome, err error) {
+	t := c.p.cfg.Telemetry
+	if t == nil {
+		return
+	}
+	r := c.end
+	if r == nil {
+		r = &CallRecord{}
+	}
+	r.TraceID, r.ParentSpanID, r.Sampled = c.TraceID, c.parentSpan, c.sampled
+	r.Tenant, r.KeyID, r.Team, r.AgentID = c.caller.Tenant, c.caller.KeyID, c.caller.Team, c.caller.AgentID
+	r.Endpoint, r.Model, r.Stream = c.Endpoint, c.Model, c.Stream
+	r.Start, r.Duration, r.TTFB = c.start, time.Since(c.start), o.TTFB
+	r.Status, r.FinishReason, r.Usage = o.Status, o.FinishReason, o.Usage
+	if err != nil {
+		ae := AsError(err)
+		r.Status, r.ErrorType, r.ErrorCode = ae.Status, ae.Type, ae.Code
+	}
+	c.mu.Lock()
+	r.Target, r.Provider, r.UpstreamModel, r.Attempts = c.target, c.provider, c.upModel, c.attempts
+	r.Guardrails = c.guardEvents
+	c.mu.Unlock()
+	r.Input, r.Output = c.body, o.Body
+	t.Observe(r)
 }
 
 func (c *Call) outcomeAttrs(o Outcome) map[string]any {
@@ -409,10 +557,20 @@ func (c *Call) outcomeAttrs(o Outcome) map[string]any {
 		if u.Estimated {
 			tok["estimated"] = true
 		}
-		attrs["tokens"] = tok
-		if pr := c.p.cfg.Prices(target); pr != nil {
-			attrs["cost_usd"] = strconv.FormatFloat(pr.Cost(u), 'f', -1, 64)
+		if u.PromptTokensDetails != nil && u.PromptTokensDetails.CacheCreationTokens > 0 {
+			tok["cache_write"] = u.PromptTokensDetails.CacheCreationTokens
 		}
+		attrs["tokens"] = tok
+		if cost, ok := c.cost(target, u); ok {
+			attrs["cost_usd"] = cost.Amount.String()
+			attrs["price_version"] = cost.PriceVersion
+			if c.p.cfg.Telemetry != nil {
+				c.end = &CallRecord{Cost: cost, Priced: true}
+			}
+		}
+	}
+	if c.caller.Team != "" {
+		attrs["team"] = c.caller.Team
 	}
 	return attrs
 }
@@ -515,6 +673,9 @@ func (p *Pipeline) Chat(ctx context.Context, caller Caller, req *ChatRequest, bo
 	if block := call.GuardInput(req); block != nil {
 		return nil, nil, call.Fail(block, Outcome{Status: block.Status})
 	}
+	if refused := call.ReserveChat(req); refused != nil {
+		return nil, nil, call.Fail(refused, Outcome{Status: refused.Status})
+	}
 	resp, err := p.cfg.Router.Chat(call.Context(), req)
 	if err != nil {
 		return nil, nil, call.Fail(err, Outcome{Status: AsError(err).Status})
@@ -543,6 +704,18 @@ func (p *Pipeline) Embed(ctx context.Context, caller Caller, req *EmbeddingReque
 	call, err := p.Begin(ctx, caller, "embeddings", req.Model, false, body, traceID)
 	if err != nil {
 		return nil, err
+	}
+	if p.cfg.Spender != nil {
+		n := 0
+		for _, t := range req.Input.Texts {
+			n += EstimateTokens(t)
+		}
+		if n == 0 {
+			n = len(req.Input.Raw) / 2 // token ids: at most one token per two bytes of JSON
+		}
+		if refused := call.Reserve(n, -1); refused != nil {
+			return nil, call.Fail(refused, Outcome{Status: refused.Status})
+		}
 	}
 	resp, err := p.cfg.Router.Embed(call.Context(), req)
 	if err != nil {
@@ -587,6 +760,9 @@ func (p *Pipeline) Stream(ctx context.Context, caller Caller, req *ChatRequest, 
 	}
 	if block := call.GuardInput(req); block != nil {
 		return w.Fail(AsError(call.Fail(block, Outcome{Status: block.Status})), false)
+	}
+	if refused := call.ReserveChat(req); refused != nil {
+		return w.Fail(AsError(call.Fail(refused, Outcome{Status: refused.Status})), false)
 	}
 	return p.RunStream(call, req, w)
 }

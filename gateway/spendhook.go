@@ -73,9 +73,20 @@ const (
 
 // Telemetry receives every finished call (OpenTelemetry traces,
 // Prometheus metrics, Langfuse). Observe must not block or slow the call:
-// exporters queue and drop (and count drops). Safe for concurrent use.
+// exporters queue and drop (and count drops). The record is not changed
+// after Observe (exporters may keep it). Safe for concurrent use.
 type Telemetry interface {
 	Observe(r *CallRecord)
+}
+
+// Telemetries fans a call out to several Telemetry.
+type Telemetries []Telemetry
+
+// Observe implements Telemetry.
+func (ts Telemetries) Observe(r *CallRecord) {
+	for _, t := range ts {
+		t.Observe(r)
+	}
 }
 
 // CallRecord summarizes a finished call for telemetry. Its TraceID is the

@@ -40,6 +40,12 @@ type Config struct {
 	// Guardrails are the policies of checks on calls' input and output
 	// (gateway/guard: Config).
 	Guardrails engine.Config `yaml:"guardrails"`
+	// Pricing overrides the built-in price table (gateway/pricing).
+	Pricing PricingConfig `yaml:"pricing"`
+	// Budgets are spend caps per tenant, team, key and agent.
+	Budgets BudgetsConfig `yaml:"budgets"`
+	// Telemetry exports traces (OTLP), metrics and Langfuse generations.
+	Telemetry TelemetryConfig `yaml:"telemetry"`
 }
 
 // LedgerConfig configures the audit ledger.

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"aigw/gateway/guard/engine"
-	"encoding/json"
-
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,18 +12,22 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"aigw/gateway"
 	"aigw/gateway/anthropic"
 	"aigw/gateway/bedrock"
 	"aigw/gateway/gemini"
+	"aigw/gateway/guard/engine"
 	"aigw/gateway/httpapi"
 	"aigw/gateway/ledgerrec"
 	"aigw/gateway/mock"
 	"aigw/gateway/openai"
+	"aigw/gateway/pricing"
 	"aigw/gateway/router"
 	"aigw/gateway/tenant"
+	"aigw/ledger"
 	"aigw/ledger/jetstream"
 
 	"github.com/gin-gonic/gin"
@@ -39,8 +41,8 @@ func embeddedRoutes(cfg *Config) {
 	}
 	cfg.Providers = []ProviderConfig{{Name: "mock", Type: "mock"}}
 	cfg.Routes = []RouteConfig{
-		{Name: "mock", Targets: []TargetConfig{{Provider: "mock", Model: "mock-1", Price: &PriceConfig{Input: 0.1, Output: 0.4}}}},
-		{Name: "mock-embed", Targets: []TargetConfig{{Provider: "mock", Model: "mock-embed-1", Price: &PriceConfig{Input: 0.02}}}},
+		{Name: "mock", Targets: []TargetConfig{{Provider: "mock", Model: "mock-1"}}},
+		{Name: "mock-embed", Targets: []TargetConfig{{Provider: "mock", Model: "mock-embed-1"}}},
 	}
 }
 
@@ -61,8 +63,9 @@ func newProvider(ctx context.Context, p ProviderConfig) (gateway.Provider, error
 	return nil, fmt.Errorf("provider %q: unknown type %q", p.Name, p.Type)
 }
 
-// newRouter builds the providers and the router of the config.
-func newRouter(ctx context.Context, cfg Config, lg *slog.Logger) (*router.Router, map[string]*gateway.Price, error) {
+// newRouter builds the providers, the price table and the router of the
+// config.
+func newRouter(ctx context.Context, cfg Config, lg *slog.Logger) (*router.Router, *pricing.Pricer, error) {
 	provs := map[string]gateway.Provider{}
 	kinds := map[string]string{}
 	bulk := map[string]int{}
@@ -76,8 +79,9 @@ func newRouter(ctx context.Context, cfg Config, lg *slog.Logger) (*router.Router
 			bulk[pc.Name] = pc.MaxConcurrent
 		}
 	}
-	prices := map[string]*gateway.Price{}
 	var routes []router.Route
+	var priced []pricing.TargetPrice
+	routeTargets := map[string][]string{}
 	for _, rc := range cfg.Routes {
 		rt := router.Route{Name: rc.Name, Strategy: rc.Strategy, Retries: rc.Retries, Backoff: rc.Backoff, MaxBackoff: rc.MaxBackoff, AttemptTimeout: rc.AttemptTimeout, Deadline: rc.Deadline}
 		for _, tc := range rc.Targets {
@@ -86,20 +90,48 @@ func newRouter(ctx context.Context, cfg Config, lg *slog.Logger) (*router.Router
 				model = rc.Name
 			}
 			t := gateway.Target{Name: tc.Provider + "/" + model, Provider: tc.Provider, Kind: kinds[tc.Provider], Model: model, Upstream: provs[tc.Provider]}
-			if tc.Price != nil {
-				t.Price = &gateway.Price{Input: tc.Price.Input, Output: tc.Price.Output, CachedInput: tc.Price.CachedInput}
-				prices[t.Name] = t.Price
-			}
+			priced = append(priced, pricing.TargetPrice{Name: t.Name, Kind: t.Kind, Model: model, Price: tc.Price})
+			routeTargets[rc.Name] = append(routeTargets[rc.Name], t.Name)
 			rt.Targets = append(rt.Targets, router.RouteTarget{Target: t, Weight: tc.Weight})
 		}
 		routes = append(routes, rt)
+	}
+	table, err := pricing.Builtin().With(cfg.Pricing.Overrides)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pricing: %w", err)
+	}
+	pricer, err := pricing.NewPricer(table, priced, routeTargets)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pricing: %w", err)
+	}
+	// The router's cost strategy orders targets by the same prices.
+	for i := range routes {
+		for j := range routes[i].Targets {
+			t := &routes[i].Targets[j].Target
+			if m, ok := pricer.Price(t.Name); ok {
+				t.Price = floatPrice(m.Price)
+			}
+		}
 	}
 	b := cfg.Breaker
 	r, err := router.New(router.Config{
 		Routes: routes, Bulkhead: bulk, Logger: lg,
 		Breaker: router.BreakerConfig{Window: b.Window, MinRequests: b.MinRequests, FailureRate: b.FailureRate, SlowCall: b.SlowCall, OpenFor: b.OpenFor, HalfOpenProbes: b.HalfOpenProbes},
 	})
-	return r, prices, err
+	return r, pricer, err
+}
+
+// floatPrice is a price as the router's cost ordering takes it (floats
+// are fine for ordering; costs are computed exactly by the Pricer).
+func floatPrice(p pricing.PriceSpec) *gateway.Price {
+	f := func(s, def string) float64 {
+		if s == "" {
+			s = def
+		}
+		v, _ := strconv.ParseFloat(s, 64)
+		return v
+	}
+	return &gateway.Price{Input: f(p.Input, "0"), Output: f(p.Output, "0"), CachedInput: f(p.CachedInput, p.Input)}
 }
 
 // openTenants opens the tenant store: the configured PostgreSQL, the
@@ -158,10 +190,12 @@ type gatewayParts struct {
 	router  *router.Router
 	tenants *tenant.Store
 	guard   *engine.Engine // nil without guardrails
+	spend   *spendParts
 }
 
 // Close releases the gateway's stores and connections.
 func (g *gatewayParts) Close() {
+	g.spend.Close()
 	g.tenants.Close()
 	if g.guard != nil {
 		g.guard.Close()
@@ -173,7 +207,7 @@ func (g *gatewayParts) Close() {
 // adding the ledger's routes).
 func startGateway(ctx context.Context, cfg Config, producer *jetstream.Producer, lg *slog.Logger, mount func(*gin.Engine)) (*gatewayParts, error) {
 	embeddedRoutes(&cfg)
-	rt, prices, err := newRouter(ctx, cfg, lg.With("component", "router"))
+	rt, pricer, err := newRouter(ctx, cfg, lg.With("component", "router"))
 	if err != nil {
 		return nil, err
 	}
@@ -182,6 +216,11 @@ func startGateway(ctx context.Context, cfg Config, producer *jetstream.Producer,
 		return nil, fmt.Errorf("tenant store: %w", err)
 	}
 	auth, err := tenant.NewAuthenticator(tenants, tenant.AuthConfig{TTL: cfg.Gateway.AuthCacheTTL})
+	if err != nil {
+		tenants.Close()
+		return nil, err
+	}
+	sp, err := newSpend(ctx, cfg, tenants, lg.With("component", "spend"))
 	if err != nil {
 		tenants.Close()
 		return nil, err
@@ -203,15 +242,17 @@ func startGateway(ctx context.Context, cfg Config, producer *jetstream.Producer,
 	// so that a tenant's own policy set through the admin API applies.
 	eng, err := engine.New(cfg.Guardrails, lg.With("component", "guard"))
 	if err != nil {
+		sp.Close()
 		tenants.Close()
 		return nil, err
 	}
 	var g gateway.Guard = eng
 	pipe, err := gateway.NewPipeline(gateway.PipelineConfig{
 		Router: rt, Recorder: rec, FailOpen: cfg.Gateway.FailOpen, Logger: lg.With("component", "pipeline"),
-		Prices: func(target string) *gateway.Price { return prices[target] }, Guard: g,
+		Pricer: pricer, Spender: sp.spender, DefaultOutputTokens: cfg.Budgets.DefaultOutputTokens, Guard: g,
 	})
 	if err != nil {
+		sp.Close()
 		tenants.Close()
 		return nil, err
 	}
@@ -232,6 +273,7 @@ func startGateway(ctx context.Context, cfg Config, producer *jetstream.Producer,
 		var created bool
 		adminKey, created, err = secretFile(filepath.Join(cfg.DataDir, "admin.key"), randomAdminKey)
 		if err != nil {
+			sp.Close()
 			tenants.Close()
 			return nil, fmt.Errorf("admin key: %w", err)
 		}
@@ -264,6 +306,13 @@ func startGateway(ctx context.Context, cfg Config, producer *jetstream.Producer,
 		return []byte(p.Policy), p.Version, true, nil
 	}, cfg.Gateway.AuthCacheTTL)
 	admin.Guardrails = &httpapi.GuardPolicies{Check: eng.CheckPolicy, Changed: eng.InvalidateTenant}
+	admin.Spend = &httpapi.Spend{
+		Check:   checkBudget,
+		Changed: sp.spender.Invalidate,
+		Status:  func(ctx context.Context, t string) (any, error) { return sp.spender.Status(ctx, t) },
+		Pricing: func() any { return pricer.Describe() },
+	}
+	sp.hooks.record = func(ctx context.Context, ev *ledger.Event) error { return admin.RecordEvent(ctx, ev, nil) }
 	h, err := httpapi.New(httpapi.Config{
 		Pipeline: pipe, Admin: admin, MaxBodyBytes: cfg.Gateway.MaxBodyBytes, Mount: mount, Logger: lg.With("component", "api"),
 		ApprovalStatus: approvalStatus,
@@ -286,18 +335,20 @@ func startGateway(ctx context.Context, cfg Config, producer *jetstream.Producer,
 				}
 				return gateway.Caller{Tenant: t.ID, KeyID: k.ID}, &gateway.Error{Status: 401, Type: gateway.TypeInvalidRequest, Code: "invalid_api_key", Message: msg, Err: err}
 			}
-			return gateway.Caller{Tenant: t.ID, KeyID: k.ID, Allows: k.Allows}, nil
+			return gateway.Caller{Tenant: t.ID, KeyID: k.ID, Team: k.Team, Allows: k.Allows}, nil
 		},
 	})
 	if err != nil {
+		sp.Close()
 		tenants.Close()
 		return nil, err
 	}
 	if err := bootstrapTenant(ctx, cfg, tenants, admin, lg); err != nil {
+		sp.Close()
 		tenants.Close()
 		return nil, err
 	}
-	return &gatewayParts{handler: h, router: rt, tenants: tenants, guard: eng}, nil
+	return &gatewayParts{handler: h, router: rt, tenants: tenants, guard: eng, spend: sp}, nil
 }
 
 // bootstrapTenant creates the default tenant and its first key when the

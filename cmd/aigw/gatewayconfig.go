@@ -1,6 +1,8 @@
 package main
 
 import (
+	"aigw/gateway/pricing"
+
 	"fmt"
 	"strings"
 	"time"
@@ -83,15 +85,16 @@ type TargetConfig struct {
 	// Model is the upstream model (default: the route's name).
 	Model  string `yaml:"model"`
 	Weight int    `yaml:"weight"`
-	// Price in US dollars per million tokens (input, output, cached_input).
-	Price *PriceConfig `yaml:"price"`
+	// Price overrides the price table for this target: US dollars per
+	// million tokens as decimals (input, output, cached_input,
+	// cache_write, request per call, long_context).
+	Price *pricing.PriceSpec `yaml:"price"`
 }
 
-// PriceConfig is a price per million tokens.
-type PriceConfig struct {
-	Input       float64 `yaml:"input"`
-	Output      float64 `yaml:"output"`
-	CachedInput float64 `yaml:"cached_input"`
+// PricingConfig overrides the built-in price table; any override changes
+// the table's version, which every priced event records.
+type PricingConfig struct {
+	Overrides []pricing.Override `yaml:"overrides"`
 }
 
 // BreakerConfig configures every target's circuit breaker.

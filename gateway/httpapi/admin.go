@@ -45,6 +45,8 @@ type Admin struct {
 	Pending func(tenant string) any
 	// Guardrails serves a tenant's own guardrail policy (nil: not served).
 	Guardrails *GuardPolicies
+	// Spend serves budgets, usage and pricing (nil: not served).
+	Spend *Spend
 }
 
 func (a *Admin) mount(e *gin.Engine, s *server) {
@@ -69,6 +71,7 @@ func (a *Admin) mount(e *gin.Engine, s *server) {
 	g.GET("/tenants/:tenant/keys/:key", a.getKey)
 	g.DELETE("/tenants/:tenant/keys/:key", a.revokeKey)
 	a.mountOversight(g)
+	a.mountSpend(g)
 	g.GET("/health", func(c *gin.Context) {
 		var h any = []any{}
 		if a.Health != nil {
@@ -100,6 +103,7 @@ type keyJSON struct {
 	CreatedAt time.Time  `json:"created_at"`
 	ExpiresAt *time.Time `json:"expires_at"`
 	RevokedAt *time.Time `json:"revoked_at"`
+	Team      string     `json:"team,omitempty"`
 	// Key is the secret, present only in the answer that creates it.
 	Key string `json:"key,omitempty"`
 }
@@ -109,7 +113,7 @@ func keyOut(k tenant.Key) keyJSON {
 	if m == nil {
 		m = []string{}
 	}
-	return keyJSON{Object: "api_key", ID: k.ID, Tenant: k.Tenant, Name: k.Name, Prefix: k.Prefix, Models: m, CreatedAt: k.CreatedAt, ExpiresAt: k.ExpiresAt, RevokedAt: k.RevokedAt}
+	return keyJSON{Object: "api_key", ID: k.ID, Tenant: k.Tenant, Name: k.Name, Prefix: k.Prefix, Models: m, CreatedAt: k.CreatedAt, ExpiresAt: k.ExpiresAt, RevokedAt: k.RevokedAt, Team: k.Team}
 }
 
 // storeError maps tenant store errors to API errors.
@@ -264,12 +268,13 @@ func (a *Admin) createKey(c *gin.Context) {
 		Name      string     `json:"name"`
 		Models    []string   `json:"models"`
 		ExpiresAt *time.Time `json:"expires_at"`
+		Team      string     `json:"team"`
 	}
 	if !decodeAdmin(c, &in) {
 		return
 	}
 	id := c.Param("tenant")
-	secret, k, err := a.Tenants.CreateKey(c.Request.Context(), id, tenant.KeySpec{Name: in.Name, Models: in.Models, ExpiresAt: in.ExpiresAt})
+	secret, k, err := a.Tenants.CreateKey(c.Request.Context(), id, tenant.KeySpec{Name: in.Name, Models: in.Models, ExpiresAt: in.ExpiresAt, Team: in.Team})
 	if err != nil {
 		storeError(c, err)
 		return
@@ -277,6 +282,9 @@ func (a *Admin) createKey(c *gin.Context) {
 	attrs := map[string]any{"action": "key.create", "tenant": id, "key_id": k.ID, "prefix": k.Prefix, "name": k.Name, "models": anySlice(k.Models)}
 	if k.ExpiresAt != nil {
 		attrs["expires_at"] = k.ExpiresAt.UTC().Format(time.RFC3339Nano)
+	}
+	if k.Team != "" {
+		attrs["team"] = k.Team
 	}
 	if err := a.Record(c.Request.Context(), attrs); err != nil {
 		// A key the ledger does not know of must never work.

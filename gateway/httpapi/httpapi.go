@@ -327,7 +327,8 @@ func truncate(s string, n int) string {
 // known) and answers the error, or the ledger's 503 if the ledger could not
 // record the refusal.
 func (s *server) reject(c *gin.Context, caller gateway.Caller, endpoint, model string, body []byte, e *gateway.Error) {
-	call, err := s.p.Begin(c.Request.Context(), caller, endpoint, model, false, body, traceID(c))
+	tid := traceID(c)
+	call, err := s.p.Begin(c.Request.Context(), caller, endpoint, model, false, body, tid)
 	if err != nil {
 		writeError(c, err)
 		return
@@ -336,9 +337,13 @@ func (s *server) reject(c *gin.Context, caller gateway.Caller, endpoint, model s
 }
 
 func traceID(c *gin.Context) string {
-	id := gateway.TraceIDFrom(c.GetHeader("traceparent"))
+	tp := c.GetHeader("traceparent")
+	id := gateway.TraceIDFrom(tp)
 	if id == "" {
 		id = gateway.NewTraceID()
+	} else {
+		// The call's telemetry span becomes a child of the agent's span.
+		c.Request = c.Request.WithContext(gateway.WithTraceParent(c.Request.Context(), tp))
 	}
 	c.Header("X-Aigw-Trace-Id", id)
 	return id

@@ -41,7 +41,8 @@ func (s *server) messages(c *gin.Context) {
 	if !ok {
 		return
 	}
-	call, err := s.p.Begin(c.Request.Context(), caller, endpoint, req.Model, req.Stream, body, traceID(c))
+	tid := traceID(c)
+	call, err := s.p.Begin(c.Request.Context(), caller, endpoint, req.Model, req.Stream, body, tid)
 	if err != nil {
 		s.stats.add(endpoint, 503)
 		writeError(c, err)
@@ -80,6 +81,15 @@ func (m *messagesCall) run() int {
 	// was redacted), and so is a stream whose output the policy inspects.
 	if block := m.call.GuardInput(chatReq); block != nil {
 		return m.fail(block)
+	}
+	// Budgets: the prompt estimated in the OpenAI shape, or from its bytes
+	// (about 3 a token) when it does not translate.
+	prompt := len(m.body) / 3
+	if chatReq != nil {
+		prompt = gateway.EstimatePromptTokens(chatReq)
+	}
+	if refused := m.call.Reserve(prompt, m.req.MaxTokens); refused != nil {
+		return m.fail(refused)
 	}
 	native := !m.call.GuardModified() && !(m.req.Stream && m.call.GuardsOutput())
 	err := m.s.p.Router().Do(m.call.Context(), m.req.Model, func(ctx context.Context, t gateway.Target) error {

@@ -318,7 +318,8 @@ func (s *server) embeddings(c *gin.Context) {
 	if !ok {
 		return
 	}
-	out, err := s.p.Embed(c.Request.Context(), caller, req, body, traceID(c))
+	tid := traceID(c)
+	out, err := s.p.Embed(c.Request.Context(), caller, req, body, tid)
 	if err != nil {
 		s.logError(c, err)
 		s.stats.add(endpoint, gateway.AsError(err).Status)

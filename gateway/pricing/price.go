@@ -17,22 +17,22 @@ import (
 type PriceSpec struct {
 	// Input is the price of an uncached prompt token. Required (it may be
 	// "0").
-	Input string `json:"input"`
+	Input string `json:"input" yaml:"input"`
 	// Output is the price of a completion token (reasoning tokens
 	// included). Absent: 0.
-	Output string `json:"output,omitempty"`
+	Output string `json:"output,omitempty" yaml:"output"`
 	// CachedInput is the price of a prompt token read from the provider's
 	// prompt cache. Absent: the input price.
-	CachedInput string `json:"cached_input,omitempty"`
+	CachedInput string `json:"cached_input,omitempty" yaml:"cached_input"`
 	// CacheWrite is the price of a prompt token written to the prompt
 	// cache (Anthropic, Bedrock). Absent: the input price.
-	CacheWrite string `json:"cache_write,omitempty"`
+	CacheWrite string `json:"cache_write,omitempty" yaml:"cache_write"`
 	// Request is a fee in US dollars per call, on top of the tokens.
 	// Absent: 0.
-	Request string `json:"request,omitempty"`
+	Request string `json:"request,omitempty" yaml:"request"`
 	// LongContext, when set, replaces the token prices of calls whose
 	// prompt exceeds its threshold.
-	LongContext *LongContextSpec `json:"long_context,omitempty"`
+	LongContext *LongContextSpec `json:"long_context,omitempty" yaml:"long_context"`
 }
 
 // LongContextSpec is the tier of a model priced higher above a prompt
@@ -40,13 +40,13 @@ type PriceSpec struct {
 // cache writes included) pays these prices for all its tokens.
 type LongContextSpec struct {
 	// AbovePromptTokens is the threshold (exclusive); it must be > 0.
-	AbovePromptTokens int `json:"above_prompt_tokens"`
+	AbovePromptTokens int `json:"above_prompt_tokens" yaml:"above_prompt_tokens"`
 	// Input and Output are required.
-	Input  string `json:"input"`
-	Output string `json:"output"`
+	Input  string `json:"input" yaml:"input"`
+	Output string `json:"output" yaml:"output"`
 	// CachedInput and CacheWrite default to the tier's Input.
-	CachedInput string `json:"cached_input,omitempty"`
-	CacheWrite  string `json:"cache_write,omitempty"`
+	CachedInput string `json:"cached_input,omitempty" yaml:"cached_input"`
+	CacheWrite  string `json:"cache_write,omitempty" yaml:"cache_write"`
 }
 
 // PriceError is a price that is missing, malformed or negative. It names

@@ -204,10 +204,10 @@ func (t *Table) Version() string { return t.version }
 // With Target (a router target name, "<provider>/<model>"), the price
 // applies to that target only, before anything else.
 type Override struct {
-	Provider string    `json:"provider,omitempty"`
-	Model    string    `json:"model,omitempty"`
-	Target   string    `json:"target,omitempty"`
-	Price    PriceSpec `json:"price"`
+	Provider string    `json:"provider,omitempty" yaml:"provider"`
+	Model    string    `json:"model,omitempty" yaml:"model"`
+	Target   string    `json:"target,omitempty" yaml:"target"`
+	Price    PriceSpec `json:"price" yaml:"price"`
 }
 
 // key identifies what an override prices.

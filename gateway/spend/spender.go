@@ -20,17 +20,18 @@ import (
 type Alert struct {
 	// ID identifies the alert (the same on every replica and retry:
 	// tenant, budget, window, unit and threshold).
-	ID        string
-	Tenant    string
-	Budget    string
-	Scope     string
-	Threshold int    // percent
-	Unit      string // "usd" or "tokens"
+	ID        string `json:"id"`
+	Tenant    string `json:"tenant"`
+	Budget    string `json:"budget"`
+	Scope     string `json:"scope"`
+	Threshold int    `json:"threshold"` // percent
+	Unit      string `json:"unit"`      // "usd" or "tokens"
 	// Spent and Limit are in the unit (decimal dollars or tokens).
-	Spent, Limit string
-	WindowStart  time.Time
-	WindowEnd    time.Time
-	TraceID      string
+	Spent       string    `json:"spent"`
+	Limit       string    `json:"limit"`
+	WindowStart time.Time `json:"window_start"`
+	WindowEnd   time.Time `json:"window_end"`
+	TraceID     string    `json:"trace_id,omitempty"`
 }
 
 // Config configures a Spender.

@@ -247,8 +247,8 @@ type queries struct {
 
 const (
 	tenantCols = "id, name, created_at, disabled"
-	keyCols    = "id, tenant, name, prefix, hash, models, created_at, expires_at, revoked_at"
-	keyColsK   = "k.id, k.tenant, k.name, k.prefix, k.hash, k.models, k.created_at, k.expires_at, k.revoked_at"
+	keyCols    = "id, tenant, name, prefix, hash, models, created_at, expires_at, revoked_at, team"
+	keyColsK   = "k.id, k.tenant, k.name, k.prefix, k.hash, k.models, k.created_at, k.expires_at, k.revoked_at, k.team"
 )
 
 func newQueries(driver string) queries {
@@ -258,8 +258,8 @@ func newQueries(driver string) queries {
 		getTenant:    r("SELECT " + tenantCols + " FROM tenants WHERE id = ?"),
 		listTenants:  r("SELECT " + tenantCols + " FROM tenants ORDER BY id"),
 		setDisabled:  r("UPDATE tenants SET disabled = ? WHERE id = ?"),
-		insertKey: r("INSERT INTO api_keys (id, tenant, name, prefix, hash, models, created_at, expires_at) " +
-			"VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
+		insertKey: r("INSERT INTO api_keys (id, tenant, name, prefix, hash, models, created_at, expires_at, team) " +
+			"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
 		getKey:   r("SELECT " + keyCols + " FROM api_keys WHERE tenant = ? AND id = ?"),
 		listKeys: r("SELECT " + keyCols + " FROM api_keys WHERE tenant = ? ORDER BY created_at, id"),
 		revokeKey: r("UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?) WHERE tenant = ? AND id = ? " +
@@ -416,6 +416,9 @@ func (s *Store) CreateKey(ctx context.Context, tenant string, spec KeySpec) (Sec
 	if err := validModels(spec.Models); err != nil {
 		return fail(err)
 	}
+	if spec.Team != "" && !ValidTeam(spec.Team) {
+		return fail(fmt.Errorf("team %q: 1 to 63 characters of [a-z0-9_.-]: %w", spec.Team, ErrInvalid))
+	}
 	now := s.stamp()
 	var expires *time.Time
 	if spec.ExpiresAt != nil {
@@ -447,9 +450,10 @@ func (s *Store) CreateKey(ctx context.Context, tenant string, spec KeySpec) (Sec
 		Models:    models,
 		CreatedAt: now,
 		ExpiresAt: expires,
+		Team:      spec.Team,
 	}
 	if _, err := s.w.ExecContext(ctx, s.q.insertKey, k.ID, k.Tenant, k.Name, k.Prefix, k.Hash, string(mj),
-		s.timeArg(&k.CreatedAt), s.timeArg(k.ExpiresAt)); err != nil {
+		s.timeArg(&k.CreatedAt), s.timeArg(k.ExpiresAt), k.Team); err != nil {
 		return fail(err)
 	}
 	return secret, k, nil
@@ -563,7 +567,7 @@ type keyScan struct {
 }
 
 func (ks *keyScan) dest(k *Key) []any {
-	return []any{&k.ID, &k.Tenant, &k.Name, &k.Prefix, &k.Hash, &ks.models, &ks.created, &ks.expires, &ks.revoked}
+	return []any{&k.ID, &k.Tenant, &k.Name, &k.Prefix, &k.Hash, &ks.models, &ks.created, &ks.expires, &ks.revoked, &k.Team}
 }
 
 func (ks *keyScan) finish(k *Key) error {

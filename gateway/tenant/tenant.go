@@ -117,6 +117,9 @@ type Key struct {
 	// ExpiresAt, if set, is the instant from which the key no longer
 	// authenticates.
 	ExpiresAt *time.Time
+	// Team is the key's team ("" for none): budgets and spend are kept
+	// per team.
+	Team string
 	// RevokedAt, if set, is when the key was revoked. Revocation is final.
 	RevokedAt *time.Time
 }
@@ -167,6 +170,8 @@ type KeySpec struct {
 	Models []string
 	// ExpiresAt, if set, must be in the future.
 	ExpiresAt *time.Time
+	// Team, if set, puts the key in a team (see ValidTeam).
+	Team string
 }
 
 // Secret is an API key's secret. It is a string, but fmt (every verb),
