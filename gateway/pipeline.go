@@ -155,6 +155,9 @@ type Call struct {
 	target   string
 	provider string
 	upModel  string
+	// lastTarget is the last attempt's target: what a failed call's
+	// usage (a stream cut after its usage) is priced on.
+	lastTarget string
 
 	guardState    any // the guard's state from input to output
 	guardModified bool
@@ -370,6 +373,7 @@ func (c *Call) Attempt(a Attempt) {
 	if a.Outcome == OutcomeOK {
 		c.target, c.provider, c.upModel = a.Target, a.Provider, a.Model
 	}
+	c.lastTarget = a.Target
 	c.mu.Unlock()
 	c.emit(ledger.KindAttempt, attrs, nil)
 }
@@ -487,6 +491,17 @@ func (c *Call) cost(target string, u *Usage) (Cost, bool) {
 	return c.p.cfg.Pricer.Cost(target, u)
 }
 
+// costTarget is the target a call's usage is priced on: the one that
+// answered, or the last one tried (a stream that failed after it started).
+func (c *Call) costTarget() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.target != "" {
+		return c.target
+	}
+	return c.lastTarget
+}
+
 // settle settles the call's reservation with what it used (nil: released).
 func (c *Call) settle(u *Usage) {
 	res := c.reservation
@@ -494,10 +509,7 @@ func (c *Call) settle(u *Usage) {
 		return
 	}
 	c.reservation = nil
-	c.mu.Lock()
-	target := c.target
-	c.mu.Unlock()
-	cost, _ := c.cost(target, u)
+	cost, _ := c.cost(c.costTarget(), u)
 	for _, ev := range res.Settle(c.ctx, u, cost) {
 		c.emit(KindBudget, ev, nil)
 	}
@@ -561,7 +573,7 @@ func (c *Call) outcomeAttrs(o Outcome) map[string]any {
 			tok["cache_write"] = u.PromptTokensDetails.CacheCreationTokens
 		}
 		attrs["tokens"] = tok
-		if cost, ok := c.cost(target, u); ok {
+		if cost, ok := c.cost(c.costTarget(), u); ok {
 			attrs["cost_usd"] = cost.Amount.String()
 			attrs["price_version"] = cost.PriceVersion
 			if c.p.cfg.Telemetry != nil {

@@ -205,7 +205,7 @@ func (g *gatewayParts) Close() {
 // startGateway wires the gateway: providers, router, tenants and keys,
 // the pipeline recording into the ledger, and the HTTP API (with mount
 // adding the ledger's routes).
-func startGateway(ctx context.Context, cfg Config, producer *jetstream.Producer, lg *slog.Logger, mount func(*gin.Engine)) (*gatewayParts, error) {
+func startGateway(ctx context.Context, cfg Config, producer *jetstream.Producer, ledgerMetrics *jetstream.Metrics, lg *slog.Logger, mount func(*gin.Engine)) (*gatewayParts, error) {
 	embeddedRoutes(&cfg)
 	rt, pricer, err := newRouter(ctx, cfg, lg.With("component", "router"))
 	if err != nil {
@@ -225,6 +225,13 @@ func startGateway(ctx context.Context, cfg Config, producer *jetstream.Producer,
 		tenants.Close()
 		return nil, err
 	}
+	tel, err := newTelemetry(cfg, rt, ledgerMetrics, sp.spender, lg.With("component", "telemetry"))
+	if err != nil {
+		sp.Close()
+		tenants.Close()
+		return nil, err
+	}
+	sp.closers = append(sp.closers, func(context.Context) { tel.Close() })
 	rec := ledgerrec.JetStream{Producer: producer}
 	// A call's events go to the ledger as one message holding the request
 	// and the response: keep bodies within what the NATS server takes.
@@ -250,6 +257,7 @@ func startGateway(ctx context.Context, cfg Config, producer *jetstream.Producer,
 	pipe, err := gateway.NewPipeline(gateway.PipelineConfig{
 		Router: rt, Recorder: rec, FailOpen: cfg.Gateway.FailOpen, Logger: lg.With("component", "pipeline"),
 		Pricer: pricer, Spender: sp.spender, DefaultOutputTokens: cfg.Budgets.DefaultOutputTokens, Guard: g,
+		Telemetry: tel.observer(),
 	})
 	if err != nil {
 		sp.Close()
@@ -315,6 +323,7 @@ func startGateway(ctx context.Context, cfg Config, producer *jetstream.Producer,
 	sp.hooks.record = func(ctx context.Context, ev *ledger.Event) error { return admin.RecordEvent(ctx, ev, nil) }
 	h, err := httpapi.New(httpapi.Config{
 		Pipeline: pipe, Admin: admin, MaxBodyBytes: cfg.Gateway.MaxBodyBytes, Mount: mount, Logger: lg.With("component", "api"),
+		Metrics: []func(io.Writer){tel.writeMetrics},
 		ApprovalStatus: approvalStatus,
 		Stops:          auth.Stops, Recorder: rec, FailOpen: cfg.Gateway.FailOpen,
 		Authenticate: func(ctx context.Context, secret string) (gateway.Caller, error) {

@@ -370,6 +370,21 @@ func (r *reservation) alert(a applied, th int, unit, spent, limit string) map[st
 	}
 }
 
+// Tenants lists the tenants whose budgets this spender has loaded (for
+// metrics of what remains of them).
+func (s *Spender) Tenants() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.cache))
+	for t, c := range s.cache {
+		if len(c.budgets) > 0 {
+			out = append(out, t)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // Status is a budget's current window.
 type Status struct {
 	Budget

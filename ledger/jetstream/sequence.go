@@ -371,6 +371,7 @@ type item struct {
 	rec  sequencer.Record
 	bad  error  // why the message is malformed
 	left uint64 // messages of the partition not yet delivered
+	at   time.Time // when JetStream stored the message
 }
 
 type batch struct {
@@ -520,7 +521,7 @@ func checkMsg(dst []item, m jetstream.Msg, prefix int) []item {
 		it.bad = fmt.Errorf("no JetStream metadata: %w", err)
 		return append(dst, it)
 	}
-	it.seq, it.left = md.Sequence.Stream, md.NumPending
+	it.seq, it.left, it.at = md.Sequence.Stream, md.NumPending, md.Timestamp
 	it.rec.Redelivered = md.NumDelivered > 1
 	subj := m.Subject()
 	if len(subj) <= prefix || !ledger.ValidLogName(subj[prefix:]) {
@@ -719,7 +720,7 @@ func (r *runner) ack(p int, c *commit, lg *slog.Logger) error {
 	r.metrics.batchDone(p, batchStats{
 		size: len(items), appended: appended, duplicates: uint64(len(items)) - c.bad - appended, terminated: c.bad,
 		commit: c.took, busy: c.busy, acking: time.Since(start), waiting: c.b.waited,
-		ackFloor: items[last].seq, pending: items[last].left,
+		ackFloor: items[last].seq, pending: items[last].left, lag: sinceOrZero(items[0].at),
 	}, func(logs map[string]uint64) {
 		for _, g := range c.groups {
 			if g.size > 0 {
@@ -795,6 +796,10 @@ type PartitionStats struct {
 	// when the last batch was fetched: the backlog, without the batch in
 	// flight ([Backlog] asks the server for the exact number).
 	Pending uint64
+	// Lag is how long the first event of the last batch waited between
+	// JetStream storing it and its batch being committed to the ledger and
+	// acknowledged: how far the ledger runs behind the gateways.
+	Lag time.Duration
 }
 
 // Snapshot is a copy of [Metrics].
@@ -860,6 +865,7 @@ type batchStats struct {
 	appended, duplicates, terminated uint64
 	commit, busy, acking, waiting    time.Duration
 	ackFloor, pending                uint64
+	lag                              time.Duration
 }
 
 func (m *Metrics) batchDone(p int, b batchStats, logs func(map[string]uint64)) {
@@ -870,7 +876,7 @@ func (m *Metrics) batchDone(p int, b batchStats, logs func(map[string]uint64)) {
 	ps.Appended += b.appended
 	ps.Duplicates += b.duplicates
 	ps.Terminated += b.terminated
-	ps.LastBatch, ps.LastCommit = b.size, b.commit
+	ps.LastBatch, ps.LastCommit, ps.Lag = b.size, b.commit, b.lag
 	ps.Busy += b.busy
 	ps.Appending += b.commit
 	ps.Acking += b.acking
@@ -889,4 +895,12 @@ func (m *Metrics) purgeDue(p int, every time.Duration) bool {
 		return true
 	}
 	return false
+}
+
+// sinceOrZero is the time since t, or 0 for a zero t.
+func sinceOrZero(t time.Time) time.Duration {
+	if t.IsZero() {
+		return 0
+	}
+	return time.Since(t)
 }
