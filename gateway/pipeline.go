@@ -240,10 +240,15 @@ func (c *Call) Target() (target, provider, model string) {
 // emit adds an event to the call's unpublished events; Ready publishes
 // them together, as one unit.
 func (c *Call) emit(kind string, attrs map[string]any, payload []byte) {
+	c.emitEvent(kind, attrs, nil, payload)
+}
+
+// emitEvent adds an event with attrs, or raw attrs (a JSON object).
+func (c *Call) emitEvent(kind string, attrs map[string]any, raw []byte, payload []byte) {
 	ev := &ledger.Event{
 		ID: ledger.NewEventID(), Tenant: c.caller.Tenant, Kind: kind, Time: time.Now(),
 		Actor: ledger.Actor{KeyID: c.caller.KeyID, AgentID: c.caller.AgentID}, TraceID: c.TraceID,
-		Policy: c.p.cfg.Policy, Attrs: attrs,
+		Policy: c.p.cfg.Policy, Attrs: attrs, RawAttrs: raw,
 	}
 	c.mu.Lock()
 	c.events = append(c.events, ev)
@@ -465,7 +470,7 @@ func (c *Call) Reserve(promptTokens, outputTokens int) *Error {
 	}
 	res, evs, err := sp.Reserve(c.ctx, c.caller, r)
 	for _, ev := range evs {
-		c.emit(KindBudget, ev, nil)
+		c.emitEvent(KindBudget, nil, ev, nil)
 	}
 	c.reservation = res
 	return err
@@ -511,7 +516,7 @@ func (c *Call) settle(u *Usage) {
 	c.reservation = nil
 	cost, _ := c.cost(c.costTarget(), u)
 	for _, ev := range res.Settle(c.ctx, u, cost) {
-		c.emit(KindBudget, ev, nil)
+		c.emitEvent(KindBudget, nil, ev, nil)
 	}
 }
 

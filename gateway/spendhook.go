@@ -47,18 +47,18 @@ type SpendRequest struct {
 type Spender interface {
 	// Reserve admits the call, or refuses it with the error the agent gets
 	// (429, naming the budget and when it resets). A nil Reservation and
-	// nil error: no budget applies. events are the attrs of the `budget`
-	// events that record the reservation or the refusal.
-	Reserve(ctx context.Context, caller Caller, r SpendRequest) (res Reservation, events []map[string]any, err *Error)
+	// nil error: no budget applies. events are the attrs (JSON objects)
+	// of the `budget` events that record the reservation or the refusal.
+	Reserve(ctx context.Context, caller Caller, r SpendRequest) (res Reservation, events [][]byte, err *Error)
 }
 
 // Reservation is a call's admitted estimate.
 type Reservation interface {
 	// Settle charges what the call really cost (u nil: nothing was
-	// used: the reservation is released) and returns the attrs of the
-	// `budget` events recording it (the settlement, and the alerts of
-	// thresholds it crossed). Called once.
-	Settle(ctx context.Context, u *Usage, c Cost) []map[string]any
+	// used: the reservation is released) and returns the attrs (JSON
+	// objects) of the `budget` events recording it (the settlement, and
+	// the alerts of thresholds it crossed). Called once.
+	Settle(ctx context.Context, u *Usage, c Cost) [][]byte
 }
 
 // Budget refusals name the budget, its limit and when it resets.

@@ -66,7 +66,7 @@ type Counter interface {
 type Memory struct {
 	mu       sync.Mutex
 	now      func() time.Time
-	counters map[string]*memCounter
+	counters map[memKey]*memCounter
 	settled  map[string]time.Time // reservation ids settled, until when they are remembered
 	ops      int
 }
@@ -84,15 +84,18 @@ type memHold struct {
 
 // NewMemory returns an empty in-memory counter store.
 func NewMemory() *Memory {
-	return &Memory{now: time.Now, counters: map[string]*memCounter{}, settled: map[string]time.Time{}}
+	return &Memory{now: time.Now, counters: map[memKey]*memCounter{}, settled: map[string]time.Time{}}
 }
 
 // settledTTL is how long a settled reservation id is remembered (a retried
 // settlement within it is not applied twice).
 const settledTTL = 48 * time.Hour
 
+// memKey names a counter: tenant and line key.
+type memKey struct{ tenant, key string }
+
 func (m *Memory) counter(tenant, key string, now time.Time) *memCounter {
-	k := tenant + "\x00" + key
+	k := memKey{tenant, key}
 	c := m.counters[k]
 	if c == nil {
 		c = &memCounter{held: map[string]memHold{}}
@@ -217,7 +220,7 @@ func (m *Memory) Read(_ context.Context, tenant string, keys []string) ([]State,
 	now := m.now()
 	states := make([]State, len(keys))
 	for i, k := range keys {
-		if _, ok := m.counters[tenant+"\x00"+k]; ok {
+		if _, ok := m.counters[memKey{tenant, k}]; ok {
 			states[i] = m.counter(tenant, k, now).State
 		}
 	}

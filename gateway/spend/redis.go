@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -17,14 +18,16 @@ const counterGrace = 7 * 24 * time.Hour
 // lines are one atomic step. A tenant's keys share a hash tag (one slot in
 // Redis Cluster).
 //
-// Layout per budget window (K = prefix + "{" + tenant + "}:" + line key):
-// hash K {su, st, ru, rt} (spent and reserved money and tokens), hash K:h
-// (reservation id -> "-usd -tokens", the amounts to undo), sorted set K:x
-// (reservation id by expiry in ms); string prefix{tenant}:s:ID marks a
-// settled reservation for 48 hours. Amounts are integers in nano-USD;
-// scripts pass them to HINCRBY as the decimal strings they received, so no
-// amount goes through a Lua float (comparisons do: exact below 2^53 nano-USD,
-// about nine million dollars per window).
+// Layout: one hash per budget window, K = prefix + "{" + tenant + "}:" +
+// line key, with fields s = "spent_usd spent_tokens", r = "reserved_usd
+// reserved_tokens", x = the earliest expiry (ms) of a hold it may still
+// have, and h:ID = "usd tokens until_ms" for each reservation held; string
+// prefix{tenant}:s:ID marks a settled reservation for 48 hours. Each call
+// into Redis from a script costs a few microseconds, so the scripts read
+// a line with one HMGET and write it with one HSET: a reservation on
+// three budgets is about ten commands. Amounts are integers in nano-USD;
+// Lua holds them as doubles, exact below 2^53 (about nine million dollars
+// per budget window), and writes them with %d.
 type Redis struct {
 	c      redis.UniversalClient
 	prefix string
@@ -38,108 +41,119 @@ func NewRedis(c redis.UniversalClient, prefix string) *Redis {
 
 func (r *Redis) key(tenant, k string) string { return r.prefix + "{" + tenant + "}:" + k }
 
-// sweep releases a line's expired reservations (used by every script).
-const sweep = `
-local function sweep(k, now)
-  local ids = redis.call('ZRANGEBYSCORE', k..':x', '-inf', now)
-  for _, id in ipairs(ids) do
-    local v = redis.call('HGET', k..':h', id)
-    if v then
-      local sp = string.find(v, ' ')
-      redis.call('HINCRBY', k, 'ru', string.sub(v, 1, sp-1))
-      redis.call('HINCRBY', k, 'rt', string.sub(v, sp+1))
-      redis.call('HDEL', k..':h', id)
+// lib is shared by the scripts: pairs parses "a b", load reads a line and
+// releases its expired holds (rare: only when x has passed).
+const lib = `
+local function pair(v)
+  if not v then return 0, 0 end
+  local sp = string.find(v, ' ')
+  return tonumber(string.sub(v, 1, sp-1)), tonumber(string.sub(v, sp+1))
+end
+local function fmt(a, b) return string.format('%d %d', a, b) end
+local function load(k, now, extra)
+  local v = redis.call('HMGET', k, 's', 'r', 'x', extra)
+  local su, st = pair(v[1])
+  local ru, rt = pair(v[2])
+  local x = tonumber(v[3])
+  if x and x <= now then
+    local all = redis.call('HGETALL', k)
+    local nx = nil
+    for i = 1, #all, 2 do
+      local f = all[i]
+      if string.sub(f, 1, 2) == 'h:' then
+        local a, b, c = string.match(all[i+1], '^(%S+) (%S+) (%S+)$')
+        local untilms = tonumber(c)
+        if untilms <= now then
+          ru, rt = ru - tonumber(a), rt - tonumber(b)
+          redis.call('HDEL', k, f)
+          if f == 'h:'..extra then v[4] = false end
+        elseif not nx or untilms < nx then
+          nx = untilms
+        end
+      end
     end
-    redis.call('ZREM', k..':x', id)
+    redis.call('HSET', k, 'r', fmt(ru, rt))
+    if nx then redis.call('HSET', k, 'x', nx) else redis.call('HDEL', k, 'x') end
+    x = nx
   end
+  return {su = su, st = st, ru = ru, rt = rt, x = x, held = v[4], new = not v[1] and not v[2]}
 end
-local function state(k)
-  local s = redis.call('HMGET', k, 'su', 'ru', 'st', 'rt')
-  for i = 1, 4 do if not s[i] then s[i] = '0' end end
-  return s
-end
+local function out(l) return {fmt(l.su, l.st), fmt(l.ru, l.rt)} end
 `
 
 // reserveScript: KEYS = lines; ARGV = now_ms, id, until_ms, usd, tokens,
-// -usd, -tokens, then per line limit_usd, limit_tokens, expire_at_s.
-var reserveScript = redis.NewScript(sweep + `
-local now, id, untilms = ARGV[1], ARGV[2], ARGV[3]
+// then per line limit_usd, limit_tokens, expire_at_s.
+var reserveScript = redis.NewScript(lib + `
+local now, id, untilms = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 local usd, tok = tonumber(ARGV[4]), tonumber(ARGV[5])
-local out = {}
+local lines, res = {}, {}
 for i, k in ipairs(KEYS) do
-  sweep(k, now)
-  local s = state(k)
-  out[i] = s
-  local lu, lt = tonumber(ARGV[8+3*(i-1)]), tonumber(ARGV[9+3*(i-1)])
-  local su, ru, st, rt = tonumber(s[1]), tonumber(s[2]), tonumber(s[3]), tonumber(s[4])
+  local l = load(k, now, 'h:'..id)
+  lines[i] = l
+  res[i] = out(l)
+  local lu, lt = tonumber(ARGV[3+3*i]), tonumber(ARGV[4+3*i])
   if lu > 0 then
-    if su + usd > lu then return {'exceeded', i, 0, out} end
-    if su + ru + usd > lu then return {'reserved', i, 0, out} end
+    if l.su + usd > lu then return {'exceeded', i, 0, res} end
+    if l.su + l.ru + usd > lu then return {'reserved', i, 0, res} end
   end
   if lt > 0 then
-    if st + tok > lt then return {'exceeded', i, 1, out} end
-    if st + rt + tok > lt then return {'reserved', i, 1, out} end
+    if l.st + tok > lt then return {'exceeded', i, 1, res} end
+    if l.st + l.rt + tok > lt then return {'reserved', i, 1, res} end
   end
 end
 for i, k in ipairs(KEYS) do
-  redis.call('HINCRBY', k, 'ru', ARGV[4])
-  redis.call('HINCRBY', k, 'rt', ARGV[5])
-  redis.call('HSET', k..':h', id, ARGV[6]..' '..ARGV[7])
-  redis.call('ZADD', k..':x', untilms, id)
-  local exp = ARGV[10+3*(i-1)]
-  redis.call('EXPIREAT', k, exp)
-  redis.call('EXPIREAT', k..':h', exp)
-  redis.call('EXPIREAT', k..':x', exp)
-  out[i] = state(k)
+  local l = lines[i]
+  l.ru, l.rt = l.ru + usd, l.rt + tok
+  local x = l.x
+  if not x or untilms < x then x = untilms end
+  redis.call('HSET', k, 'r', fmt(l.ru, l.rt), 'x', x, 'h:'..id, ARGV[4]..' '..ARGV[5]..' '..ARGV[3])
+  if l.new then redis.call('EXPIREAT', k, ARGV[5+3*i]) end
+  res[i] = out(l)
 end
-return {'ok', 0, 0, out}
+return {'ok', 0, 0, res}
 `)
 
 // settleScript: KEYS = settled marker, lines; ARGV = now_ms, id, usd,
 // tokens, marker ttl s, expire_at_s.
-var settleScript = redis.NewScript(sweep + `
-local now, id = ARGV[1], ARGV[2]
+var settleScript = redis.NewScript(lib + `
+local now, id = tonumber(ARGV[1]), ARGV[2]
+local usd, tok = tonumber(ARGV[3]), tonumber(ARGV[4])
 local dup = 0
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[5]) then dup = 1 end
-local out = {}
+local res = {}
 for i = 2, #KEYS do
   local k = KEYS[i]
-  sweep(k, now)
+  local l = load(k, now, 'h:'..id)
   if dup == 0 then
-    local v = redis.call('HGET', k..':h', id)
-    if v then
-      local sp = string.find(v, ' ')
-      redis.call('HINCRBY', k, 'ru', string.sub(v, 1, sp-1))
-      redis.call('HINCRBY', k, 'rt', string.sub(v, sp+1))
-      redis.call('HDEL', k..':h', id)
-      redis.call('ZREM', k..':x', id)
+    l.su, l.st = l.su + usd, l.st + tok
+    if l.held then
+      local hu, ht = string.match(l.held, '^(%S+) (%S+)')
+      l.ru, l.rt = l.ru - tonumber(hu), l.rt - tonumber(ht)
+      redis.call('HDEL', k, 'h:'..id)
     end
-    redis.call('HINCRBY', k, 'su', ARGV[3])
-    redis.call('HINCRBY', k, 'st', ARGV[4])
-    if redis.call('TTL', k) < 0 then redis.call('EXPIREAT', k, ARGV[6]) end
+    redis.call('HSET', k, 's', fmt(l.su, l.st), 'r', fmt(l.ru, l.rt))
+    if l.new then redis.call('EXPIREAT', k, ARGV[6]) end
   end
-  out[i-1] = state(k)
+  res[i-1] = out(l)
 end
-return {dup, out}
+return {dup, res}
 `)
 
 // readScript: KEYS = lines; ARGV = now_ms.
-var readScript = redis.NewScript(sweep + `
-local out = {}
+var readScript = redis.NewScript(lib + `
+local res = {}
 for i, k in ipairs(KEYS) do
-  sweep(k, ARGV[1])
-  out[i] = state(k)
+  res[i] = out(load(k, tonumber(ARGV[1]), 'h:'))
 end
-return out
+return res
 `)
 
 // Reserve implements Counter.
 func (r *Redis) Reserve(ctx context.Context, tenant, id string, lines []Line, usd, tokens int64, hold time.Duration) (Admission, error) {
 	now := time.Now()
 	keys := make([]string, len(lines))
-	args := make([]any, 0, 7+3*len(lines))
-	args = append(args, now.UnixMilli(), id, now.Add(hold).UnixMilli(),
-		strconv.FormatInt(usd, 10), strconv.FormatInt(tokens, 10), strconv.FormatInt(-usd, 10), strconv.FormatInt(-tokens, 10))
+	args := make([]any, 0, 5+3*len(lines))
+	args = append(args, now.UnixMilli(), id, now.Add(hold).UnixMilli(), strconv.FormatInt(usd, 10), strconv.FormatInt(tokens, 10))
 	for i, l := range lines {
 		keys[i] = r.key(tenant, l.Key)
 		args = append(args, l.LimitUSD, l.LimitTokens, l.Expires.Unix())
@@ -216,19 +230,22 @@ func parseStates(v any) ([]State, error) {
 	out := make([]State, len(rows))
 	for i, row := range rows {
 		f, ok := row.([]any)
-		if !ok || len(f) != 4 {
+		if !ok || len(f) != 2 {
 			return nil, fmt.Errorf("spend: redis: unexpected state %v", row)
 		}
 		var n [4]int64
-		for j := range n {
+		for j := range 2 {
 			s, _ := f[j].(string)
-			x, err := strconv.ParseInt(s, 10, 64)
-			if err != nil {
+			a, b, ok := strings.Cut(s, " ")
+			x, err1 := strconv.ParseInt(a, 10, 64)
+			y, err2 := strconv.ParseInt(b, 10, 64)
+			if !ok || err1 != nil || err2 != nil {
 				return nil, fmt.Errorf("spend: redis: bad counter %q", s)
 			}
-			n[j] = x
+			n[2*j], n[2*j+1] = x, y
 		}
-		out[i] = State{SpentUSD: n[0], ReservedUSD: n[1], SpentTokens: n[2], ReservedTokens: n[3]}
+		// s = spent usd, tokens; r = reserved usd, tokens
+		out[i] = State{SpentUSD: n[0], SpentTokens: n[1], ReservedUSD: n[2], ReservedTokens: n[3]}
 	}
 	return out, nil
 }

@@ -63,8 +63,9 @@ type Config struct {
 type Spender struct {
 	cfg   Config
 	log   *slog.Logger
-	mu    sync.Mutex
-	cache map[string]cached
+	mu      sync.Mutex
+	cache   map[string]cached
+	statics map[windowKey][]byte
 	// Errors counts counter store failures.
 	Errors atomic.Int64
 }
@@ -91,7 +92,7 @@ func New(cfg Config) (*Spender, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Spender{cfg: cfg, log: cfg.Logger, cache: map[string]cached{}}, nil
+	return &Spender{cfg: cfg, log: cfg.Logger, cache: map[string]cached{}, statics: map[windowKey][]byte{}}, nil
 }
 
 // Invalidate drops a tenant's cached budgets (after an admin change).
@@ -135,7 +136,7 @@ type applied struct {
 }
 
 // Reserve implements gateway.Spender.
-func (s *Spender) Reserve(ctx context.Context, caller gateway.Caller, r gateway.SpendRequest) (gateway.Reservation, []map[string]any, *gateway.Error) {
+func (s *Spender) Reserve(ctx context.Context, caller gateway.Caller, r gateway.SpendRequest) (gateway.Reservation, [][]byte, *gateway.Error) {
 	all, err := s.budgets(ctx, caller.Tenant)
 	if err != nil {
 		return s.unavailable(caller, fmt.Errorf("loading budgets: %w", err))
@@ -172,25 +173,29 @@ func (s *Spender) Reserve(ctx context.Context, caller gateway.Caller, r gateway.
 		return s.unavailable(caller, err)
 	}
 	if !adm.OK {
-		return nil, []map[string]any{refusalAttrs(on[adm.Line], adm, r, usd, tokens)}, refusal(on[adm.Line], adm, usd, tokens, now)
+		return nil, [][]byte{mapEvent(refusalAttrs(on[adm.Line], adm, r, usd, tokens))}, refusal(on[adm.Line], adm, usd, tokens, now)
 	}
 	res := &reservation{s: s, tenant: caller.Tenant, id: id, on: on, usd: usd, tokens: tokens, traceID: r.TraceID}
-	ev := map[string]any{
-		"action": "reserve", "reservation": id, "model": r.Model,
-		"estimate": map[string]any{"cost_usd": r.Cost.Amount.String(), "tokens": tokens, "prompt_tokens": r.PromptTokens, "output_tokens": r.OutputTokens},
-		"budgets":  budgetsAttrs(on, adm.States),
-	}
+	ev := make([]byte, 0, 512)
+	ev = append(ev, `{"action":"reserve"`...)
+	ev = appendField(ev, "reservation", id)
+	ev = appendField(ev, "model", r.Model)
 	if r.Cost.PriceVersion != "" {
-		ev["price_version"] = r.Cost.PriceVersion
+		ev = appendField(ev, "price_version", r.Cost.PriceVersion)
 	}
-	return res, []map[string]any{ev}, nil
+	ev = appendUSD(ev, "estimate_usd", usd)
+	ev = appendInt(ev, "estimate_tokens", tokens)
+	ev = append(ev, ',')
+	ev = s.appendBudgets(ev, on, adm.States, true)
+	ev = append(ev, '}')
+	return res, [][]byte{ev}, nil
 }
 
-func (s *Spender) unavailable(caller gateway.Caller, err error) (gateway.Reservation, []map[string]any, *gateway.Error) {
+func (s *Spender) unavailable(caller gateway.Caller, err error) (gateway.Reservation, [][]byte, *gateway.Error) {
 	s.Errors.Add(1)
 	if s.cfg.FailOpen {
 		s.log.Warn("budget store unavailable: admitting the call unchecked (fail-open)", "tenant", caller.Tenant, "err", err)
-		return nil, []map[string]any{{"action": "unchecked", "error": truncate(err.Error(), 256)}}, nil
+		return nil, [][]byte{mapEvent(map[string]any{"action": "unchecked", "error": truncate(err.Error(), 256)})}, nil
 	}
 	s.log.Error("budget store unavailable: refusing the call", "tenant", caller.Tenant, "err", err)
 	return nil, nil, &gateway.Error{Status: http.StatusServiceUnavailable, Type: gateway.TypeUnavailable, Code: "budget_unavailable",
@@ -277,7 +282,7 @@ type reservation struct {
 }
 
 // Settle implements gateway.Reservation.
-func (r *reservation) Settle(ctx context.Context, u *gateway.Usage, c gateway.Cost) []map[string]any {
+func (r *reservation) Settle(ctx context.Context, u *gateway.Usage, c gateway.Cost) [][]byte {
 	if !r.done.CompareAndSwap(false, true) {
 		return nil
 	}
@@ -293,27 +298,31 @@ func (r *reservation) Settle(ctx context.Context, u *gateway.Usage, c gateway.Co
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	states, dup, err := r.s.cfg.Counter.Settle(sctx, r.tenant, r.id, keys, usd, tokens)
-	ev := map[string]any{
-		"action": "settle", "reservation": r.id, "cost_usd": gateway.NanoUSD(usd).String(), "tokens": tokens,
-		"released_usd": gateway.NanoUSD(r.usd - usd).String(), "released_tokens": r.tokens - tokens,
-	}
+	ev := make([]byte, 0, 512)
+	ev = append(ev, `{"action":"settle"`...)
+	ev = appendField(ev, "reservation", r.id)
+	ev = appendUSD(ev, "cost_usd", usd)
+	ev = appendInt(ev, "tokens", tokens)
+	ev = appendUSD(ev, "released_usd", r.usd-usd)
+	ev = appendInt(ev, "released_tokens", r.tokens-tokens)
 	if c.PriceVersion != "" {
-		ev["price_version"] = c.PriceVersion
+		ev = appendField(ev, "price_version", c.PriceVersion)
 	}
 	if err != nil {
 		// The spend is in this event; the counter missed it.
 		r.s.Errors.Add(1)
 		r.s.log.Error("budget settlement failed: the counter misses this call's spend (the ledger has it)", "tenant", r.tenant, "reservation", r.id, "err", err)
-		ev["error"] = truncate(err.Error(), 256)
-		ev["budgets"] = budgetsAttrs(r.on, nil)
-		return []map[string]any{ev}
+		ev = appendField(ev, "error", truncate(err.Error(), 256))
+		states = nil
 	}
 	if dup {
-		ev["duplicate"] = true
+		ev = append(ev, `,"duplicate":true`...)
 	}
-	ev["budgets"] = budgetsAttrs(r.on, states)
-	evs := []map[string]any{ev}
-	if !dup {
+	ev = append(ev, ',')
+	ev = r.s.appendBudgets(ev, r.on, states, false)
+	ev = append(ev, '}')
+	evs := [][]byte{ev}
+	if err == nil && !dup {
 		evs = append(evs, r.alerts(states, usd, tokens)...)
 	}
 	return evs
@@ -322,8 +331,8 @@ func (r *reservation) Settle(ctx context.Context, u *gateway.Usage, c gateway.Co
 // alerts returns the alert events of the thresholds this settlement
 // crossed (before < threshold <= after): exactly one settlement crosses
 // each, since the counter adds atomically.
-func (r *reservation) alerts(states []State, usd, tokens int64) []map[string]any {
-	var evs []map[string]any
+func (r *reservation) alerts(states []State, usd, tokens int64) [][]byte {
+	var evs [][]byte
 	for i, a := range r.on {
 		st := states[i]
 		for _, th := range a.b.Alerts {
@@ -357,17 +366,17 @@ func below(spent, limit int64, pct int) bool {
 	return ah < bh || ah == bh && al < bl
 }
 
-func (r *reservation) alert(a applied, th int, unit, spent, limit string) map[string]any {
+func (r *reservation) alert(a applied, th int, unit, spent, limit string) []byte {
 	id := fmt.Sprintf("%s/%s/%d/%s/%d", r.tenant, a.b.ID, a.start.Unix(), unit, th)
 	if f := r.s.cfg.Alert; f != nil {
 		al := Alert{ID: id, Tenant: r.tenant, Budget: a.b.ID, Scope: a.b.Scope.String(), Threshold: th, Unit: unit,
 			Spent: spent, Limit: limit, WindowStart: a.start, WindowEnd: a.end, TraceID: r.traceID}
 		go f(al)
 	}
-	return map[string]any{
+	return mapEvent(map[string]any{
 		"action": "alert", "alert": id, "budget": a.b.ID, "scope": a.b.Scope.String(), "threshold": th, "unit": unit,
 		"spent": spent, "limit": limit, "window_start": a.start.Format(time.RFC3339), "window_end": a.end.Format(time.RFC3339),
-	}
+	})
 }
 
 // Tenants lists the tenants whose budgets this spender has loaded (for

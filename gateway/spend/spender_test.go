@@ -2,6 +2,7 @@ package spend
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"sync"
 	"testing"
@@ -68,6 +69,16 @@ func TestParseBudget(t *testing.T) {
 	}
 }
 
+// ev decodes a budget event's attrs.
+func ev(t testing.TB, b []byte) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("budget event is not JSON: %v: %s", err, b)
+	}
+	return m
+}
+
 func newSpender(t *testing.T, c Counter, budgets ...Budget) *Spender {
 	t.Helper()
 	for i := range budgets {
@@ -104,7 +115,7 @@ func TestSpenderHierarchy(t *testing.T) {
 	if gerr != nil || res == nil || len(evs) != 1 {
 		t.Fatalf("reserve: %v %v", gerr, evs)
 	}
-	bs := evs[0]["budgets"].([]any)
+	bs := ev(t, evs[0])["budgets"].([]any)
 	if len(bs) != 3 || bs[0].(map[string]any)["id"] != "agent" || bs[2].(map[string]any)["id"] != "tenant" {
 		t.Fatalf("budgets, narrowest first: %v", bs)
 	}
@@ -113,17 +124,18 @@ func TestSpenderHierarchy(t *testing.T) {
 	if gerr == nil || gerr.Code != gateway.CodeBudgetReserved || gerr.Status != 429 || gerr.RetryAfter != time.Second {
 		t.Fatalf("second reserve: %+v", gerr)
 	}
-	if !strings.Contains(gerr.Message, "`team`") || evs2[0]["action"] != "refuse" {
+	if !strings.Contains(gerr.Message, "`team`") || ev(t, evs2[0])["action"] != "refuse" {
 		t.Fatalf("refusal names the wrong budget: %s %v", gerr.Message, evs2)
 	}
 	// The call used $0.55 and 190 tokens: settled, 50% and 80%? $0.55 is
 	// 55% of the team's $1: one alert (50%).
 	out := res.Settle(ctx, &gateway.Usage{PromptTokens: 90, CompletionTokens: 100}, gateway.Cost{Amount: 550_000_000, PriceVersion: "v1"})
-	if out[0]["action"] != "settle" || out[0]["cost_usd"] != "0.550000000" || out[0]["released_usd"] != "0.050000000" {
-		t.Fatalf("settle event: %v", out[0])
+	if s := ev(t, out[0]); s["action"] != "settle" || s["cost_usd"] != "0.550000000" || s["released_usd"] != "0.050000000" {
+		t.Fatalf("settle event: %s", out[0])
 	}
 	var alerts []string
-	for _, e := range out[1:] {
+	for _, b := range out[1:] {
+		e := ev(t, b)
 		alerts = append(alerts, e["budget"].(string)+"/"+e["unit"].(string))
 	}
 	if strings.Join(alerts, ",") != "team/usd" {
@@ -180,8 +192,8 @@ func TestAlertsOncePerThreshold(t *testing.T) {
 					t.Error(gerr)
 					return
 				}
-				for _, e := range res.Settle(ctx, &gateway.Usage{PromptTokens: 1}, gateway.Cost{Amount: 10_000_000})[1:] {
-					alertEvents.Store(e["alert"], i)
+				for _, b := range res.Settle(ctx, &gateway.Usage{PromptTokens: 1}, gateway.Cost{Amount: 10_000_000})[1:] {
+					alertEvents.Store(ev(t, b)["alert"], i)
 				}
 			})
 		}
