@@ -323,7 +323,7 @@ func startGateway(ctx context.Context, cfg Config, producer *jetstream.Producer,
 	sp.hooks.record = func(ctx context.Context, ev *ledger.Event) error { return admin.RecordEvent(ctx, ev, nil) }
 	h, err := httpapi.New(httpapi.Config{
 		Pipeline: pipe, Admin: admin, MaxBodyBytes: cfg.Gateway.MaxBodyBytes, Mount: mount, Logger: lg.With("component", "api"),
-		Metrics: []func(io.Writer){tel.writeMetrics},
+		Metrics:        []func(io.Writer){tel.writeMetrics},
 		ApprovalStatus: approvalStatus,
 		Stops:          auth.Stops, Recorder: rec, FailOpen: cfg.Gateway.FailOpen,
 		Authenticate: func(ctx context.Context, secret string) (gateway.Caller, error) {

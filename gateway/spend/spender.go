@@ -61,8 +61,8 @@ type Config struct {
 
 // Spender enforces budgets; it implements gateway.Spender.
 type Spender struct {
-	cfg   Config
-	log   *slog.Logger
+	cfg     Config
+	log     *slog.Logger
 	mu      sync.Mutex
 	cache   map[string]cached
 	statics map[windowKey][]byte
