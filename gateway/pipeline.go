@@ -157,7 +157,7 @@ type Call struct {
 	upModel  string
 	// lastTarget is the last attempt's target: what a failed call's
 	// usage (a stream cut after its usage) is priced on.
-	lastTarget string
+	lastTarget, lastProvider, lastModel string
 
 	guardState    any // the guard's state from input to output
 	guardModified bool
@@ -378,7 +378,7 @@ func (c *Call) Attempt(a Attempt) {
 	if a.Outcome == OutcomeOK {
 		c.target, c.provider, c.upModel = a.Target, a.Provider, a.Model
 	}
-	c.lastTarget = a.Target
+	c.lastTarget, c.lastProvider, c.lastModel = a.Target, a.Provider, a.Model
 	c.mu.Unlock()
 	c.emit(ledger.KindAttempt, attrs, nil)
 }
@@ -550,6 +550,11 @@ func (c *Call) observe(o Outcome, err error) {
 func (c *Call) outcomeAttrs(o Outcome) map[string]any {
 	c.mu.Lock()
 	target, provider, model, attempts := c.target, c.provider, c.upModel, c.attempts
+	if target == "" && o.Usage != nil {
+		// A stream that failed after it started: its usage came from the
+		// last attempt's target.
+		target, provider, model = c.lastTarget, c.lastProvider, c.lastModel
+	}
 	c.mu.Unlock()
 	attrs := map[string]any{
 		"status": o.Status, "latency_us": time.Since(c.start).Microseconds(), "attempts": attempts,

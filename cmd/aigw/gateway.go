@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"aigw/gateway"
 	"aigw/gateway/anthropic"
@@ -28,9 +29,12 @@ import (
 	"aigw/gateway/router"
 	"aigw/gateway/tenant"
 	"aigw/ledger"
+	"aigw/usage"
+	"aigw/verify"
 	"aigw/ledger/jetstream"
 
 	"github.com/gin-gonic/gin"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // embeddedRoutes is the gateway of the embedded default: the model "mock"
@@ -205,7 +209,16 @@ func (g *gatewayParts) Close() {
 // startGateway wires the gateway: providers, router, tenants and keys,
 // the pipeline recording into the ledger, and the HTTP API (with mount
 // adding the ledger's routes).
-func startGateway(ctx context.Context, cfg Config, producer *jetstream.Producer, ledgerMetrics *jetstream.Metrics, lg *slog.Logger, mount func(*gin.Engine)) (*gatewayParts, error) {
+// ledgerAccess is what the gateway reads of its own ledger: usage and
+// statements (signed with the checkpoint key) come from it.
+type ledgerAccess struct {
+	store     ledger.Store
+	signer    note.Signer
+	verifiers []note.Verifier
+	metrics   *jetstream.Metrics
+}
+
+func startGateway(ctx context.Context, cfg Config, producer *jetstream.Producer, la ledgerAccess, lg *slog.Logger, mount func(*gin.Engine)) (*gatewayParts, error) {
 	embeddedRoutes(&cfg)
 	rt, pricer, err := newRouter(ctx, cfg, lg.With("component", "router"))
 	if err != nil {
@@ -225,7 +238,7 @@ func startGateway(ctx context.Context, cfg Config, producer *jetstream.Producer,
 		tenants.Close()
 		return nil, err
 	}
-	tel, err := newTelemetry(cfg, rt, ledgerMetrics, sp.spender, lg.With("component", "telemetry"))
+	tel, err := newTelemetry(cfg, rt, la.metrics, sp.spender, lg.With("component", "telemetry"))
 	if err != nil {
 		sp.Close()
 		tenants.Close()
@@ -319,6 +332,14 @@ func startGateway(ctx context.Context, cfg Config, producer *jetstream.Producer,
 		Changed: sp.spender.Invalidate,
 		Status:  func(ctx context.Context, t string) (any, error) { return sp.spender.Status(ctx, t) },
 		Pricing: func() any { return pricer.Describe() },
+	}
+	if la.store != nil {
+		admin.Spend.Usage = func(ctx context.Context, t string, from, to time.Time, by []string) (any, error) {
+			return usage.Summarize(ctx, verify.StoreSource(la.store), t, from, to, by)
+		}
+		admin.Spend.Statement = func(ctx context.Context, t, team string, from, to time.Time, csv bool) ([]byte, error) {
+			return signedStatement(ctx, cfg, la, t, team, from, to, csv)
+		}
 	}
 	sp.hooks.record = func(ctx context.Context, ev *ledger.Event) error { return admin.RecordEvent(ctx, ev, nil) }
 	h, err := httpapi.New(httpapi.Config{

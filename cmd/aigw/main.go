@@ -66,6 +66,8 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		err = (&ExportCommand{Main: m}).Run(ctx, args[1:])
 	case "controls":
 		err = (&ControlsCommand{Main: m}).Run(ctx, args[1:])
+	case "usage":
+		err = (&UsageCommand{Main: m}).Run(ctx, args[1:])
 	case "erase":
 		err = (&EraseCommand{Main: m}).Run(ctx, args[1:])
 	case "keys":
@@ -110,6 +112,7 @@ Commands:
   proof     fetch an inclusion or consistency proof
   export    export logs as C2SP tlog-tiles directories, or an assessor package (-framework)
   controls  list the controls of each framework and how they are evidenced, or evaluate them (-tenant)
+  usage     usage statements: per tenant and period, signed, checkable against the ledger
   erase     erase stored payloads (retention, erasure requests); recorded in the system log
   keys      create a checkpoint key, or print a key's verifier key
   bench     run the reproducible load commands (bench ingest)

@@ -210,7 +210,7 @@ func (c *ServeCommand) serve(ctx context.Context, cfg Config, lg *slog.Logger) e
 		}
 		c.JSON(code, map[string]any{"status": status, "ledger": snap, "vkey": key.VerifierKey()})
 	}
-	gw, err := startGateway(ctx, cfg, producer, metrics, lg, func(e *gin.Engine) {
+	gw, err := startGateway(ctx, cfg, producer, ledgerAccess{store: store, signer: key, verifiers: append(trusted, key.Verifier()), metrics: metrics}, lg, func(e *gin.Engine) {
 		e.Any("/ledger/*path", gin.WrapH(read))
 		e.GET("/healthz", health)
 	})

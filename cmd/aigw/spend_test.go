@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -335,5 +334,48 @@ func TestBudgetStreamsAndFailures(t *testing.T) {
 			t.Fatalf("response without price_version: %v", a)
 		}
 	}
-	_ = context.Background
+	checkUsage(t, g, prompt)
+}
+
+// checkUsage reads the tenant's spend through the admin API, fetches its
+// signed statement (JSON and CSV) and verifies it against the ledger with
+// `aigw usage verify`.
+func checkUsage(t *testing.T, g *gwProc, prompt int) {
+	t.Helper()
+	from := time.Now().UTC().Add(-time.Hour).Format(time.RFC3339)
+	to := time.Now().UTC().Add(time.Hour).Format(time.RFC3339)
+	code, b := g.admin(t, "GET", "/admin/tenants/acme/usage?by=team&from="+from+"&to="+to, "")
+	if code != 200 {
+		t.Fatalf("usage: %d %s", code, b)
+	}
+	// research: stream and cut stream priced; ops: one call of 1000 max tokens.
+	want := costOf(prompt, 10) * 2
+	if !strings.Contains(string(b), want.String()) || !strings.Contains(string(b), `"ops"`) {
+		t.Fatalf("usage by team lacks research's %s or the ops team: %s", want, b)
+	}
+	code, b = g.admin(t, "GET", "/admin/tenants/acme/statement?team=research&from="+from+"&to="+to, "")
+	if code != 200 {
+		t.Fatalf("statement: %d %s", code, b)
+	}
+	if !strings.Contains(string(b), `"signature"`) || !strings.Contains(string(b), want.String()) {
+		t.Fatalf("statement not signed or lacks the research spend %s: %s", want, b)
+	}
+	path := filepath.Join(t.TempDir(), "statement.json")
+	os.WriteFile(path, b, 0o600)
+	if code, out, errs := run(t, "", "usage", "verify", path, "-vkey", g.vkey, "-server", g.url()); code != 0 {
+		t.Fatalf("usage verify: exit %d\n%s\n%s", code, out, errs)
+	}
+	// A changed number fails.
+	os.WriteFile(path, []byte(strings.Replace(string(b), want.String(), (want+1).String(), 1)), 0o600)
+	if code, _, _ := run(t, "", "usage", "verify", path, "-vkey", g.vkey, "-server", g.url()); code != 1 {
+		t.Fatalf("a tampered statement verified (exit %d)", code)
+	}
+	code, b = g.admin(t, "GET", "/admin/tenants/acme/statement?format=csv&from="+from+"&to="+to, "")
+	if code != 200 || !strings.Contains(string(b), "up,cut,") || !strings.Contains(string(b), costOf(prompt, 10).String()) {
+		t.Fatalf("CSV statement: %d %s", code, b)
+	}
+	// Bad parameters get the API's error shape.
+	if code, b := g.admin(t, "GET", "/admin/tenants/acme/usage?by=color", ""); code != 400 || !strings.Contains(string(b), "invalid_group") {
+		t.Fatalf("bad group: %d %s", code, b)
+	}
 }
