@@ -29,9 +29,9 @@ import (
 	"aigw/gateway/router"
 	"aigw/gateway/tenant"
 	"aigw/ledger"
+	"aigw/ledger/jetstream"
 	"aigw/usage"
 	"aigw/verify"
-	"aigw/ledger/jetstream"
 
 	"github.com/gin-gonic/gin"
 	"golang.org/x/mod/sumdb/note"

@@ -369,8 +369,8 @@ type item struct {
 	log  string
 	seq  uint64 // stream sequence
 	rec  sequencer.Record
-	bad  error  // why the message is malformed
-	left uint64 // messages of the partition not yet delivered
+	bad  error     // why the message is malformed
+	left uint64    // messages of the partition not yet delivered
 	at   time.Time // when JetStream stored the message
 }
 
