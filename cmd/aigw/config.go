@@ -165,7 +165,10 @@ func (c *Config) validate() error {
 	if c.DataDir == "" {
 		return errors.New("data_dir must not be empty")
 	}
-	return c.validateGateway()
+	if err := c.validateGateway(); err != nil {
+		return err
+	}
+	return c.validateBudgets()
 }
 
 func (c *Config) keyPath() string {
