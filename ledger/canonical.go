@@ -144,7 +144,7 @@ func (p *canonParser) array(depth int) error {
 
 // span is one member's canonical output: out[start:end], key = decoded key.
 type span struct {
-	key        string
+	key        []byte
 	start, end int
 }
 
@@ -182,7 +182,7 @@ func (p *canonParser) object(depth int) error {
 			return err
 		}
 		if n := len(members); n > 0 && !lessUTF16(members[n-1].key, key) {
-			if members[n-1].key == key {
+			if bytes.Equal(members[n-1].key, key) {
 				return p.errf("duplicate key %q", key)
 			}
 			sorted = false
@@ -206,7 +206,7 @@ func (p *canonParser) object(depth int) error {
 	if !sorted {
 		sort.SliceStable(members, func(i, j int) bool { return lessUTF16(members[i].key, members[j].key) })
 		for i := 1; i < len(members); i++ {
-			if members[i-1].key == members[i].key {
+			if bytes.Equal(members[i-1].key, members[i].key) {
 				return p.errf("duplicate key %q", members[i].key)
 			}
 		}
@@ -230,9 +230,11 @@ func (p *canonParser) object(depth int) error {
 }
 
 // str parses a JSON string at p.i, writes its canonical form, and returns
-// its decoded value.
-func (p *canonParser) str() (string, error) {
+// its decoded value: a slice of the input when the string has no escapes
+// (no allocation), else a new slice.
+func (p *canonParser) str() ([]byte, error) {
 	p.i++ // opening quote
+	in := p.i
 	begin := len(p.out)
 	p.out = append(p.out, '"')
 	var val []byte // decoded value, only built when escapes occur
@@ -249,7 +251,7 @@ func (p *canonParser) str() (string, error) {
 		}
 		run := p.s[p.i:j]
 		if !utf8.Valid(run) {
-			return "", p.errf("string is not valid UTF-8")
+			return nil, p.errf("string is not valid UTF-8")
 		}
 		p.out = append(p.out, run...)
 		if escaped {
@@ -257,19 +259,19 @@ func (p *canonParser) str() (string, error) {
 		}
 		p.i = j
 		if p.i >= len(p.s) {
-			return "", p.errf("unterminated string")
+			return nil, p.errf("unterminated string")
 		}
 		c := p.s[p.i]
 		if c == '"' {
 			p.i++
 			p.out = append(p.out, '"')
 			if escaped {
-				return string(val), nil
+				return val, nil
 			}
-			return string(p.out[begin+1 : len(p.out)-1]), nil
+			return p.s[in : p.i-1], nil
 		}
 		if c < 0x20 {
-			return "", p.errf("control character in string")
+			return nil, p.errf("control character in string")
 		}
 		// Backslash escape.
 		if !escaped {
@@ -277,7 +279,7 @@ func (p *canonParser) str() (string, error) {
 			val = append(val, p.out[begin+1:]...)
 		}
 		if p.i+1 >= len(p.s) {
-			return "", p.errf("unterminated escape")
+			return nil, p.errf("unterminated escape")
 		}
 		e := p.s[p.i+1]
 		p.i += 2
@@ -298,25 +300,25 @@ func (p *canonParser) str() (string, error) {
 		case 'u':
 			u, ok := p.hex4()
 			if !ok {
-				return "", p.errf("bad \\u escape")
+				return nil, p.errf("bad \\u escape")
 			}
 			r = rune(u)
 			if utf16.IsSurrogate(r) {
 				if r >= 0xdc00 || p.i+1 >= len(p.s) || p.s[p.i] != '\\' || p.s[p.i+1] != 'u' {
-					return "", p.errf("lone surrogate in string")
+					return nil, p.errf("lone surrogate in string")
 				}
 				p.i += 2
 				u2, ok := p.hex4()
 				if !ok {
-					return "", p.errf("bad \\u escape")
+					return nil, p.errf("bad \\u escape")
 				}
 				r = utf16.DecodeRune(r, rune(u2))
 				if r == utf8.RuneError {
-					return "", p.errf("invalid surrogate pair in string")
+					return nil, p.errf("invalid surrogate pair in string")
 				}
 			}
 		default:
-			return "", p.errf("invalid escape \\%c", e)
+			return nil, p.errf("invalid escape \\%c", e)
 		}
 		val = utf8.AppendRune(val, r)
 		p.out = appendEscapedRune(p.out, r)
@@ -459,7 +461,7 @@ func (p *canonParser) number() error {
 }
 
 // lessUTF16 orders strings by their UTF-16 code units, as RFC 8785 §3.2.3 requires.
-func lessUTF16(a, b string) bool {
+func lessUTF16[T ~string | ~[]byte](a, b T) bool {
 	// Fast path: UTF-8 byte order equals code point order, which equals
 	// UTF-16 order unless a code point at or above U+E000 meets a
 	// supplementary one (encoded in UTF-16 as surrogates, D800–DFFF).
@@ -474,7 +476,7 @@ func lessUTF16(a, b string) bool {
 	if a[i] < 0xee && b[i] < 0xee { // both below U+E000 at the first difference
 		return a[i] < b[i]
 	}
-	ua, ub := utf16.Encode([]rune(a)), utf16.Encode([]rune(b))
+	ua, ub := utf16.Encode([]rune(string(a))), utf16.Encode([]rune(string(b)))
 	for k := 0; k < len(ua) && k < len(ub); k++ {
 		if ua[k] != ub[k] {
 			return ua[k] < ub[k]

@@ -357,7 +357,7 @@ func ParseEntry(entry []byte) (*Event, error) {
 	ev := &Event{}
 	p.i = 1
 	var version string
-	prev := ""
+	var prev []byte
 	for first := true; ; first = false {
 		if p.i >= len(entry) {
 			return nil, &EventError{Reason: "truncated entry"}
@@ -368,14 +368,15 @@ func ParseEntry(entry []byte) (*Event, error) {
 		if entry[p.i] != '"' {
 			return nil, &EventError{Reason: "entry is not in canonical form"}
 		}
-		key, err := p.str()
+		kb, err := p.str()
 		if err != nil {
 			return nil, &EventError{Reason: err.Error()}
 		}
-		if !first && !lessUTF16(prev, key) {
+		key := string(kb)
+		if !first && !lessUTF16(prev, kb) {
 			return nil, &EventError{Reason: "entry members are not in canonical order"}
 		}
-		prev = key
+		prev = kb
 		if p.i >= len(entry) || entry[p.i] != ':' {
 			return nil, &EventError{Reason: "entry is not in canonical form"}
 		}

@@ -18,56 +18,70 @@ type windowKey struct {
 	start      int64
 }
 
-// static returns the members of a budget window that do not change in a
-// call's events: id, scope and window start, as JSON object members (the
-// window's end and the limits are in the budget's admin event).
-func (s *Spender) static(a applied) []byte {
+// windowJSON is a budget window's members that do not change in a call's
+// events, encoded once: its id, scope and window start (the window's end
+// and the limits are in the budget's admin event).
+type windowJSON struct{ id, scope, start []byte }
+
+// static returns the cached JSON of a budget window.
+func (s *Spender) static(a applied) *windowJSON {
 	k := windowKey{a.b.Tenant, a.b.ID, a.start.Unix()}
 	s.mu.Lock()
-	b, ok := s.statics[k]
+	w, ok := s.statics[k]
 	s.mu.Unlock()
 	if ok {
-		return b
+		return w
 	}
-	b = append(b, `"id":`...)
-	b = appendString(b, a.b.ID)
-	b = append(b, `,"scope":`...)
-	b = appendString(b, a.b.Scope.String())
-	b = append(b, `,"window_start":"`...)
-	b = a.start.AppendFormat(b, time.RFC3339)
-	b = append(b, '"')
+	w = &windowJSON{
+		id:    appendString(nil, a.b.ID),
+		scope: appendString(nil, a.b.Scope.String()),
+		start: append(a.start.AppendFormat([]byte{'"'}, time.RFC3339), '"'),
+	}
 	s.mu.Lock()
 	if len(s.statics) > 10000 { // windows roll over: forget the old ones
 		clear(s.statics)
 	}
-	s.statics[k] = b
+	s.statics[k] = w
 	s.mu.Unlock()
-	return b
+	return w
 }
 
-// appendBudgets appends "budgets":[...] with each window's counters
-// after the operation (states nil: unknown; reserved false: spent only).
+// appendBudgets appends "budgets":[...] with each window's counters after
+// the operation (states nil: unknown; reserved false: spent only). Members
+// are written in canonical (sorted) order, so the ledger's canonical
+// encoding copies them as they are.
 func (s *Spender) appendBudgets(b []byte, on []applied, states []State, reserved bool) []byte {
 	b = append(b, `"budgets":[`...)
 	for i, a := range on {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, '{')
-		b = append(b, s.static(a)...)
-		if i < len(states) {
-			st := states[i]
+		w := s.static(a)
+		b = append(b, `{"id":`...)
+		b = append(b, w.id...)
+		var st State
+		known := i < len(states)
+		if known {
+			st = states[i]
+		}
+		if known && reserved {
+			b = append(b, `,"reserved_tokens":`...)
+			b = strconv.AppendInt(b, st.ReservedTokens, 10)
+			b = append(b, `,"reserved_usd":"`...)
+			b = gateway.NanoUSD(st.ReservedUSD).Append(b)
+			b = append(b, '"')
+		}
+		b = append(b, `,"scope":`...)
+		b = append(b, w.scope...)
+		if known {
+			b = append(b, `,"spent_tokens":`...)
+			b = strconv.AppendInt(b, st.SpentTokens, 10)
 			b = append(b, `,"spent_usd":"`...)
 			b = gateway.NanoUSD(st.SpentUSD).Append(b)
-			b = append(b, `","spent_tokens":`...)
-			b = strconv.AppendInt(b, st.SpentTokens, 10)
-			if reserved {
-				b = append(b, `,"reserved_usd":"`...)
-				b = gateway.NanoUSD(st.ReservedUSD).Append(b)
-				b = append(b, `","reserved_tokens":`...)
-				b = strconv.AppendInt(b, st.ReservedTokens, 10)
-			}
+			b = append(b, '"')
 		}
+		b = append(b, `,"window_start":`...)
+		b = append(b, w.start...)
 		b = append(b, '}')
 	}
 	return append(b, ']')
@@ -116,7 +130,7 @@ func appendString(b []byte, s string) []byte {
 		}
 		r, n := utf8.DecodeRuneInString(s[i:])
 		if r == utf8.RuneError && n == 1 {
-			b = append(b, `\ufffd`...)
+			b = append(b, "\uFFFD"...)
 		} else {
 			b = append(b, s[i:i+n]...)
 		}

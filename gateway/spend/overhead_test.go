@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime/debug"
 	"slices"
 	"testing"
 	"time"
@@ -89,6 +90,10 @@ func TestOverhead(t *testing.T) {
 	if os.Getenv("AIGW_OVERHEAD") == "" {
 		t.Skip("set AIGW_OVERHEAD=1 to measure (README: Performance)")
 	}
+	// As `aigw serve` runs (GOGC=400 unless set; README).
+	if os.Getenv("GOGC") == "" {
+		defer debug.SetGCPercent(debug.SetGCPercent(400))
+	}
 	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(200) }))
 	defer sink.Close()
 	tel, err := telemetry.New(telemetry.Config{OTLPEndpoint: sink.URL + "/v1/traces"})
@@ -150,5 +155,32 @@ func TestOverhead(t *testing.T) {
 		q := func(s []time.Duration, f float64) time.Duration { return s[int(f*float64(len(s)-1))] }
 		fmt.Printf("overhead %-6s calls=%d  base p50=%v p99=%v  with budgets+telemetry p50=%v p99=%v  added p50=%v p99=%v\n",
 			c.name, n, q(a, .5), q(a, .99), q(b, .5), q(b, .99), q(b, .5)-q(a, .5), q(b, .99)-q(a, .99))
+	}
+}
+
+// BenchmarkPipelineChat is one in-process chat call (mock provider, events
+// encoded, acknowledged at once) without and with budgets and metrics.
+func BenchmarkPipelineChat(b *testing.B) {
+	tel, err := telemetry.New(telemetry.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		p    *gateway.Pipeline
+	}{{"base", newPipe(b, nil, nil)}, {"budgets+metrics", newPipe(b, spend.NewMemory(), tel)}} {
+		b.Run(c.name, func(b *testing.B) {
+			caller := gateway.Caller{Tenant: "acme", KeyID: "key_1", Team: "research", AgentID: "planner"}
+			body := []byte(`{"model":"m","max_tokens":64,"messages":[{"role":"user","content":"Summarize the quarterly report."}]}`)
+			mt := 64
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				r := gateway.ChatRequest{Model: "m", MaxTokens: &mt, Messages: []gateway.Message{{Role: "user", Content: gateway.TextContent("Summarize the quarterly report.")}}}
+				if _, _, err := c.p.Chat(ctx, caller, &r, body, ""); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -65,7 +65,7 @@ type Spender struct {
 	log     *slog.Logger
 	mu      sync.Mutex
 	cache   map[string]cached
-	statics map[windowKey][]byte
+	statics map[windowKey]*windowJSON
 	// Errors counts counter store failures.
 	Errors atomic.Int64
 }
@@ -92,7 +92,7 @@ func New(cfg Config) (*Spender, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Spender{cfg: cfg, log: cfg.Logger, cache: map[string]cached{}, statics: map[windowKey][]byte{}}, nil
+	return &Spender{cfg: cfg, log: cfg.Logger, cache: map[string]cached{}, statics: map[windowKey]*windowJSON{}}, nil
 }
 
 // Invalidate drops a tenant's cached budgets (after an admin change).
@@ -176,17 +176,17 @@ func (s *Spender) Reserve(ctx context.Context, caller gateway.Caller, r gateway.
 		return nil, [][]byte{mapEvent(refusalAttrs(on[adm.Line], adm, r, usd, tokens))}, refusal(on[adm.Line], adm, usd, tokens, now)
 	}
 	res := &reservation{s: s, tenant: caller.Tenant, id: id, on: on, usd: usd, tokens: tokens, traceID: r.TraceID}
+	// Members in canonical (sorted) order.
 	ev := make([]byte, 0, 512)
-	ev = append(ev, `{"action":"reserve"`...)
-	ev = appendField(ev, "reservation", id)
+	ev = append(ev, `{"action":"reserve",`...)
+	ev = s.appendBudgets(ev, on, adm.States, true)
+	ev = appendInt(ev, "estimate_tokens", tokens)
+	ev = appendUSD(ev, "estimate_usd", usd)
 	ev = appendField(ev, "model", r.Model)
 	if r.Cost.PriceVersion != "" {
 		ev = appendField(ev, "price_version", r.Cost.PriceVersion)
 	}
-	ev = appendUSD(ev, "estimate_usd", usd)
-	ev = appendInt(ev, "estimate_tokens", tokens)
-	ev = append(ev, ',')
-	ev = s.appendBudgets(ev, on, adm.States, true)
+	ev = appendField(ev, "reservation", id)
 	ev = append(ev, '}')
 	return res, [][]byte{ev}, nil
 }
@@ -298,28 +298,30 @@ func (r *reservation) Settle(ctx context.Context, u *gateway.Usage, c gateway.Co
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	states, dup, err := r.s.cfg.Counter.Settle(sctx, r.tenant, r.id, keys, usd, tokens)
-	ev := make([]byte, 0, 512)
-	ev = append(ev, `{"action":"settle"`...)
-	ev = appendField(ev, "reservation", r.id)
-	ev = appendUSD(ev, "cost_usd", usd)
-	ev = appendInt(ev, "tokens", tokens)
-	ev = appendUSD(ev, "released_usd", r.usd-usd)
-	ev = appendInt(ev, "released_tokens", r.tokens-tokens)
-	if c.PriceVersion != "" {
-		ev = appendField(ev, "price_version", c.PriceVersion)
-	}
 	if err != nil {
 		// The spend is in this event; the counter missed it.
 		r.s.Errors.Add(1)
 		r.s.log.Error("budget settlement failed: the counter misses this call's spend (the ledger has it)", "tenant", r.tenant, "reservation", r.id, "err", err)
-		ev = appendField(ev, "error", truncate(err.Error(), 256))
 		states = nil
 	}
+	// Members in canonical (sorted) order.
+	ev := make([]byte, 0, 512)
+	ev = append(ev, `{"action":"settle",`...)
+	ev = r.s.appendBudgets(ev, r.on, states, false)
+	ev = appendUSD(ev, "cost_usd", usd)
 	if dup {
 		ev = append(ev, `,"duplicate":true`...)
 	}
-	ev = append(ev, ',')
-	ev = r.s.appendBudgets(ev, r.on, states, false)
+	if err != nil {
+		ev = appendField(ev, "error", truncate(err.Error(), 256))
+	}
+	if c.PriceVersion != "" {
+		ev = appendField(ev, "price_version", c.PriceVersion)
+	}
+	ev = appendInt(ev, "released_tokens", r.tokens-tokens)
+	ev = appendUSD(ev, "released_usd", r.usd-usd)
+	ev = appendField(ev, "reservation", r.id)
+	ev = appendInt(ev, "tokens", tokens)
 	ev = append(ev, '}')
 	evs := [][]byte{ev}
 	if err == nil && !dup {
