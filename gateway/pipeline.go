@@ -168,6 +168,7 @@ type Call struct {
 	parentSpan  string      // the agent's traceparent span id
 	sampled     bool        // the agent's traceparent sampled flag
 	reservation Reservation // the call's budget reservation
+	reserveEv   *ledger.Event // its event, until published
 	guardEvents []map[string]any
 	end         *CallRecord // what the call's last event said, for telemetry
 }
@@ -244,7 +245,7 @@ func (c *Call) emit(kind string, attrs map[string]any, payload []byte) {
 }
 
 // emitEvent adds an event with attrs, or raw attrs (a JSON object).
-func (c *Call) emitEvent(kind string, attrs map[string]any, raw []byte, payload []byte) {
+func (c *Call) emitEvent(kind string, attrs map[string]any, raw []byte, payload []byte) *ledger.Event {
 	ev := &ledger.Event{
 		ID: ledger.NewEventID(), Tenant: c.caller.Tenant, Kind: kind, Time: time.Now(),
 		Actor: ledger.Actor{KeyID: c.caller.KeyID, AgentID: c.caller.AgentID}, TraceID: c.TraceID,
@@ -254,6 +255,7 @@ func (c *Call) emitEvent(kind string, attrs map[string]any, raw []byte, payload 
 	c.events = append(c.events, ev)
 	c.payloads = append(c.payloads, payload)
 	c.mu.Unlock()
+	return ev
 }
 
 // publish publishes the unpublished events as one unit.
@@ -470,7 +472,10 @@ func (c *Call) Reserve(promptTokens, outputTokens int) *Error {
 	}
 	res, evs, err := sp.Reserve(c.ctx, c.caller, r)
 	for _, ev := range evs {
-		c.emitEvent(KindBudget, nil, ev, nil)
+		e := c.emitEvent(KindBudget, nil, ev, nil)
+		if res != nil {
+			c.reserveEv = e
+		}
 	}
 	c.reservation = res
 	return err
@@ -514,6 +519,19 @@ func (c *Call) settle(u *Usage) {
 		return
 	}
 	c.reservation = nil
+	// A reservation whose event has not been published yet (a call that
+	// is not streamed) is recorded by its settlement alone, which holds
+	// the estimate: one event instead of two in the same ledger message.
+	c.mu.Lock()
+	for i, ev := range c.events {
+		if ev == c.reserveEv {
+			c.events = append(c.events[:i], c.events[i+1:]...)
+			c.payloads = append(c.payloads[:i], c.payloads[i+1:]...)
+			break
+		}
+	}
+	c.reserveEv = nil
+	c.mu.Unlock()
 	cost, _ := c.cost(c.costTarget(), u)
 	for _, ev := range res.Settle(c.ctx, u, cost) {
 		c.emitEvent(KindBudget, nil, ev, nil)

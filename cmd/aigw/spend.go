@@ -125,7 +125,7 @@ func newSpend(ctx context.Context, cfg Config, tenants *tenant.Store, lg *slog.L
 		parts.closers = append(parts.closers, func(ctx context.Context) { sender.Close(ctx) })
 	}
 	sp, err := spend.New(spend.Config{
-		Counter: counter, CacheTTL: cfg.Gateway.AuthCacheTTL, Hold: bc.Hold, FailOpen: bc.FailOpen, Logger: lg,
+		Counter: counter, CacheTTL: cfg.Gateway.AuthCacheTTL, Hold: bc.Hold, Wait: bc.Wait, FailOpen: bc.FailOpen, Logger: lg,
 		Budgets: func(ctx context.Context, t string) ([]spend.Budget, error) {
 			return tenantBudgets(ctx, tenants, t, fileBudgets[t])
 		},

@@ -17,6 +17,10 @@ type BudgetsConfig struct {
 	// FailOpen admits calls when the counters cannot be reached (their
 	// cost is still in the ledger). Default: refuse them with 503.
 	FailOpen bool `yaml:"fail_open"`
+	// Wait is how long a call whose room is held by calls in flight
+	// waits for them to settle before it is refused (default 2s; -1ns: no
+	// wait).
+	Wait time.Duration `yaml:"wait"`
 	// Hold is how long an unsettled reservation (a crashed gateway) holds
 	// its amount (default 15m).
 	Hold time.Duration `yaml:"hold"`

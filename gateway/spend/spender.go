@@ -46,6 +46,10 @@ type Config struct {
 	// Hold is how long a reservation holds its amount if it is never
 	// settled (a crashed gateway); default 15 minutes.
 	Hold time.Duration
+	// Wait is how long a call whose room is held by calls in flight waits
+	// for them to settle before it is refused with budget_reserved
+	// (default 2 s; negative: no wait).
+	Wait time.Duration
 	// FailOpen admits calls when the counter store cannot be reached
 	// (logged and counted; the calls are not charged to the counters, but
 	// their cost is in the ledger). Default: refuse them with 503.
@@ -85,6 +89,9 @@ func New(cfg Config) (*Spender, error) {
 	}
 	if cfg.Hold <= 0 {
 		cfg.Hold = 15 * time.Minute
+	}
+	if cfg.Wait == 0 {
+		cfg.Wait = 2 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -171,6 +178,22 @@ func (s *Spender) Reserve(ctx context.Context, caller gateway.Caller, r gateway.
 	adm, err := s.cfg.Counter.Reserve(ctx, caller.Tenant, id, lines, usd, tokens, s.cfg.Hold)
 	if err != nil {
 		return s.unavailable(caller, err)
+	}
+	if !adm.OK && adm.Reason == Reserved && s.cfg.Wait > 0 {
+		// The room is held by calls in flight, which may settle for less
+		// than they reserved: wait for them (bounded) before refusing, so
+		// that a call is refused only by a budget really spent.
+		deadline := time.Now().Add(s.cfg.Wait)
+		for pause := time.Millisecond; !adm.OK && adm.Reason == Reserved && time.Now().Before(deadline); pause = min(2*pause, 50*time.Millisecond) {
+			select {
+			case <-ctx.Done():
+				return nil, [][]byte{mapEvent(refusalAttrs(on[adm.Line], adm, r, usd, tokens))}, refusal(on[adm.Line], adm, usd, tokens, now)
+			case <-time.After(pause):
+			}
+			if adm, err = s.cfg.Counter.Reserve(ctx, caller.Tenant, id, lines, usd, tokens, s.cfg.Hold); err != nil {
+				return s.unavailable(caller, err)
+			}
+		}
 	}
 	if !adm.OK {
 		return nil, [][]byte{mapEvent(refusalAttrs(on[adm.Line], adm, r, usd, tokens))}, refusal(on[adm.Line], adm, usd, tokens, now)
@@ -315,6 +338,8 @@ func (r *reservation) Settle(ctx context.Context, u *gateway.Usage, c gateway.Co
 	if err != nil {
 		ev = appendField(ev, "error", truncate(err.Error(), 256))
 	}
+	ev = appendInt(ev, "estimate_tokens", r.tokens)
+	ev = appendUSD(ev, "estimate_usd", r.usd)
 	if c.PriceVersion != "" {
 		ev = appendField(ev, "price_version", c.PriceVersion)
 	}

@@ -101,6 +101,42 @@ func newSpender(t *testing.T, c Counter, budgets ...Budget) *Spender {
 	return s
 }
 
+// TestReserveWaitsForCallsInFlight: a call whose room is held by a call
+// in flight waits for it; that call settles for less than it reserved, so
+// the waiting call is admitted instead of refused.
+func TestReserveWaitsForCallsInFlight(t *testing.T) {
+	ctx := context.Background()
+	s := newSpender(t, NewMemory(), Budget{ID: "b", Tenant: "acme", Window: Window{Kind: WindowDay}, LimitUSD: usd("1")})
+	caller := gateway.Caller{Tenant: "acme"}
+	req := gateway.SpendRequest{Cost: gateway.Cost{Amount: 600_000_000}}
+	first, _, gerr := s.Reserve(ctx, caller, req)
+	if gerr != nil {
+		t.Fatal(gerr)
+	}
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		first.Settle(ctx, &gateway.Usage{PromptTokens: 1}, gateway.Cost{Amount: 100_000_000})
+	}()
+	second, _, gerr := s.Reserve(ctx, caller, req)
+	if gerr != nil || second == nil {
+		t.Fatalf("the second call was refused while the first settled for less: %v", gerr)
+	}
+	// A third does not fit what is spent and reserved once nothing is in
+	// flight to free room: exceeded... after the second settles in full.
+	second.Settle(ctx, &gateway.Usage{PromptTokens: 1}, gateway.Cost{Amount: 600_000_000})
+	if _, _, gerr := s.Reserve(ctx, caller, req); gerr == nil || gerr.Code != gateway.CodeBudgetExceeded {
+		t.Fatalf("third: %v", gerr)
+	}
+	// A canceled caller stops waiting and is refused (never admitted unchecked).
+	held, _, _ := s.Reserve(ctx, caller, gateway.SpendRequest{Cost: gateway.Cost{Amount: 200_000_000}})
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if res, _, gerr := s.Reserve(cctx, caller, gateway.SpendRequest{Cost: gateway.Cost{Amount: 200_000_000}}); res != nil || gerr == nil || gerr.Code != gateway.CodeBudgetReserved {
+		t.Fatalf("canceled wait: %v %v", res, gerr)
+	}
+	held.Settle(ctx, nil, gateway.Cost{})
+}
+
 func TestSpenderHierarchy(t *testing.T) {
 	ctx := context.Background()
 	s := newSpender(t, NewMemory(),
@@ -119,7 +155,9 @@ func TestSpenderHierarchy(t *testing.T) {
 	if len(bs) != 3 || bs[0].(map[string]any)["id"] != "agent" || bs[2].(map[string]any)["id"] != "tenant" {
 		t.Fatalf("budgets, narrowest first: %v", bs)
 	}
-	// The team's $1 holds $0.60: a second $0.60 call waits for it.
+	// The team's $1 holds $0.60: a second $0.60 call is refused once its
+	// wait for the call in flight ends.
+	s.cfg.Wait = 10 * time.Millisecond
 	_, evs2, gerr := s.Reserve(ctx, caller, req)
 	if gerr == nil || gerr.Code != gateway.CodeBudgetReserved || gerr.Status != 429 || gerr.RetryAfter != time.Second {
 		t.Fatalf("second reserve: %+v", gerr)
