@@ -164,10 +164,10 @@ type Call struct {
 	guardOutput   bool
 	guardEnded    bool
 
-	body        []byte      // the request as received
-	parentSpan  string      // the agent's traceparent span id
-	sampled     bool        // the agent's traceparent sampled flag
-	reservation Reservation // the call's budget reservation
+	body        []byte        // the request as received
+	parentSpan  string        // the agent's traceparent span id
+	sampled     bool          // the agent's traceparent sampled flag
+	reservation Reservation   // the call's budget reservation
 	reserveEv   *ledger.Event // its event, until published
 	guardEvents []map[string]any
 	end         *CallRecord // what the call's last event said, for telemetry
