@@ -27,6 +27,7 @@ import (
 	"aigw/gateway/openai"
 	"aigw/gateway/pricing"
 	"aigw/gateway/router"
+	"aigw/gateway/spend"
 	"aigw/gateway/tenant"
 	"aigw/ledger"
 	"aigw/ledger/jetstream"
@@ -233,7 +234,11 @@ func startGateway(ctx context.Context, cfg Config, producer *jetstream.Producer,
 		tenants.Close()
 		return nil, err
 	}
-	sp, err := newSpend(ctx, cfg, tenants, lg.With("component", "spend"))
+	var entries spend.EntryReader
+	if la.store != nil {
+		entries = la.store
+	}
+	sp, err := newSpend(ctx, cfg, tenants, entries, lg.With("component", "spend"))
 	if err != nil {
 		tenants.Close()
 		return nil, err

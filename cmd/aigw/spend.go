@@ -60,7 +60,7 @@ func (c *Config) validateBudgets() error {
 // newSpend builds the spender: counters in Redis (budgets.redis_url) or
 // in memory, budgets from the config file and the tenant store, quota
 // alerts to the webhook and into the tenant's ledger log.
-func newSpend(ctx context.Context, cfg Config, tenants *tenant.Store, lg *slog.Logger) (*spendParts, error) {
+func newSpend(ctx context.Context, cfg Config, tenants *tenant.Store, ledgerStore spend.EntryReader, lg *slog.Logger) (*spendParts, error) {
 	if err := cfg.validateBudgets(); err != nil {
 		return nil, err
 	}
@@ -82,12 +82,20 @@ func newSpend(ctx context.Context, cfg Config, tenants *tenant.Store, lg *slog.L
 		}
 		counter = spend.NewRedis(rc, prefix)
 		parts.closers = append(parts.closers, func(context.Context) { rc.Close() })
-	} else {
-		counter = spend.NewMemory()
 	}
 	fileBudgets := map[string][]spend.Budget{}
 	for _, b := range bc.Budgets {
 		fileBudgets[b.Tenant] = append(fileBudgets[b.Tenant], b)
+	}
+	if counter == nil {
+		mem := spend.NewMemory()
+		counter = mem
+		if ledgerStore != nil {
+			// Counters in memory start from what the ledger records.
+			if err := restoreCounters(ctx, mem, tenants, ledgerStore, fileBudgets, lg); err != nil {
+				return nil, fmt.Errorf("restoring budget counters from the ledger: %w", err)
+			}
+		}
 	}
 	var sender *webhook.Sender
 	hooks := parts.hooks
@@ -148,6 +156,39 @@ func newSpend(ctx context.Context, cfg Config, tenants *tenant.Store, lg *slog.L
 	}
 	parts.spender = sp
 	return parts, nil
+}
+
+// restoreCounters sets the in-memory budget counters of every tenant with
+// budgets to the spend its ledger log records for their current windows.
+func restoreCounters(ctx context.Context, mem *spend.Memory, tenants *tenant.Store, store spend.EntryReader, file map[string][]spend.Budget, lg *slog.Logger) error {
+	ts, err := tenants.ListTenants(ctx)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	for _, t := range ts {
+		bs, err := tenantBudgets(ctx, tenants, t.ID, file[t.ID])
+		if err != nil || len(bs) == 0 {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		since := now
+		for _, b := range bs {
+			if start, _ := b.Window.Bounds(now); start.Before(since) {
+				since = start
+			}
+		}
+		n, err := mem.RestoreFromLedger(ctx, store, t.ID, since)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			lg.Info("budget counters restored from the ledger", "tenant", t.ID, "windows", n, "since", since)
+		}
+	}
+	return nil
 }
 
 // tenantBudgets is a tenant's budgets: the config file's, and the admin

@@ -381,3 +381,40 @@ func checkUsage(t *testing.T, g *gwProc, prompt int) {
 		t.Fatalf("bad group: %d %s", code, b)
 	}
 }
+
+// TestBudgetCountersSurviveRestart: with counters in memory (the embedded
+// default), a restarted gateway takes the spend of the budgets' current
+// windows from its ledger, so a restart never resets a cap.
+func TestBudgetCountersSurviveRestart(t *testing.T) {
+	up := budgetUpstream(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "aigw.yaml")
+	os.WriteFile(path, []byte(budgetConfig(up.URL, "")), 0o600)
+	args := []string{"-config", path, "-data-dir", filepath.Join(dir, "data")}
+	g := &gwProc{serveProc: startServe(t, args...), traces: map[string][]traceWant{}}
+	key := g.newTeamKey(t, "acme", "research")
+	if code, b := g.admin(t, "PUT", "/admin/tenants/acme/budgets/month", `{"window":{"kind":"month"},"limit_tokens":100000}`); code != 200 {
+		t.Fatalf("put budget: %d %s", code, b)
+	}
+	for range 3 {
+		if s, c, _ := g.budgetCall(t, key, "m", 10, false); s != 200 {
+			t.Fatalf("call: %d %s", s, c)
+		}
+	}
+	spent := func(g *gwProc) string {
+		_, b := g.admin(t, "GET", "/admin/tenants/acme/budgets", "")
+		var st struct{ Data []struct{ SpentTokens int64 `json:"spent_tokens"` } }
+		json.Unmarshal(b, &st)
+		if len(st.Data) != 1 {
+			t.Fatalf("budgets: %s", b)
+		}
+		return fmt.Sprint(st.Data[0].SpentTokens)
+	}
+	before := spent(g)
+	budgetEvents(t, g, "acme", 3) // sequenced into the ledger
+	g.stop()
+	g2 := &gwProc{serveProc: startServe(t, args...), traces: map[string][]traceWant{}}
+	if after := spent(g2); after != before || before == "0" {
+		t.Fatalf("spent tokens %s before the restart, %s after", before, after)
+	}
+}
