@@ -403,7 +403,11 @@ func TestBudgetCountersSurviveRestart(t *testing.T) {
 	}
 	spent := func(g *gwProc) string {
 		_, b := g.admin(t, "GET", "/admin/tenants/acme/budgets", "")
-		var st struct{ Data []struct{ SpentTokens int64 `json:"spent_tokens"` } }
+		var st struct {
+			Data []struct {
+				SpentTokens int64 `json:"spent_tokens"`
+			}
+		}
 		json.Unmarshal(b, &st)
 		if len(st.Data) != 1 {
 			t.Fatalf("budgets: %s", b)
