@@ -46,6 +46,8 @@ type Config struct {
 	Budgets BudgetsConfig `yaml:"budgets"`
 	// Telemetry exports traces (OTLP), metrics and Langfuse generations.
 	Telemetry TelemetryConfig `yaml:"telemetry"`
+	// MCP configures the gateway's MCP server and upstream MCP servers.
+	MCP MCPConfig `yaml:"mcp"`
 }
 
 // LedgerConfig configures the audit ledger.

@@ -347,31 +347,47 @@ func startGateway(ctx context.Context, cfg Config, producer *jetstream.Producer,
 		}
 	}
 	sp.hooks.record = func(ctx context.Context, ev *ledger.Event) error { return admin.RecordEvent(ctx, ev, nil) }
+	authenticate := func(ctx context.Context, secret string) (gateway.Caller, error) {
+		k, t, err := auth.Authenticate(ctx, secret)
+		if err != nil {
+			// A refused key of a known tenant (revoked, expired, tenant
+			// disabled) names its tenant, so the refusal is recorded there.
+			var msg string
+			switch {
+			case errors.Is(err, tenant.ErrKeyRevoked):
+				msg = "This API key has been revoked."
+			case errors.Is(err, tenant.ErrKeyExpired):
+				msg = "This API key has expired."
+			case errors.Is(err, tenant.ErrTenantDisabled):
+				msg = "This API key's tenant is disabled."
+			default:
+				return gateway.Caller{}, err
+			}
+			return gateway.Caller{Tenant: t.ID, KeyID: k.ID}, &gateway.Error{Status: 401, Type: gateway.TypeInvalidRequest, Code: "invalid_api_key", Message: msg, Err: err}
+		}
+		return gateway.Caller{Tenant: t.ID, KeyID: k.ID, Team: k.Team, Allows: k.Allows}, nil
+	}
+	// The MCP server (/mcp): context for agents, and upstream MCP servers'
+	// tools under policy; every request is a ledger event.
+	mcpSrv, err := newMCP(ctx, cfg, rt, eng, sp.spender, la, authenticate, rec, lg.With("component", "mcp"))
+	if err != nil {
+		sp.Close()
+		tenants.Close()
+		return nil, fmt.Errorf("mcp: %w", err)
+	}
+	sp.closers = append(sp.closers, func(context.Context) { mcpSrv.Close() })
 	h, err := httpapi.New(httpapi.Config{
-		Pipeline: pipe, Admin: admin, MaxBodyBytes: cfg.Gateway.MaxBodyBytes, Mount: mount, Logger: lg.With("component", "api"),
+		Pipeline: pipe, Admin: admin, MaxBodyBytes: cfg.Gateway.MaxBodyBytes, Logger: lg.With("component", "api"),
+		Mount: func(e *gin.Engine) {
+			if mount != nil {
+				mount(e)
+			}
+			e.Any("/mcp", gin.WrapH(mcpSrv))
+		},
 		Metrics:        []func(io.Writer){tel.writeMetrics},
 		ApprovalStatus: approvalStatus,
 		Stops:          auth.Stops, Recorder: rec, FailOpen: cfg.Gateway.FailOpen,
-		Authenticate: func(ctx context.Context, secret string) (gateway.Caller, error) {
-			k, t, err := auth.Authenticate(ctx, secret)
-			if err != nil {
-				// A refused key of a known tenant (revoked, expired, tenant
-				// disabled) names its tenant, so the refusal is recorded there.
-				var msg string
-				switch {
-				case errors.Is(err, tenant.ErrKeyRevoked):
-					msg = "This API key has been revoked."
-				case errors.Is(err, tenant.ErrKeyExpired):
-					msg = "This API key has expired."
-				case errors.Is(err, tenant.ErrTenantDisabled):
-					msg = "This API key's tenant is disabled."
-				default:
-					return gateway.Caller{}, err
-				}
-				return gateway.Caller{Tenant: t.ID, KeyID: k.ID}, &gateway.Error{Status: 401, Type: gateway.TypeInvalidRequest, Code: "invalid_api_key", Message: msg, Err: err}
-			}
-			return gateway.Caller{Tenant: t.ID, KeyID: k.ID, Team: k.Team, Allows: k.Allows}, nil
-		},
+		Authenticate: authenticate,
 	})
 	if err != nil {
 		sp.Close()
