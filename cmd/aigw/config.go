@@ -48,6 +48,8 @@ type Config struct {
 	Telemetry TelemetryConfig `yaml:"telemetry"`
 	// MCP configures the gateway's MCP server and upstream MCP servers.
 	MCP MCPConfig `yaml:"mcp"`
+	// A2A configures the agents reachable through the A2A proxy.
+	A2A A2AConfig `yaml:"a2a"`
 }
 
 // LedgerConfig configures the audit ledger.

@@ -376,6 +376,16 @@ func startGateway(ctx context.Context, cfg Config, producer *jetstream.Producer,
 		return nil, fmt.Errorf("mcp: %w", err)
 	}
 	sp.closers = append(sp.closers, func(context.Context) { mcpSrv.Close() })
+	// The A2A proxy (/a2a/): delegations between agents, under tokens.
+	a2aParts, err := newA2A(ctx, cfg, authenticate, rec, lg.With("component", "a2a"))
+	if err != nil {
+		sp.Close()
+		tenants.Close()
+		return nil, err
+	}
+	if a2aParts != nil {
+		sp.closers = append(sp.closers, func(context.Context) { a2aParts.close() })
+	}
 	h, err := httpapi.New(httpapi.Config{
 		Pipeline: pipe, Admin: admin, MaxBodyBytes: cfg.Gateway.MaxBodyBytes, Logger: lg.With("component", "api"),
 		Mount: func(e *gin.Engine) {
@@ -383,6 +393,9 @@ func startGateway(ctx context.Context, cfg Config, producer *jetstream.Producer,
 				mount(e)
 			}
 			e.Any("/mcp", gin.WrapH(mcpSrv))
+			if a2aParts != nil {
+				e.Any("/a2a/*path", gin.WrapH(a2aParts.proxy))
+			}
 		},
 		Metrics:        []func(io.Writer){tel.writeMetrics},
 		ApprovalStatus: approvalStatus,

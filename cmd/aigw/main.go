@@ -68,6 +68,8 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		err = (&ControlsCommand{Main: m}).Run(ctx, args[1:])
 	case "usage":
 		err = (&UsageCommand{Main: m}).Run(ctx, args[1:])
+	case "delegation":
+		err = (&DelegationCommand{Main: m}).Run(ctx, args[1:])
 	case "erase":
 		err = (&EraseCommand{Main: m}).Run(ctx, args[1:])
 	case "keys":
@@ -112,6 +114,7 @@ Commands:
   proof     fetch an inclusion or consistency proof
   export    export logs as C2SP tlog-tiles directories, or an assessor package (-framework)
   controls  list the controls of each framework and how they are evidenced, or evaluate them (-tenant)
+  delegation  print and check a task's delegation tree (A2A) from the ledger
   usage     usage statements: per tenant and period, signed, checkable against the ledger
   erase     erase stored payloads (retention, erasure requests); recorded in the system log
   keys      create a checkpoint key, or print a key's verifier key
