@@ -745,6 +745,30 @@ func (p *Pipeline) Embed(ctx context.Context, caller Caller, req *EmbeddingReque
 	if err != nil {
 		return nil, err
 	}
+	if p.cfg.Guard != nil {
+		// The texts to embed leave for the provider like a prompt does:
+		// the guard inspects them (one user message each) and counts them
+		// against rate and token limits. Token-id input cannot be read (nil).
+		var creq *ChatRequest
+		if len(req.Input.Texts) > 0 {
+			creq = &ChatRequest{Model: req.Model, Messages: make([]Message, len(req.Input.Texts))}
+			for i, t := range req.Input.Texts {
+				creq.Messages[i] = Message{Role: "user", Content: TextContent(t)}
+			}
+		}
+		if block := call.GuardInput(creq); block != nil {
+			return nil, call.Fail(block, Outcome{Status: block.Status})
+		}
+		if call.guardModified && creq != nil {
+			// Redacted: embed the texts as the guard left them.
+			r := *req
+			r.Input.Texts = make([]string, len(creq.Messages))
+			for i := range creq.Messages {
+				r.Input.Texts[i] = creq.Messages[i].Content.String()
+			}
+			req = &r
+		}
+	}
 	if p.cfg.Spender != nil {
 		n := 0
 		for _, t := range req.Input.Texts {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -555,5 +556,62 @@ routes:
 	json.NewDecoder(resp.Body).Decode(&e)
 	if resp.StatusCode != 400 || !strings.Contains(fmt.Sprint(e.Error["message"]), "cannot be inspected") || len(ant.Requests()) != before {
 		t.Fatalf("a guardrail applies: %d %v (provider calls %d)", resp.StatusCode, e, len(ant.Requests())-before)
+	}
+}
+
+// TestGuardrailsOnEmbeddings: texts sent for embedding pass the input
+// checks like a prompt (a blocked phrase never reaches the provider, PII is
+// redacted before it) and count against the tenant's rate limit.
+func TestGuardrailsOnEmbeddings(t *testing.T) {
+	fake := providertest.NewOpenAI(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "aigw.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`
+gateway:
+  admin_key: %s
+providers:
+  - {name: oai, type: openai, base_url: %s/v1, api_key: %s}
+routes:
+  - {name: emb, targets: [{provider: oai, model: text-embedding-3-small}]}
+guardrails:
+  limits:
+    rules:
+      - {scope: tenant, rpm: 3}
+  policies:
+    - name: baseline
+      checks:
+        - {id: codewords, type: content, stages: [input], action: block, phrases: ["project zephyr"]}
+        - {id: pii-in, type: pii, stages: [input], action: redact}
+`, testAdminKey, fake.URL, providertest.OpenAIKey)), 0o600)
+	g := &gwProc{serveProc: startServe(t, "-config", cfg, "-data-dir", filepath.Join(dir, "data")), traces: map[string][]traceWant{}}
+	key := g.newKey(t, "acme")
+	emb := func(input any) (int, string) {
+		b, _ := json.Marshal(map[string]any{"model": "emb", "input": input})
+		resp := post(t, g.url()+"/v1/embeddings", key, string(b), nil)
+		out, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(out)
+	}
+	if code, out := emb([]string{"fine text", "all about Project Zephyr"}); code != 400 || !strings.Contains(out, "codewords") {
+		t.Fatalf("blocked phrase: %d %s", code, out)
+	}
+	if n := len(fake.Requests()); n != 0 {
+		t.Fatalf("the provider was called %d times for a blocked input", n)
+	}
+	if code, out := emb("Write to jane.doe@example.com about the invoice"); code != 200 {
+		t.Fatalf("embedding: %d %s", code, out)
+	}
+	reqs := fake.Requests()
+	if len(reqs) != 1 || strings.Contains(string(reqs[0].Body), "jane.doe@example.com") || !strings.Contains(string(reqs[0].Body), "invoice") {
+		t.Fatalf("the provider got %q; want the text with the e-mail address redacted", reqs[0].Body)
+	}
+	// Three calls a minute (the blocked one was not counted): two more
+	// pass, the next is limited.
+	for _, text := range []string{"second", "third"} {
+		if code, out := emb(text); code != 200 {
+			t.Fatalf("%s: %d %s", text, code, out)
+		}
+	}
+	if code, out := emb("fourth"); code != 429 {
+		t.Fatalf("fourth call in a minute: %d %s (rate limit of 3)", code, out)
 	}
 }
