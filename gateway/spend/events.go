@@ -21,7 +21,10 @@ type windowKey struct {
 // windowJSON is a budget window's members that do not change in a call's
 // events, encoded once: its id, scope and window start (the window's end
 // and the limits are in the budget's admin event).
-type windowJSON struct{ id, scope, start []byte }
+type windowJSON struct {
+	id, scope, start []byte
+	key              string // the counter's key
+}
 
 // static returns the cached JSON of a budget window.
 func (s *Spender) static(a applied) *windowJSON {
@@ -36,6 +39,7 @@ func (s *Spender) static(a applied) *windowJSON {
 		id:    appendString(nil, a.b.ID),
 		scope: appendString(nil, a.b.Scope.String()),
 		start: append(a.start.AppendFormat([]byte{'"'}, time.RFC3339), '"'),
+		key:   lineKey(a.b, a.start),
 	}
 	s.mu.Lock()
 	if len(s.statics) > 10000 { // windows roll over: forget the old ones
@@ -56,7 +60,10 @@ func (s *Spender) appendBudgets(b []byte, on []applied, states []State, reserved
 		if i > 0 {
 			b = append(b, ',')
 		}
-		w := s.static(a)
+		w := a.w
+		if w == nil {
+			w = s.static(a)
+		}
 		b = append(b, `{"id":`...)
 		b = append(b, w.id...)
 		var st State

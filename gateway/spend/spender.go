@@ -140,6 +140,7 @@ type applied struct {
 	b          *Budget
 	start, end time.Time
 	key        string
+	w          *windowJSON // the window's JSON in events
 }
 
 // Reserve implements gateway.Spender.
@@ -156,7 +157,10 @@ func (s *Spender) Reserve(ctx context.Context, caller gateway.Caller, r gateway.
 			continue
 		}
 		start, end := b.Window.Bounds(now)
-		on = append(on, applied{b: b, start: start, end: end, key: lineKey(b, start)})
+		a := applied{b: b, start: start, end: end}
+		a.w = s.static(a)
+		a.key = a.w.key
+		on = append(on, a)
 	}
 	if len(on) == 0 {
 		return nil, nil, nil
