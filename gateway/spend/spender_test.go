@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"aigw/gateway"
+
+	"github.com/redis/go-redis/v9"
 )
 
 func usd(s string) *gateway.NanoUSD {
@@ -294,5 +296,26 @@ func BenchmarkReserveSettle(b *testing.B) {
 				res.Settle(ctx, u, gateway.Cost{Amount: 900})
 			}
 		})
+	}
+}
+
+// TestCounterStoreDown: with the counter store unreachable, a call with
+// budgets is refused with 503 budget_unavailable (fail-closed), or, with
+// FailOpen, admitted unchecked and said so in its budget event.
+func TestCounterStoreDown(t *testing.T) {
+	down := NewRedis(redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 100 * time.Millisecond, MaxRetries: -1}), "x:")
+	b := Budget{ID: "b", Tenant: "acme", Window: Window{Kind: WindowDay}, LimitUSD: usd("1")}
+	s := newSpender(t, down, b)
+	res, _, gerr := s.Reserve(context.Background(), gateway.Caller{Tenant: "acme"}, gateway.SpendRequest{Cost: gateway.Cost{Amount: 1}})
+	if res != nil || gerr == nil || gerr.Status != 503 || gerr.Code != "budget_unavailable" || gerr.RetryAfter == 0 {
+		t.Fatalf("fail-closed: %v %+v", res, gerr)
+	}
+	s.cfg.FailOpen = true
+	res, evs, gerr := s.Reserve(context.Background(), gateway.Caller{Tenant: "acme"}, gateway.SpendRequest{Cost: gateway.Cost{Amount: 1}})
+	if res != nil || gerr != nil || len(evs) != 1 || ev(t, evs[0])["action"] != "unchecked" {
+		t.Fatalf("fail-open: %v %+v %s", res, gerr, evs)
+	}
+	if s.Errors.Load() != 2 {
+		t.Fatalf("errors counted: %d", s.Errors.Load())
 	}
 }
