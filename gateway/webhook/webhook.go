@@ -27,7 +27,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -418,7 +417,7 @@ func (s *Sender) deliver(m message) Result {
 		d := s.backoff(res.Attempts, wait)
 		s.log.Debug("webhook: retrying", slog.String("webhook_id", m.id), slog.Int("attempt", res.Attempts),
 			slog.Duration("wait", d), slog.Any("error", res.Err))
-		if !sleep(s.ctx, d) {
+		if !gateway.Sleep(s.ctx, d) {
 			res.Err = closedError(res.Err)
 			return res
 		}
@@ -458,54 +457,11 @@ func (s *Sender) attempt(m message) (status int, retry time.Duration, err error)
 		return 0, 0, fmt.Errorf("webhook: post: %w", err)
 	}
 	gateway.DrainBody(resp.Body)
-	return resp.StatusCode, retryAfter(resp.Header, now), nil
+	return resp.StatusCode, gateway.ParseRetryAfter(resp.Header, now), nil
 }
 
-// backoff is the wait before the attempt after attempt: MinBackoff
-// doubled per attempt, capped at MaxBackoff, with equal jitter (half
-// fixed, half random); at least retryAfter, up to MaxBackoff.
+// backoff is the wait before the attempt after attempt (see
+// gateway.RetryDelay).
 func (s *Sender) backoff(attempt int, retryAfter time.Duration) time.Duration {
-	d := s.cfg.MinBackoff
-	for i := 1; i < attempt && d < s.cfg.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, s.cfg.MaxBackoff)
-	if half := d / 2; half > 0 {
-		d = half + rand.N(half+1)
-	}
-	if retryAfter > d {
-		d = min(retryAfter, s.cfg.MaxBackoff)
-	}
-	return d
-}
-
-// retryAfter parses a Retry-After header: delay-seconds or an HTTP date
-// (0 when absent or invalid).
-func retryAfter(h http.Header, now time.Time) time.Duration {
-	v := h.Get("Retry-After")
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n <= 0 {
-			return 0
-		}
-		return time.Duration(min(n, int64(24*time.Hour/time.Second))) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
-}
-
-// sleep waits d, or until ctx is done (false).
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+	return gateway.RetryDelay(attempt, s.cfg.MinBackoff, s.cfg.MaxBackoff, retryAfter)
 }

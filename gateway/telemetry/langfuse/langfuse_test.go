@@ -735,7 +735,7 @@ func TestRetryAfterHeader(t *testing.T) {
 		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
 		{now.Add(-time.Hour).Format(http.TimeFormat), 0},
 	} {
-		if got := retryAfter(http.Header{"Retry-After": {test.v}}, now); got != test.want {
+		if got := gateway.ParseRetryAfter(http.Header{"Retry-After": {test.v}}, now); got != test.want {
 			t.Errorf("retryAfter(%q) = %v; want %v", test.v, got, test.want)
 		}
 	}

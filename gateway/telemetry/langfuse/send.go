@@ -8,10 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -127,7 +125,7 @@ func (e *Exporter) send(ctx context.Context, evs []event) {
 		wait := e.backoff(attempt, retryAfter)
 		e.log.Debug("langfuse: retrying batch", slog.Int("events", len(pending)), slog.Int("attempt", attempt),
 			slog.Duration("wait", wait), slog.Any("error", why))
-		if !sleep(ctx, wait) {
+		if !gateway.Sleep(ctx, wait) {
 			e.abandon(len(pending))
 			return
 		}
@@ -232,56 +230,13 @@ func (e *Exporter) post(ctx context.Context, evs []event) (response, error) {
 		// The batch was taken; only the per-event results are lost.
 		b = nil
 	}
-	return response{status: resp.StatusCode, body: b, retryAfter: retryAfter(resp.Header, time.Now())}, nil
+	return response{status: resp.StatusCode, body: b, retryAfter: gateway.ParseRetryAfter(resp.Header, time.Now())}, nil
 }
 
-// backoff is the wait before the attempt after attempt: MinBackoff
-// doubled per attempt, capped at MaxBackoff, with equal jitter (half
-// fixed, half random); at least retryAfter, up to MaxBackoff.
+// backoff is the wait before the attempt after attempt (see
+// gateway.RetryDelay).
 func (e *Exporter) backoff(attempt int, retryAfter time.Duration) time.Duration {
-	d := e.cfg.MinBackoff
-	for i := 1; i < attempt && d < e.cfg.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, e.cfg.MaxBackoff)
-	if half := d / 2; half > 0 {
-		d = half + rand.N(half+1)
-	}
-	if retryAfter > d {
-		d = min(retryAfter, e.cfg.MaxBackoff)
-	}
-	return d
-}
-
-// retryAfter parses a Retry-After header: delay-seconds or an HTTP date
-// (0 when absent or invalid).
-func retryAfter(h http.Header, now time.Time) time.Duration {
-	v := h.Get("Retry-After")
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if s <= 0 {
-			return 0
-		}
-		return time.Duration(min(s, int64(24*time.Hour/time.Second))) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
-}
-
-// sleep waits d, or until ctx is done (false).
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+	return gateway.RetryDelay(attempt, e.cfg.MinBackoff, e.cfg.MaxBackoff, retryAfter)
 }
 
 // unwrapURLError drops the URL net/http puts in its errors.
