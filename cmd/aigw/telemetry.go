@@ -90,7 +90,10 @@ func newTelemetry(cfg Config, rt *router.Router, ledgerMetrics *jetstream.Metric
 			return nil, err
 		}
 	}
-	if sp != nil {
+	// Budgets remaining are per tenant: they name tenants and their
+	// budgets on /metrics, which has no authentication, so they are
+	// exported only where tenants may be labels (telemetry.tenant_label).
+	if sp != nil && tc.TenantLabel {
 		remaining := func(unit string) func() []telemetry.Sample {
 			return func() []telemetry.Sample {
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -119,6 +122,8 @@ func newTelemetry(cfg Config, rt *router.Router, ledgerMetrics *jetstream.Metric
 		if err := tel.GaugeFunc("aigw_budget_remaining_tokens", "What remains of a budget's token limit in its current window.", []string{"tenant", "budget"}, remaining("tokens")); err != nil {
 			return nil, err
 		}
+	}
+	if sp != nil {
 		if err := tel.CounterFunc("aigw_budget_store_errors_total", "Budget counter store failures.", nil, func() []telemetry.Sample {
 			return []telemetry.Sample{{Value: float64(sp.Errors.Load())}}
 		}); err != nil {
