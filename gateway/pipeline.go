@@ -145,11 +145,9 @@ type Call struct {
 	start    time.Time
 	ctx      context.Context
 
-	mu       sync.Mutex
-	events   []*ledger.Event // emitted, not yet published
-	payloads [][]byte
-	pending  []Pending
-	pubErr   error
+	batch Batch // the call's events on their way to the ledger
+
+	mu sync.Mutex
 	// what the router did
 	attempts int
 	target   string
@@ -170,7 +168,11 @@ type Call struct {
 	reservation Reservation   // the call's budget reservation
 	reserveEv   *ledger.Event // its event, until published
 	guardEvents []map[string]any
-	end         *CallRecord // what the call's last event said, for telemetry
+	// charge is what the call's usage cost (priced: a price applied),
+	// computed once when the call ends, for its last event, its budget
+	// settlement and telemetry.
+	charge Cost
+	priced bool
 }
 
 type traceParentKey struct{}
@@ -212,6 +214,8 @@ func (p *Pipeline) Begin(ctx context.Context, caller Caller, endpoint, model str
 		traceID = NewTraceID()
 	}
 	c := &Call{p: p, caller: caller, Endpoint: endpoint, Model: model, Stream: stream, TraceID: traceID, start: time.Now(), body: body}
+	c.batch = Batch{Recorder: p.cfg.Recorder, FailOpen: p.cfg.FailOpen, Timeout: p.cfg.LedgerTimeout, Failures: &p.LedgerFailures,
+		Log: p.log, Tenant: caller.Tenant, TraceID: traceID}
 	c.parentSpan, c.sampled = parentOf(ctx, traceID)
 	c.ctx = WithObserver(ctx, c)
 	if hc, ok := p.cfg.Recorder.(HealthChecker); ok && !p.cfg.FailOpen {
@@ -251,33 +255,12 @@ func (c *Call) emitEvent(kind string, attrs map[string]any, raw []byte, payload 
 		Actor: ledger.Actor{KeyID: c.caller.KeyID, AgentID: c.caller.AgentID}, TraceID: c.TraceID,
 		Policy: c.p.cfg.Policy, Attrs: attrs, RawAttrs: raw,
 	}
-	c.mu.Lock()
-	c.events = append(c.events, ev)
-	c.payloads = append(c.payloads, payload)
-	c.mu.Unlock()
+	c.batch.Add(ev, payload)
 	return ev
 }
 
-// publish publishes the unpublished events as one unit.
-func (c *Call) publish() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.events) == 0 {
-		return
-	}
-	evs, pls := c.events, c.payloads
-	c.events, c.payloads = nil, nil
-	pend, err := c.p.cfg.Recorder.Publish(evs, pls)
-	if err != nil {
-		c.p.LedgerFailures.Add(1)
-		if c.pubErr == nil {
-			c.pubErr = err
-		}
-		c.p.log.Warn("ledger publish failed", "events", len(evs), "tenant", c.caller.Tenant, "trace_id", c.TraceID, "err", err)
-		return
-	}
-	c.pending = append(c.pending, pend)
-}
+// publish starts recording the events emitted so far, as one unit.
+func (c *Call) publish() { c.batch.Publish() }
 
 func ledgerError(err error) *Error {
 	return &Error{Status: http.StatusServiceUnavailable, Type: TypeUnavailable, Code: "ledger_unavailable",
@@ -290,61 +273,10 @@ func ledgerError(err error) *Error {
 // this call but the 503 it returns. Call it before the first byte of an
 // answer.
 func (c *Call) Ready() error {
-	c.publish()
-	c.mu.Lock()
-	pend := c.pending
-	c.pending = nil
-	err := c.pubErr
-	c.mu.Unlock()
-	if c.p.cfg.FailOpen {
-		// Fail-open answers without waiting: acknowledgements are checked
-		// in the background, and failures counted and logged.
-		if err != nil {
-			c.p.log.Warn("ledger did not take the call's events (fail-open: answering anyway)", "tenant", c.caller.Tenant, "trace_id", c.TraceID, "err", err)
-		}
-		if len(pend) > 0 {
-			go c.p.awaitAcks(c.caller.Tenant, c.TraceID, pend)
-		}
-		return nil
-	}
-	if len(pend) > 0 {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), c.p.cfg.LedgerTimeout)
-		defer cancel()
-		for _, pd := range pend {
-			if werr := pd.Wait(ctx); werr != nil {
-				c.p.LedgerFailures.Add(1)
-				if err == nil {
-					err = werr
-				}
-			}
-		}
-	}
-	if err != nil {
-		c.mu.Lock()
-		if c.pubErr == nil {
-			c.pubErr = err
-		}
-		c.mu.Unlock()
-		if c.p.cfg.FailOpen {
-			c.p.log.Warn("ledger did not acknowledge (fail-open: answering anyway)", "tenant", c.caller.Tenant, "trace_id", c.TraceID, "err", err)
-			return nil
-		}
+	if err := c.batch.Ready(c.ctx); err != nil {
 		return ledgerError(err)
 	}
 	return nil
-}
-
-// awaitAcks waits for a fail-open call's acknowledgements, counting and
-// logging the events the ledger did not take.
-func (p *Pipeline) awaitAcks(tenant, traceID string, pend []Pending) {
-	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.LedgerTimeout)
-	defer cancel()
-	for _, pd := range pend {
-		if err := pd.Wait(ctx); err != nil {
-			p.LedgerFailures.Add(1)
-			p.log.Warn("ledger did not acknowledge a fail-open call's events", "tenant", tenant, "trace_id", traceID, "err", err)
-		}
-	}
 }
 
 // Route records the router's decision (Observer).
@@ -404,6 +336,7 @@ type Outcome struct {
 // stream, its end) reach the agent.
 func (c *Call) Respond(o Outcome) error {
 	c.guardDone(o.Usage, true)
+	c.price(o.Usage)
 	c.settle(o.Usage)
 	attrs := c.outcomeAttrs(o)
 	c.emit(ledger.KindResponse, attrs, o.Body)
@@ -432,6 +365,7 @@ func (c *Call) withheld() {
 // the ledger's 503 if the ledger failed too.
 func (c *Call) Fail(err error, o Outcome) error {
 	c.guardDone(o.Usage, o.Usage != nil)
+	c.price(o.Usage)
 	c.settle(o.Usage)
 	ae := AsError(err)
 	attrs := c.outcomeAttrs(o)
@@ -493,12 +427,16 @@ func (c *Call) ReserveChat(req *ChatRequest) *Error {
 // refuse, alert).
 const KindBudget = "budget"
 
-// cost prices a usage on the target that answered.
-func (c *Call) cost(target string, u *Usage) (Cost, bool) {
-	if c.p.cfg.Pricer == nil || u == nil || target == "" {
-		return Cost{}, false
+// price prices the call's usage on the target it is charged to (see
+// costTarget), once, when the call ends.
+func (c *Call) price(u *Usage) {
+	c.charge, c.priced = Cost{}, false
+	if c.p.cfg.Pricer == nil || u == nil {
+		return
 	}
-	return c.p.cfg.Pricer.Cost(target, u)
+	if t := c.costTarget(); t != "" {
+		c.charge, c.priced = c.p.cfg.Pricer.Cost(t, u)
+	}
 }
 
 // costTarget is the target a call's usage is priced on: the one that
@@ -522,18 +460,11 @@ func (c *Call) settle(u *Usage) {
 	// A reservation whose event has not been published yet (a call that
 	// is not streamed) is recorded by its settlement alone, which holds
 	// the estimate: one event instead of two in the same ledger message.
-	c.mu.Lock()
-	for i, ev := range c.events {
-		if ev == c.reserveEv {
-			c.events = append(c.events[:i], c.events[i+1:]...)
-			c.payloads = append(c.payloads[:i], c.payloads[i+1:]...)
-			break
-		}
+	if c.reserveEv != nil {
+		c.batch.Remove(c.reserveEv)
+		c.reserveEv = nil
 	}
-	c.reserveEv = nil
-	c.mu.Unlock()
-	cost, _ := c.cost(c.costTarget(), u)
-	for _, ev := range res.Settle(c.ctx, u, cost) {
+	for _, ev := range res.Settle(c.ctx, u, c.charge) {
 		c.emitEvent(KindBudget, nil, ev, nil)
 	}
 }
@@ -544,10 +475,7 @@ func (c *Call) observe(o Outcome, err error) {
 	if t == nil {
 		return
 	}
-	r := c.end
-	if r == nil {
-		r = &CallRecord{}
-	}
+	r := &CallRecord{Cost: c.charge, Priced: c.priced}
 	r.TraceID, r.ParentSpanID, r.Sampled = c.TraceID, c.parentSpan, c.sampled
 	r.Tenant, r.KeyID, r.Team, r.AgentID = c.caller.Tenant, c.caller.KeyID, c.caller.Team, c.caller.AgentID
 	r.Endpoint, r.Model, r.Stream = c.Endpoint, c.Model, c.Stream
@@ -601,12 +529,9 @@ func (c *Call) outcomeAttrs(o Outcome) map[string]any {
 			tok["cache_write"] = u.PromptTokensDetails.CacheCreationTokens
 		}
 		attrs["tokens"] = tok
-		if cost, ok := c.cost(c.costTarget(), u); ok {
-			attrs["cost_usd"] = cost.Amount.String()
-			attrs["price_version"] = cost.PriceVersion
-			if c.p.cfg.Telemetry != nil {
-				c.end = &CallRecord{Cost: cost, Priced: true}
-			}
+		if c.priced {
+			attrs["cost_usd"] = c.charge.Amount.String()
+			attrs["price_version"] = c.charge.PriceVersion
 		}
 	}
 	if c.caller.Team != "" {

@@ -64,11 +64,10 @@ type call struct {
 	idem   string
 	stream bool
 
+	batchOnce sync.Once
+	batch     gateway.Batch // the call's events on their way to the ledger
+
 	mu      sync.Mutex
-	evs     []*ledger.Event
-	pls     [][]byte
-	pend    []gateway.Pending
-	pubErr  error
 	changes []change // state changes, for push notifications
 }
 
@@ -85,86 +84,31 @@ func (c *call) emit(attrs map[string]any, payload []byte) *ledger.Event {
 		Actor: ledger.Actor{KeyID: c.caller.KeyID, AgentID: c.caller.AgentID}, TraceID: c.trace,
 		Policy: c.p.cfg.Policy, Attrs: attrs,
 	}
-	c.mu.Lock()
-	c.evs = append(c.evs, ev)
-	c.pls = append(c.pls, payload)
-	c.mu.Unlock()
+	c.events().Add(ev, payload)
 	return ev
 }
 
-// publish starts recording the unpublished events, as one unit.
-func (c *call) publish() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.evs) == 0 {
-		return
-	}
-	evs, pls := c.evs, c.pls
-	c.evs, c.pls = nil, nil
-	pend, err := c.p.cfg.Recorder.Publish(evs, pls)
-	if err != nil {
-		c.p.LedgerFailures.Add(1)
-		if c.pubErr == nil {
-			c.pubErr = err
-		}
-		c.p.log.Warn("a2a: ledger publish failed", "events", len(evs), "tenant", c.caller.Tenant, "trace_id", c.trace, "err", err)
-		return
-	}
-	c.pend = append(c.pend, pend)
+// events is the call's batch, set up on first use (the caller is known by
+// then: events are emitted after authentication).
+func (c *call) events() *gateway.Batch {
+	c.batchOnce.Do(func() {
+		c.batch = gateway.Batch{Recorder: c.p.cfg.Recorder, FailOpen: c.p.cfg.FailOpen, Timeout: c.p.cfg.LedgerTimeout,
+			Failures: &c.p.LedgerFailures, Log: c.p.log, Tenant: c.caller.Tenant, TraceID: c.trace, Background: &c.p.bg}
+	})
+	return &c.batch
 }
+
+// publish starts recording the unpublished events, as one unit.
+func (c *call) publish() { c.events().Publish() }
 
 // ready publishes what is emitted and waits until every event of the call
 // is durable. Fail-closed, an error means the answer must be withheld;
 // fail-open it only counts and logs.
 func (c *call) ready() error {
-	c.publish()
-	c.mu.Lock()
-	pend, err := c.pend, c.pubErr
-	c.pend = nil
-	c.mu.Unlock()
-	if c.p.cfg.FailOpen {
-		if len(pend) > 0 {
-			c.p.bg.Add(1)
-			go func() {
-				defer c.p.bg.Done()
-				c.p.await(c.caller.Tenant, c.trace, pend)
-			}()
-		}
-		return nil
-	}
-	if len(pend) > 0 {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), c.p.cfg.LedgerTimeout)
-		defer cancel()
-		for _, pd := range pend {
-			if werr := pd.Wait(ctx); werr != nil {
-				c.p.LedgerFailures.Add(1)
-				if err == nil {
-					err = werr
-				}
-			}
-		}
-	}
-	if err != nil {
-		c.mu.Lock()
-		if c.pubErr == nil {
-			c.pubErr = err
-		}
-		c.mu.Unlock()
-		c.p.log.Warn("a2a: ledger did not acknowledge", "tenant", c.caller.Tenant, "trace_id", c.trace, "err", err)
+	if err := c.events().Ready(c.ctx); err != nil {
 		return fmt.Errorf("%w: %w", gateway.ErrLedgerUnavailable, err)
 	}
 	return nil
-}
-
-func (p *Proxy) await(tenant, trace string, pend []gateway.Pending) {
-	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.LedgerTimeout)
-	defer cancel()
-	for _, pd := range pend {
-		if err := pd.Wait(ctx); err != nil {
-			p.LedgerFailures.Add(1)
-			p.log.Warn("a2a: ledger did not acknowledge (fail-open)", "tenant", tenant, "trace_id", trace, "err", err)
-		}
-	}
 }
 
 func ledgerUnavailable() *RPCError {

@@ -410,28 +410,10 @@ var ledgerUnavailable = &jsonrpc.Error{Code: CodeLedgerUnavailable,
 // the ledger's acknowledgement; the error is what the agent gets instead
 // of the answer.
 func (s *Server) record(ctx context.Context, rq *request, kind string, attrs map[string]any, payload []byte) *jsonrpc.Error {
-	ev := s.event(rq, kind, attrs)
-	var pls [][]byte
-	if payload != nil {
-		pls = [][]byte{payload}
-	}
-	pend, err := s.cfg.Recorder.Publish([]*ledger.Event{ev}, pls)
-	if err != nil {
-		s.ledgerFailures.Add(1)
-		s.log.Warn("mcp: ledger publish failed", "tenant", rq.caller.Tenant, "trace_id", rq.traceID, "kind", kind, "err", err)
-		if s.cfg.FailOpen {
-			return nil
-		}
-		return ledgerUnavailable
-	}
-	if s.cfg.FailOpen {
-		go s.awaitAck(rq, pend)
-		return nil
-	}
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.LedgerTimeout)
-	defer cancel()
-	if err := pend.Wait(wctx); err != nil {
-		s.ledgerFailures.Add(1)
+	b := gateway.Batch{Recorder: s.cfg.Recorder, FailOpen: s.cfg.FailOpen, Timeout: s.cfg.LedgerTimeout, Failures: &s.ledgerFailures,
+		Log: s.log, Tenant: rq.caller.Tenant, TraceID: rq.traceID}
+	b.Add(s.event(rq, kind, attrs), payload)
+	if err := b.Ready(ctx); err != nil {
 		s.log.Warn("mcp: ledger did not acknowledge; answer withheld", "tenant", rq.caller.Tenant, "trace_id", rq.traceID, "kind", kind, "err", err)
 		s.withheld(rq, attrs)
 		return ledgerUnavailable
@@ -462,15 +444,6 @@ func (s *Server) withheld(rq *request, attrs map[string]any) {
 	}
 	if _, err := s.cfg.Recorder.Publish([]*ledger.Event{s.event(rq, KindMCP, w)}, nil); err != nil {
 		s.ledgerFailures.Add(1)
-	}
-}
-
-func (s *Server) awaitAck(rq *request, pend gateway.Pending) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.LedgerTimeout)
-	defer cancel()
-	if err := pend.Wait(ctx); err != nil {
-		s.ledgerFailures.Add(1)
-		s.log.Warn("mcp: ledger did not acknowledge (fail-open: answered anyway)", "tenant", rq.caller.Tenant, "trace_id", rq.traceID, "err", err)
 	}
 }
 
