@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"aigw/ledger"
-	"aigw/ledger/signer"
 	"aigw/usage"
 	"aigw/verify"
 
@@ -229,38 +228,13 @@ difference is printed); 2: could not run.
 	if err != nil {
 		return err
 	}
-	keys := []string(vkeys)
-	if *vkeyFile != "" {
-		b, err := os.ReadFile(*vkeyFile)
-		if err != nil {
-			return err
-		}
-		for _, l := range strings.Split(string(b), "\n") {
-			if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
-				keys = append(keys, l)
-			}
-		}
-	}
 	cfg, err := lf.load()
 	if err != nil {
 		return err
 	}
-	if len(keys) == 0 {
-		if b, err := os.ReadFile(filepath.Join(cfg.DataDir, "checkpoint.vkey")); err == nil {
-			keys = append(keys, strings.TrimSpace(string(b)))
-			fmt.Fprintf(c.Stderr, "note: trusting the data directory's own key %s (pass -vkey to trust only a key you hold)\n", keys[0])
-		}
-	}
-	if len(keys) == 0 {
-		return errors.New("no trusted key: pass -vkey name+hash+base64 (printed by 'aigw keys' and 'aigw serve')")
-	}
-	var verifiers []note.Verifier
-	for _, k := range keys {
-		v, err := signer.ParseVerifier(k)
-		if err != nil {
-			return fmt.Errorf("verifier key %q: %w", k, err)
-		}
-		verifiers = append(verifiers, v)
+	verifiers, err := trustedVerifierKeys(vkeys, *vkeyFile, cfg, true, c.Stderr)
+	if err != nil {
+		return err
 	}
 	st, err := usage.Parse(stmt)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"aigw/ledger"
 	"aigw/ledger/signer"
 	"aigw/verify"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // VerifyCommand verifies logs or a proof file.
@@ -61,36 +63,15 @@ no -vkey, the data directory's own checkpoint.vkey is used (and said so).
 		fs.Usage()
 		return flag.ErrHelp
 	}
-	keys := []string(vkeys)
-	if *vkeyFile != "" {
-		b, err := os.ReadFile(*vkeyFile)
-		if err != nil {
-			return err
-		}
-		for _, l := range strings.Split(string(b), "\n") {
-			if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
-				keys = append(keys, l)
-			}
-		}
-	}
 	cfg, err := lf.load()
 	if err != nil {
 		return err
 	}
-	if len(keys) == 0 && len(posArgs) == 0 && *server == "" {
-		if b, err := os.ReadFile(filepath.Join(cfg.DataDir, "checkpoint.vkey")); err == nil {
-			keys = append(keys, strings.TrimSpace(string(b)))
-			fmt.Fprintf(c.Stderr, "note: trusting the data directory's own key %s (pass -vkey to trust only a key you hold)\n", keys[0])
-		}
-	}
-	if len(keys) == 0 {
-		return errors.New("no trusted key: pass -vkey name+hash+base64 (printed by 'aigw keys' and 'aigw serve')")
-	}
-	verifiers, err := signer.ParseVerifiers(keys...)
+	verifiers, err := trustedVerifierKeys(vkeys, *vkeyFile, cfg, len(posArgs) == 0 && *server == "", c.Stderr)
 	if err != nil {
 		return err
 	}
-	opts := verify.Options{Verifiers: verifiers, Workers: *workers, Payloads: *payloads}
+	opts := verify.Options{Verifiers: note.VerifierList(verifiers...), Workers: *workers, Payloads: *payloads}
 	if *old != "" {
 		if opts.Old, err = os.ReadFile(*old); err != nil {
 			return err
@@ -222,4 +203,41 @@ func openStoreReadOnly(ctx context.Context, cfg Config) (ledger.Store, error) {
 		}
 	}
 	return openStore(ctx, cfg, discardLogger())
+}
+
+// trustedVerifierKeys reads the verifier keys a command trusts: -vkey
+// values, the lines of -vkey-file (# comments), or, when none is given and
+// dataDir allows it, the data directory's own checkpoint.vkey (said so on
+// stderr).
+func trustedVerifierKeys(vkeys []string, vkeyFile string, cfg Config, dataDir bool, stderr io.Writer) ([]note.Verifier, error) {
+	keys := append([]string(nil), vkeys...)
+	if vkeyFile != "" {
+		b, err := os.ReadFile(vkeyFile)
+		if err != nil {
+			return nil, err
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+				keys = append(keys, l)
+			}
+		}
+	}
+	if len(keys) == 0 && dataDir {
+		if b, err := os.ReadFile(filepath.Join(cfg.DataDir, "checkpoint.vkey")); err == nil {
+			keys = append(keys, strings.TrimSpace(string(b)))
+			fmt.Fprintf(stderr, "note: trusting the data directory's own key %s (pass -vkey to trust only a key you hold)\n", keys[0])
+		}
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("no trusted key: pass -vkey name+hash+base64 (printed by 'aigw keys' and 'aigw serve')")
+	}
+	vs := make([]note.Verifier, len(keys))
+	for i, k := range keys {
+		v, err := signer.ParseVerifier(strings.TrimSpace(k))
+		if err != nil {
+			return nil, fmt.Errorf("verifier key %q: %w", k, err)
+		}
+		vs[i] = v
+	}
+	return vs, nil
 }
