@@ -358,6 +358,10 @@ func TestDuplicatePublish(t *testing.T) {
 	want := e.publish(5, "acme")
 	want["acme"].ids = append([]string{ev.ID}, want["acme"].ids...)
 	waitSize(t, store, "acme", 6)
+	// The batch is acknowledged just after its commit: wait for that too,
+	// or deleting the stream below races the acknowledgement (which then
+	// fails, the batch is redelivered and counted as duplicates).
+	waitFor(t, func() bool { return m.Snapshot().Partitions[0].Appended >= 6 }, "the first batches to be acknowledged")
 
 	// A fresh stream has forgotten the id: the sequencer's lookup finds it.
 	s, err := e.js.Stream(t.Context(), jetstream.DefaultStreamName)
