@@ -109,14 +109,15 @@ func finish(e *SyntaxError) error {
 	var b strings.Builder
 	for i := len(e.toks) - 1; i >= 0; i-- {
 		b.WriteByte('/')
-		b.WriteString(escapePointer(e.toks[i]))
+		b.WriteString(EscapePointer(e.toks[i]))
 	}
 	e.Pointer, e.toks = b.String(), nil
 	return e
 }
 
-// escapePointer escapes a JSON pointer token (RFC 6901).
-func escapePointer(tok string) string {
+// EscapePointer escapes a JSON Pointer reference token (RFC 6901: ~ as
+// ~0, / as ~1).
+func EscapePointer(tok string) string {
 	if !strings.ContainsAny(tok, "~/") {
 		return tok
 	}

@@ -121,7 +121,7 @@ func (v *Validator) ValidateValue(val any) error {
 	}
 	if v.object {
 		if _, ok := val.(map[string]any); !ok {
-			return &ValidationError{Schema: v.name, Details: []Detail{{Message: "want a JSON object, got " + jsonType(val)}}}
+			return &ValidationError{Schema: v.name, Details: []Detail{{Message: "want a JSON object, got " + JSONType(val)}}}
 		}
 		return nil
 	}
@@ -184,12 +184,14 @@ func pointer(toks []string) string {
 	var b strings.Builder
 	for _, t := range toks {
 		b.WriteByte('/')
-		b.WriteString(escapePointer(t))
+		b.WriteString(EscapePointer(t))
 	}
 	return b.String()
 }
 
-func jsonType(v any) string {
+// JSONType names the JSON type of a decoded JSON value (encoding/json's
+// any): object, array, string, boolean, null or number.
+func JSONType(v any) string {
 	switch v.(type) {
 	case map[string]any:
 		return "object"

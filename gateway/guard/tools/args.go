@@ -100,7 +100,7 @@ func (ac *argConstraint) lookup(obj map[string]any) (any, string, bool) {
 			if !ok {
 				return nil, "", false
 			}
-			cur, ptr = c[k], ptr+"/"+escapePointer(k)
+			cur, ptr = c[k], ptr+"/"+schema.EscapePointer(k)
 		case []any:
 			i, err := strconv.Atoi(t)
 			if err != nil || i < 0 || i >= len(c) {
@@ -129,12 +129,12 @@ func foldLookup(m map[string]any, key string) (string, bool) {
 func (ac *argConstraint) check(val any) string {
 	c := &ac.c
 	if c.Type != "" && !hasType(val, c.Type) {
-		return fmt.Sprintf("is %s, want %s", jsonType(val), c.Type)
+		return fmt.Sprintf("is %s, want %s", schema.JSONType(val), c.Type)
 	}
 	if ac.min != nil || ac.max != nil {
 		n, ok := number(val)
 		if !ok {
-			return fmt.Sprintf("is %s, want a number", jsonType(val))
+			return fmt.Sprintf("is %s, want a number", schema.JSONType(val))
 		}
 		if ac.min != nil && n.Cmp(ac.min) < 0 {
 			return fmt.Sprintf("%s is below the minimum %v", showNumber(n), *c.Min)
@@ -149,7 +149,7 @@ func (ac *argConstraint) check(val any) string {
 	if ac.re != nil {
 		s, ok := val.(string)
 		if !ok {
-			return fmt.Sprintf("is %s, want a string matching the pattern", jsonType(val))
+			return fmt.Sprintf("is %s, want a string matching the pattern", schema.JSONType(val))
 		}
 		if !ac.re.MatchString(s) {
 			return fmt.Sprintf("string does not match the pattern %q", c.Pattern)
@@ -206,7 +206,7 @@ func hasType(val any, t string) bool {
 		r, ok := new(big.Rat).SetString(string(n))
 		return ok && r.IsInt()
 	}
-	return jsonType(val) == t
+	return schema.JSONType(val) == t
 }
 
 func equalJSON(a, b any) bool {
@@ -220,23 +220,6 @@ func equalJSON(a, b any) bool {
 	return reflect.DeepEqual(a, b)
 }
 
-func jsonType(v any) string {
-	switch v.(type) {
-	case map[string]any:
-		return "object"
-	case []any:
-		return "array"
-	case string:
-		return "string"
-	case bool:
-		return "boolean"
-	case nil:
-		return "null"
-	default:
-		return "number"
-	}
-}
-
 // check applies the rule's constraints to a call's arguments.
 func (r *rule) check(out []Violation, v Violation, obj map[string]any) []Violation {
 	for i := range r.args {
@@ -246,7 +229,7 @@ func (r *rule) check(out []Violation, v Violation, obj map[string]any) []Violati
 			if ac.c.Required {
 				p := ac.key
 				if ac.pointer == nil {
-					p = "/" + escapePointer(ac.key)
+					p = "/" + schema.EscapePointer(ac.key)
 				}
 				out = append(out, v.with(CheckArgs, r.pattern, p, fmt.Sprintf("argument %s is required by rule %q", p, r.pattern)))
 			}
@@ -489,7 +472,7 @@ func walkStrings(v any, ptr, key string, fn func(ptr, key, s string)) {
 		}
 	case map[string]any:
 		for _, k := range sortedKeys(v) {
-			walkStrings(v[k], ptr+"/"+escapePointer(k), k, fn)
+			walkStrings(v[k], ptr+"/"+schema.EscapePointer(k), k, fn)
 		}
 	}
 }
@@ -501,13 +484,6 @@ func sortedKeys(m map[string]any) []string {
 	}
 	slices.Sort(keys)
 	return keys
-}
-
-func escapePointer(tok string) string {
-	if !strings.ContainsAny(tok, "~/") {
-		return tok
-	}
-	return strings.NewReplacer("~", "~0", "/", "~1").Replace(tok)
 }
 
 // argRef names an argument by its JSON pointer in a reason.

@@ -376,7 +376,7 @@ func (p *Policy) CheckCalls(declared []gateway.Tool, calls []gateway.ToolCall) [
 		}
 		obj, isObj := val.(map[string]any)
 		if !isObj {
-			out = append(out, v.with(CheckArguments, CheckArguments, "", "arguments must be a JSON object, got "+jsonType(val)))
+			out = append(out, v.with(CheckArguments, CheckArguments, "", "arguments must be a JSON object, got "+schema.JSONType(val)))
 			continue
 		}
 		if p.validateDeclared && decl != nil {
