@@ -55,6 +55,30 @@ type Config struct {
 	Policies []PolicyConfig `yaml:"policies" json:"policies"`
 	// Limits are the rate limits and token budgets of every chat call.
 	Limits LimitsConfig `yaml:"limits" json:"limits"`
+	// Approvals configures where calls held for a person's approval
+	// (require_approval) are kept.
+	Approvals ApprovalsConfig `yaml:"approvals" json:"approvals"`
+}
+
+// DefaultApprovalsPrefix is the default prefix of the approvals' Redis keys.
+const DefaultApprovalsPrefix = "aigw:approvals:"
+
+// ApprovalsConfig configures the approval store (ApprovalStore).
+type ApprovalsConfig struct {
+	// RedisURL shares approvals between gateway replicas: a decision made
+	// through any replica reaches the call waiting on another, and an
+	// agent polls or retries on any of them. Empty keeps them in this
+	// process (one gateway: a decision reaches only the replica it is
+	// made on).
+	RedisURL string `yaml:"redis_url" json:"-"`
+	// Prefix of the Redis keys (default DefaultApprovalsPrefix).
+	Prefix string `yaml:"prefix" json:"prefix,omitempty"`
+	// PollMS is how often a held call re-reads its approval in Redis, in
+	// case the notification of a decision was lost (default 1000).
+	PollMS int `yaml:"poll_ms" json:"poll_ms,omitempty"`
+	// Store, when set, keeps the approvals instead of RedisURL or memory
+	// (the caller owns it: Engine.Close does not close it).
+	Store ApprovalStore `yaml:"-" json:"-"`
 }
 
 // LimitsConfig configures rate limits and token budgets (per tenant, key

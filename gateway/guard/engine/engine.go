@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"aigw/gateway"
@@ -35,10 +36,13 @@ type Engine struct {
 	// limiter enforces Config.Limits (nil: no rules).
 	limiter    limits.Limiter
 	limitsOpen bool // fail open when the limiter cannot decide
-	closeFn    func() error
+	closers    []func() error
 	judge      JudgeFunc
-	approvals  approvals
-	tenants    *tenantPolicies // nil: no tenant policies
+	// approvals keeps the calls held for approval (nil until Approvals:
+	// in memory).
+	approvals     ApprovalStore
+	approvalsOnce sync.Once
+	tenants       *tenantPolicies // nil: no tenant policies
 }
 
 var _ gateway.Guard = (*Engine)(nil)
@@ -111,7 +115,38 @@ func New(cfg Config, log *slog.Logger) (*Engine, error) {
 	if err := e.buildLimits(cfg.Limits); err != nil {
 		return nil, err
 	}
+	if err := e.buildApprovals(cfg.Approvals); err != nil {
+		e.Close()
+		return nil, err
+	}
 	return e, nil
+}
+
+func (e *Engine) buildApprovals(ac ApprovalsConfig) error {
+	if ac.PollMS < 0 {
+		return fmt.Errorf("guardrails: approvals: poll_ms %d is negative", ac.PollMS)
+	}
+	switch {
+	case ac.Store != nil:
+		e.approvals = ac.Store
+		return nil
+	case ac.RedisURL == "":
+		e.approvals = NewMemoryApprovals(0)
+		return nil
+	}
+	opt, err := redis.ParseURL(ac.RedisURL)
+	if err != nil {
+		return fmt.Errorf("guardrails: approvals: redis_url: %w", err)
+	}
+	client := redis.NewClient(opt)
+	prefix := ac.Prefix
+	if prefix == "" {
+		prefix = DefaultApprovalsPrefix
+	}
+	s := NewRedisApprovals(client, prefix, 0, time.Duration(ac.PollMS)*time.Millisecond)
+	e.approvals = s
+	e.closers = append(e.closers, s.Close, client.Close)
+	return nil
 }
 
 func (e *Engine) buildLimits(lc LimitsConfig) error {
@@ -151,16 +186,20 @@ func (e *Engine) buildLimits(lc LimitsConfig) error {
 		client.Close()
 		return fmt.Errorf("guardrails: limits: %w", err)
 	}
-	e.limiter, e.closeFn = r, client.Close
+	e.limiter = r
+	e.closers = append(e.closers, client.Close)
 	return nil
 }
 
-// Close releases the engine's connections (Redis).
+// Close releases the engine's connections (Redis), not an approval store
+// given in its Config.
 func (e *Engine) Close() error {
-	if e.closeFn != nil {
-		return e.closeFn()
+	var errs []error
+	for _, c := range e.closers {
+		errs = append(errs, c())
 	}
-	return nil
+	e.closers = nil
+	return errors.Join(errs...)
 }
 
 func isOutputCheck(cc CheckConfig) bool {
@@ -498,7 +537,14 @@ func (e *Engine) finish(ctx context.Context, tenant string, p *policy, ds []*dec
 		}
 	}
 	if held != nil && ins.Block == nil {
-		ins.Hold = e.hold(tenant, held)
+		h, err := e.hold(ctx, tenant, held)
+		if err != nil {
+			e.log.Error("guardrail approval: cannot hold the call", "tenant", tenant, "check", held.c.cfg.ID, "err", err)
+			held.verdict, held.err = ActionBlock, "the approval cannot be kept: "+truncate(err.Error(), 200)
+			ins.Block = approvalUnavailable()
+		} else {
+			ins.Hold = h
+		}
 	}
 	for _, d := range ds {
 		ins.Events = append(ins.Events, d.attrs(p, p.cfg.Shadow || d.c.cfg.Shadow))
