@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"path/filepath"
 	"strings"
@@ -1005,5 +1006,42 @@ func TestBatchMessages(t *testing.T) {
 	var evErr *ledger.EventError
 	if _, err := e.prod.PublishBatchAsync([]*ledger.Event{event("acme"), event("globex")}, nil); !errors.As(err, &evErr) {
 		t.Fatalf("a batch over two logs: %v", err)
+	}
+}
+
+// TestGroupCommit: under a steady stream of events, one at a time, batches
+// that come within Linger of each other are grouped, so there are far fewer
+// commits than events; without Linger nearly every event is its own batch.
+// Every event is appended either way.
+func TestGroupCommit(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		linger time.Duration
+	}{{"linger", 50 * time.Millisecond}, {"none", -1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			store := newSQLite(t)
+			e := embeddedEnv(t, store)
+			var m jetstream.Metrics
+			e.start(store, &m, func(c *jetstream.SequencerConfig) { c.Linger = tc.linger })
+			for !m.Snapshot().Partitions[0].Owned { // the sequencer is running
+				time.Sleep(5 * time.Millisecond)
+			}
+			const n = 100
+			want := &published{payloads: map[string][]byte{}}
+			for range n { // one event at a time, 2 ms apart
+				p := e.publish(1, "acme")["acme"]
+				want.ids = append(want.ids, p.ids...)
+				maps.Copy(want.payloads, p.payloads)
+				time.Sleep(2 * time.Millisecond)
+			}
+			waitSize(t, store, "acme", n)
+			checkLog(t, store, "acme", want)
+			ps := m.Snapshot().Partitions[0]
+			t.Logf("%d events in %d batches", n, ps.Batches)
+			if tc.linger > 0 && ps.Batches > n/4 {
+				t.Errorf("%d events in %d batches with a linger of %v; want them grouped (at most %d batches)", n, ps.Batches, tc.linger, n/4)
+			}
+		})
 	}
 }

@@ -21,6 +21,7 @@ import (
 const (
 	DefaultBatch      = 500
 	DefaultMaxWait    = 100 * time.Millisecond
+	DefaultLinger     = 5 * time.Millisecond
 	DefaultAckWait    = time.Minute
 	DefaultLockRetry  = 2 * time.Second
 	DefaultMaxBackoff = 5 * time.Second
@@ -47,6 +48,14 @@ type SequencerConfig struct {
 	// MaxWait is how long a fetch waits to fill a batch; default
 	// [DefaultMaxWait]. It bounds the sequencing delay at low rates.
 	MaxWait time.Duration
+	// Linger is the least time between two batches of a partition that are
+	// not full (group commit): under a steady load, the fetcher waits out
+	// the rest of it and tops the batch up with what arrived meanwhile, so
+	// that commits (a transaction, an fsync and a signed checkpoint each)
+	// stay few and large instead of one per call. A batch after a quiet
+	// spell is committed at once. It adds at most Linger to the sequencing
+	// delay, never to publishing. Default [DefaultLinger]; negative: none.
+	Linger time.Duration
 	// AckWait is how long JetStream waits for the ack of a delivered message
 	// before redelivering it; default [DefaultAckWait]. It must exceed the
 	// longest commit: the loop itself rewinds after errors.
@@ -104,6 +113,9 @@ func (c *SequencerConfig) validate() error {
 	}
 	if c.MaxWait <= 0 {
 		c.MaxWait = DefaultMaxWait
+	}
+	if c.Linger == 0 {
+		c.Linger = DefaultLinger
 	}
 	if c.AckWait <= 0 {
 		c.AckWait = DefaultAckWait
@@ -454,6 +466,7 @@ func (r *runner) consume(p int, cons jetstream.Consumer, forgotten map[string]bo
 func (r *runner) fetch(p int, cons jetstream.Consumer, out chan<- *batch, quit <-chan struct{}) {
 	defer close(out)
 	prefix := len(r.cfg.Stream.partitionPrefix(p))
+	var last time.Time // when the previous batch was handed over
 	for {
 		select {
 		case <-quit:
@@ -465,15 +478,30 @@ func (r *runner) fetch(p int, cons jetstream.Consumer, out chan<- *batch, quit <
 		// first message. Batches then grow with the rate (full at high
 		// load) and a quiet log's events are committed at once instead of
 		// waiting MaxWait for a batch to fill (publish p99 at 10k ev/s).
-		b := r.fetchBatch(cons, prefix, true)
+		b := r.fetchBatch(cons, prefix, true, r.cfg.Batch)
 		if len(b.items) == 0 && b.err == nil {
-			b = r.fetchBatch(cons, prefix, false)
+			b = r.fetchBatch(cons, prefix, false, 1)
 		}
 		if len(b.items) == 0 && b.err == nil {
 			continue
 		}
+		// Group commit: a batch that is not full and comes within Linger of
+		// the previous one waits out the rest of Linger and takes what
+		// arrived meanwhile.
+		if wait := time.Until(last.Add(r.cfg.Linger)); wait > 0 && b.err == nil && len(b.items) < r.cfg.Batch {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-quit:
+				t.Stop()
+				return
+			}
+			more := r.fetchBatch(cons, prefix, true, r.cfg.Batch-len(b.items))
+			b.items, b.err = append(b.items, more.items...), more.err
+		}
 		select {
 		case out <- b:
+			last = time.Now()
 		case <-quit:
 			return
 		}
@@ -483,22 +511,22 @@ func (r *runner) fetch(p int, cons jetstream.Consumer, out chan<- *batch, quit <
 	}
 }
 
-// fetchBatch fetches up to Batch messages: those already pending (noWait),
-// or else the first one to arrive within MaxWait.
-func (r *runner) fetchBatch(cons jetstream.Consumer, prefix int, noWait bool) *batch {
+// fetchBatch fetches up to n messages: those already pending (noWait), or
+// else those to arrive within MaxWait.
+func (r *runner) fetchBatch(cons jetstream.Consumer, prefix int, noWait bool, n int) *batch {
 	b := &batch{}
 	var mb jetstream.MessageBatch
 	var err error
 	if noWait {
-		mb, err = cons.FetchNoWait(r.cfg.Batch)
+		mb, err = cons.FetchNoWait(n)
 	} else {
-		mb, err = cons.Fetch(1, jetstream.FetchMaxWait(r.cfg.MaxWait))
+		mb, err = cons.Fetch(n, jetstream.FetchMaxWait(r.cfg.MaxWait))
 	}
 	if err != nil {
 		b.err = err
 		return b
 	}
-	b.items = make([]item, 0, r.cfg.Batch)
+	b.items = make([]item, 0, min(n, 64)) // grows with a large batch; small ones stay small
 	for m := range mb.Messages() {
 		b.items = checkMsg(b.items, m, prefix)
 	}

@@ -27,6 +27,16 @@ const (
 	rowsPerExec = 64
 )
 
+// The other statements of an append.
+const (
+	headSQL       = "SELECT id, size FROM logs WHERE name = ?"
+	checkpointSQL = "INSERT INTO checkpoints (log_id, size, note) VALUES (?, ?, ?)"
+	updateHeadSQL = `UPDATE logs SET size = ?, compact_range = ?, chain = ?, checkpoint = ?
+		WHERE id = ? AND size = ?`
+	insertTileSQL = "INSERT INTO tiles (log_id, level, idx, hashes) VALUES (?, ?, ?, ?)"
+	updateTileSQL = "UPDATE tiles SET hashes = ? WHERE log_id = ? AND level = ? AND idx = ?"
+)
+
 // AppendBatch implements [ledger.Store]. The batch is written in one
 // BEGIN IMMEDIATE transaction on a file with synchronous=FULL: when it
 // returns nil the batch is on disk. A batch that is not well formed (see
@@ -64,11 +74,17 @@ func (s *Store) appendBatch(ctx context.Context, b *ledger.Batch) error {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback()
+	// Once BEGIN IMMEDIATE holds the write lock, nothing in the transaction
+	// waits: its statements run without ctx's cancellation (the driver
+	// starts a watching goroutine per statement otherwise); canceling ctx
+	// still rolls the transaction back.
+	ctx = context.WithoutCancel(ctx)
+	st := func(p *sql.Stmt) *sql.Stmt { return tx.StmtContext(ctx, p) }
 
 	// The compare of the head: the log must be at b.Start. BEGIN IMMEDIATE
 	// holds the file's write lock, so the log cannot move before the commit.
 	var logID, cur int64
-	err = tx.QueryRowContext(ctx, "SELECT id, size FROM logs WHERE name = ?", b.Log).Scan(&logID, &cur)
+	err = st(s.headStmt).QueryRowContext(ctx, b.Log).Scan(&logID, &cur)
 	switch {
 	case errors.Is(err, sql.ErrNoRows) && b.Start == 0:
 		// A new log; its head is written last, as for any other batch.
@@ -88,7 +104,7 @@ func (s *Store) appendBatch(ctx context.Context, b *ledger.Batch) error {
 	for i := 0; i < len(entryArgs); i += entryCols {
 		entryArgs[i] = logID
 	}
-	if err := insertRows(ctx, tx, s.insertEntries, entriesTable, entryCols, entryArgs); err != nil {
+	if err := insertRows(ctx, tx, &s.insertEntries, entryCols, entryArgs); err != nil {
 		// The unique index, or the trigger before it, refused an event id
 		// the log holds; say which. Anything else is returned as it is.
 		if code := sqliteCode(err); code == sqlite3.SQLITE_CONSTRAINT_UNIQUE || code == sqlite3.SQLITE_CONSTRAINT_TRIGGER {
@@ -101,20 +117,18 @@ func (s *Store) appendBatch(ctx context.Context, b *ledger.Batch) error {
 	for i := 0; i < len(payloadArgs); i += payloadCols {
 		payloadArgs[i] = logID
 	}
-	if err := insertRows(ctx, tx, s.insertPayloads, payloadsTable, payloadCols, payloadArgs); err != nil {
+	if err := insertRows(ctx, tx, &s.insertPayloads, payloadCols, payloadArgs); err != nil {
 		return fmt.Errorf("insert payloads: %w", err)
 	}
 	for _, t := range b.Tiles {
-		if err := writeTile(ctx, tx, logID, b.Start, t); err != nil {
+		if err := s.writeTile(ctx, tx, logID, b.Start, t); err != nil {
 			return err
 		}
 	}
-	if _, err := tx.ExecContext(ctx, "INSERT INTO checkpoints (log_id, size, note) VALUES (?, ?, ?)",
-		logID, int64(size), b.Head.Checkpoint); err != nil {
+	if _, err := st(s.checkpointStmt).ExecContext(ctx, logID, int64(size), b.Head.Checkpoint); err != nil {
 		return fmt.Errorf("insert checkpoint: %w", err)
 	}
-	res, err := tx.ExecContext(ctx, `UPDATE logs SET size = ?, compact_range = ?, chain = ?, checkpoint = ?
-		WHERE id = ? AND size = ?`, int64(size), rng, b.Head.Chain[:], b.Head.Checkpoint, logID, int64(b.Start))
+	res, err := st(s.updateHeadStmt).ExecContext(ctx, int64(size), rng, b.Head.Chain[:], b.Head.Checkpoint, logID, int64(b.Start))
 	if err != nil {
 		return fmt.Errorf("update head: %w", err)
 	}
@@ -129,16 +143,14 @@ func (s *Store) appendBatch(ctx context.Context, b *ledger.Batch) error {
 
 // writeTile inserts a tile the tree at start did not have, or updates one it
 // had; the tiles_only_grow trigger refuses an update that does not extend it.
-func writeTile(ctx context.Context, tx *sql.Tx, logID int64, start uint64, t ledger.TileData) error {
+func (s *Store) writeTile(ctx context.Context, tx *sql.Tx, logID int64, start uint64, t ledger.TileData) error {
 	if ledger.TileWidthAt(t.L, t.N, start) == 0 {
-		if _, err := tx.ExecContext(ctx, "INSERT INTO tiles (log_id, level, idx, hashes) VALUES (?, ?, ?, ?)",
-			logID, int64(t.L), int64(t.N), t.Hashes); err != nil {
+		if _, err := tx.StmtContext(ctx, s.insertTileStmt).ExecContext(ctx, logID, int64(t.L), int64(t.N), t.Hashes); err != nil {
 			return fmt.Errorf("insert tile %s: %w", t.Path(), err)
 		}
 		return nil
 	}
-	res, err := tx.ExecContext(ctx, "UPDATE tiles SET hashes = ? WHERE log_id = ? AND level = ? AND idx = ?",
-		t.Hashes, logID, int64(t.L), int64(t.N))
+	res, err := tx.StmtContext(ctx, s.updateTileStmt).ExecContext(ctx, t.Hashes, logID, int64(t.L), int64(t.N))
 	if sqliteCode(err) == sqlite3.SQLITE_CONSTRAINT_TRIGGER {
 		return fmt.Errorf("%w: tile %s does not extend the stored tile (tiles only grow)", errMalformed, t.Path())
 	}
@@ -173,25 +185,13 @@ func duplicateError(ctx context.Context, tx *sql.Tx, logID int64, b *ledger.Batc
 }
 
 // insertRows inserts rows of cols values each (args holds them one row after
-// the other) into table, rowsPerExec rows per statement: full is the
-// statement of rowsPerExec rows, prepared once on the writing connection.
-func insertRows(ctx context.Context, tx *sql.Tx, full *sql.Stmt, table string, cols int, args []any) error {
+// the other), up to rowsPerExec rows per statement: stmts[n-1] is the
+// statement of n rows, prepared once on the writing connection.
+func insertRows(ctx context.Context, tx *sql.Tx, stmts *[rowsPerExec]*sql.Stmt, cols int, args []any) error {
 	rows := len(args) / cols
-	var stmt *sql.Stmt
 	for done := 0; done < rows; done += rowsPerExec {
 		n := min(rowsPerExec, rows-done)
-		chunk := args[done*cols : (done+n)*cols]
-		var err error
-		if n == rowsPerExec {
-			if stmt == nil {
-				stmt = tx.StmtContext(ctx, full)
-				defer stmt.Close()
-			}
-			_, err = stmt.ExecContext(ctx, chunk...)
-		} else {
-			_, err = tx.ExecContext(ctx, insertSQL(table, cols, n), chunk...)
-		}
-		if err != nil {
+		if _, err := tx.StmtContext(ctx, stmts[n-1]).ExecContext(ctx, args[done*cols:(done+n)*cols]...); err != nil {
 			return err
 		}
 	}

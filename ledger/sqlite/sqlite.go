@@ -87,8 +87,12 @@ type Store struct {
 	w           *sql.DB // the one writing connection; transactions BEGIN IMMEDIATE
 	r           *sql.DB // query-only connections
 
-	// Multi-row inserts of rowsPerExec rows, prepared once on w.
-	insertEntries, insertPayloads *sql.Stmt
+	// The statements of an append, prepared once on w (modernc prepares a
+	// statement executed unprepared anew on every call: a quarter of an
+	// append's CPU): the multi-row inserts of 1 to rowsPerExec rows, indexed
+	// by rows-1, and the fixed ones.
+	insertEntries, insertPayloads                                            [rowsPerExec]*sql.Stmt
+	headStmt, checkpointStmt, updateHeadStmt, insertTileStmt, updateTileStmt *sql.Stmt
 
 	mu     sync.Mutex
 	locks  map[string]*os.File // held locks by name
@@ -145,10 +149,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := migrate(ctx, s.w, s.log); err != nil {
 		return fail(fmt.Errorf("sqlite: open %s: %w", path, err))
 	}
-	if s.insertEntries, err = s.w.PrepareContext(ctx, insertSQL(entriesTable, entryCols, rowsPerExec)); err != nil {
-		return fail(fmt.Errorf("sqlite: open %s: %w", path, err))
-	}
-	if s.insertPayloads, err = s.w.PrepareContext(ctx, insertSQL(payloadsTable, payloadCols, rowsPerExec)); err != nil {
+	if err := s.prepare(ctx); err != nil {
+		s.closeStmts()
 		return fail(fmt.Errorf("sqlite: open %s: %w", path, err))
 	}
 	s.r, err = sql.Open("sqlite", dsn(path, cfg.BusyTimeout, false))
@@ -202,10 +204,38 @@ func (s *Store) Close() error {
 		f.Close()
 		s.log.Debug("lock released on close", "lock", name)
 	}
-	s.insertEntries.Close()
-	s.insertPayloads.Close()
+	s.closeStmts()
 	if err := errors.Join(s.r.Close(), s.w.Close()); err != nil {
 		return fmt.Errorf("sqlite: close %s: %w", s.path, err)
 	}
 	return nil
+}
+
+// prepare prepares the statements of an append on the writing connection.
+func (s *Store) prepare(ctx context.Context) error {
+	var err error
+	prep := func(dst **sql.Stmt, query string) {
+		if err == nil {
+			*dst, err = s.w.PrepareContext(ctx, query)
+		}
+	}
+	for n := 1; n <= rowsPerExec; n++ {
+		prep(&s.insertEntries[n-1], insertSQL(entriesTable, entryCols, n))
+		prep(&s.insertPayloads[n-1], insertSQL(payloadsTable, payloadCols, n))
+	}
+	prep(&s.headStmt, headSQL)
+	prep(&s.checkpointStmt, checkpointSQL)
+	prep(&s.updateHeadStmt, updateHeadSQL)
+	prep(&s.insertTileStmt, insertTileSQL)
+	prep(&s.updateTileStmt, updateTileSQL)
+	return err
+}
+
+func (s *Store) closeStmts() {
+	for _, st := range append(append([]*sql.Stmt{s.headStmt, s.checkpointStmt, s.updateHeadStmt, s.insertTileStmt, s.updateTileStmt},
+		s.insertEntries[:]...), s.insertPayloads[:]...) {
+		if st != nil {
+			st.Close()
+		}
+	}
 }
