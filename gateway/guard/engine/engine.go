@@ -18,6 +18,7 @@ import (
 	"aigw/gateway/guard"
 	"aigw/gateway/guard/grounding"
 	"aigw/gateway/guard/limits"
+	"aigw/gateway/guard/tokenize"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -187,6 +188,7 @@ func (e *Engine) buildLimits(lc LimitsConfig) error {
 		return fmt.Errorf("guardrails: limits: %w", err)
 	}
 	e.limiter = r
+	go tokenize.Warm() // token limits count prompts offline: build the vocabularies before the first call
 	e.closers = append(e.closers, client.Close)
 	return nil
 }

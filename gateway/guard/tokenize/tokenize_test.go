@@ -46,7 +46,8 @@ func TestTextMatchesTiktoken(t *testing.T) {
 		if got := Text(c.enc, c.text); got != len(c.ids) {
 			t.Errorf("Text(%s, %q) = %d; want %d", c.enc, c.text, got, len(c.ids))
 		}
-		ids, _, err := codec(c.enc).Encode(c.text)
+		refInit()
+		ids, _, err := refs.codecs[c.enc].Encode(c.text)
 		if err != nil || fmt.Sprint(ids) != fmt.Sprint(c.ids) {
 			t.Errorf("Encode(%s, %q) = %v, %v; want %v", c.enc, c.text, ids, err, c.ids)
 		}
@@ -234,9 +235,11 @@ func TestImageTokens(t *testing.T) {
 }
 
 // Splitting a long prompt must not change its count, and a long run of one
-// character must stay linear (merges use a heap for long pieces).
+// character must stay linear (merges use a heap for long pieces), as must
+// runs the pre-tokenizer scans more than once.
 func TestLongInputs(t *testing.T) {
-	for _, s := range []string{strings.Repeat(" ", 1<<16), strings.Repeat("a", 1<<16), strings.Repeat("7", 1<<16), strings.Repeat("日本", 1<<15)} {
+	for _, s := range []string{strings.Repeat(" ", 1<<16), strings.Repeat("a", 1<<16), strings.Repeat("7", 1<<16), strings.Repeat("日本", 1<<15),
+		strings.Repeat("\n ", 1<<15), strings.Repeat("\u02b0"+strings.Repeat("A", 100), 1<<9)} {
 		if n := Text(O200kBase, s); n <= 0 || n > len(s) {
 			t.Errorf("Text(%d × %q) = %d", len(s), s[:1], n)
 		}
