@@ -129,3 +129,18 @@ type CallRecord struct {
 	// configured to.
 	Input, Output []byte
 }
+
+type delegationKey struct{}
+
+// WithDelegation returns ctx carrying the delegation token an agent sent
+// with a model call (X-Aigw-Delegation): the call is made for an A2A
+// task delegated to it, and is charged to that delegation's budget.
+func WithDelegation(ctx context.Context, token string) context.Context {
+	return context.WithValue(ctx, delegationKey{}, token)
+}
+
+// Delegation returns the token of WithDelegation, or "".
+func Delegation(ctx context.Context) string {
+	t, _ := ctx.Value(delegationKey{}).(string)
+	return t
+}

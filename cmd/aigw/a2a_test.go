@@ -24,9 +24,11 @@ type a2aAgent struct {
 	key    string
 	name   string
 	next   string
+	chat   bool // calls the model "mock" under its token first
 	mu     sync.Mutex
 	tokens []string
 	calls  int
+	chats  []string // the status and body of each model call
 }
 
 func newA2AAgent(t *testing.T, name string) *a2aAgent {
@@ -56,6 +58,21 @@ func (a *a2aAgent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	n := a.calls
 	a.mu.Unlock()
 	state := "completed"
+	if a.chat {
+		// A model call of its own, charged to its delegation.
+		q, _ := http.NewRequest("POST", a.gw()+"/v1/chat/completions", strings.NewReader(`{"model":"mock","max_tokens":50,"messages":[{"role":"user","content":"hi"}]}`))
+		q.Header.Set("Content-Type", "application/json")
+		q.Header.Set("Authorization", "Bearer "+a.key)
+		q.Header.Set("X-Aigw-Agent", a.name)
+		q.Header.Set("X-Aigw-Delegation", tok)
+		if resp, err := http.DefaultClient.Do(q); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			a.mu.Lock()
+			a.chats = append(a.chats, fmt.Sprintf("%d %s", resp.StatusCode, b))
+			a.mu.Unlock()
+		}
+	}
 	if a.next != "" {
 		// Delegate onwards, through the gateway, under the token.
 		msg := fmt.Sprintf(`{"jsonrpc":"2.0","id":1,"method":"message/send","params":{"message":{"role":"user","kind":"message","messageId":"%s-%d","parts":[{"kind":"text","text":"sub-task"}]}}}`, a.name, n)
@@ -98,13 +115,13 @@ gateway:
   admin_key: %s
 a2a:
   agents:
-    - {name: b, tenant: acme, url: %s, callers: [a], scopes: ["models:*", "tools:search"], max_budget: {usd: "1.00", tokens: 10000}}
+    - {name: b, tenant: acme, url: %s, callers: [a], scopes: ["model:*", "tool:search"], max_budget: {usd: "1.00", tokens: 10000}}
     - {name: c, tenant: acme, url: %s, callers: [b]}
 `, testAdminKey, b.srv.URL, c.srv.URL)), 0o600)
 	data := filepath.Join(dir, "data")
 	g := &gwProc{serveProc: startServe(t, "-config", path, "-data-dir", data), traces: map[string][]traceWant{}}
 	key := g.newKey(t, "acme")
-	b.gw, b.key, b.next = g.url, key, "c"
+	b.gw, b.key, b.next, b.chat = g.url, key, "c", true
 
 	send := func(agent, caller, msgID string) (int, string) {
 		msg := fmt.Sprintf(`{"jsonrpc":"2.0","id":"r1","method":"message/send","params":{"message":{"role":"user","kind":"message","messageId":%q,"parts":[{"kind":"text","text":"research this"}]}}}`, msgID)
@@ -133,6 +150,31 @@ a2a:
 	}
 	if len(b.tokens) != 1 || len(c.tokens) != 1 || b.tokens[0] == "" || c.tokens[0] == "" || b.tokens[0] == c.tokens[0] {
 		t.Fatalf("each hop needs its own token: b %d, c %d", len(b.tokens), len(c.tokens))
+	}
+	// B's own model call was charged to its delegation; once B's task has
+	// ended, its token allows no more.
+	if len(b.chats) != 1 || !strings.HasPrefix(b.chats[0], "200 ") {
+		t.Fatalf("b's model call under its token: %q", b.chats)
+	}
+	chat := func(tok, agent string) (int, string) {
+		q, _ := http.NewRequest("POST", g.url()+"/v1/chat/completions", strings.NewReader(`{"model":"mock","messages":[{"role":"user","content":"hi"}]}`))
+		q.Header.Set("Content-Type", "application/json")
+		q.Header.Set("Authorization", "Bearer "+key)
+		q.Header.Set("X-Aigw-Agent", agent)
+		q.Header.Set("X-Aigw-Delegation", tok)
+		resp, err := http.DefaultClient.Do(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(out)
+	}
+	if code, out := chat(b.tokens[0], "b"); code != 403 || !strings.Contains(out, `"delegation_ended"`) {
+		t.Fatalf("b's model call after its task completed: %d %s", code, out)
+	}
+	if code, out := chat(b.tokens[0], "c"); code != 403 || !strings.Contains(out, `"invalid_delegation"`) {
+		t.Fatalf("b's token sent by c: %d %s", code, out)
 	}
 	// A retried message is the same task: no second call downstream.
 	if code, out2 := send("b", "a", "m-1"); code != 200 || !strings.Contains(out2, res.Result.ID) || b.calls != 1 {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"aigw/gateway"
+	"aigw/gateway/a2a"
 	"aigw/gateway/anthropic"
 	"aigw/gateway/bedrock"
 	"aigw/gateway/gemini"
@@ -272,9 +273,17 @@ func startGateway(ctx context.Context, cfg Config, producer *jetstream.Producer,
 		return nil, err
 	}
 	var g gateway.Guard = eng
+	// Model calls made for delegated A2A tasks are charged to their
+	// delegation's budget too (bound to the proxy once it is built).
+	var spender gateway.Spender = sp.spender
+	var delegated *a2a.DelegatedSpender
+	if len(cfg.A2A.Agents) > 0 {
+		delegated = &a2a.DelegatedSpender{Next: sp.spender}
+		spender = delegated
+	}
 	pipe, err := gateway.NewPipeline(gateway.PipelineConfig{
 		Router: rt, Recorder: rec, FailOpen: cfg.Gateway.FailOpen, Logger: lg.With("component", "pipeline"),
-		Pricer: pricer, Spender: sp.spender, DefaultOutputTokens: cfg.Budgets.DefaultOutputTokens, Guard: g,
+		Pricer: pricer, Spender: spender, DefaultOutputTokens: cfg.Budgets.DefaultOutputTokens, Guard: g,
 		Telemetry: tel.observer(),
 	})
 	if err != nil {
@@ -385,6 +394,9 @@ func startGateway(ctx context.Context, cfg Config, producer *jetstream.Producer,
 	}
 	if a2aParts != nil {
 		sp.closers = append(sp.closers, func(context.Context) { a2aParts.close() })
+		if delegated != nil {
+			delegated.Bind(a2aParts.proxy)
+		}
 	}
 	h, err := httpapi.New(httpapi.Config{
 		Pipeline: pipe, Admin: admin, MaxBodyBytes: cfg.Gateway.MaxBodyBytes, Logger: lg.With("component", "api"),

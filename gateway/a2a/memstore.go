@@ -265,6 +265,39 @@ func (s *MemoryStore) Refund(_ context.Context, tenant, id string, b Budget) err
 	return nil
 }
 
+// Spend takes b from a hop's remaining budget.
+func (s *MemoryStore) Spend(_ context.Context, tenant, id string, b Budget, force bool) (Budget, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := s.live(tenant, id, s.now())
+	if h == nil {
+		return Budget{}, fmt.Errorf("spend of hop %s: %w", id, ErrNotFound)
+	}
+	rem := h.h.Remaining
+	if force {
+		h.h.Remaining = Budget{NanoUSD: take(rem.NanoUSD, b.NanoUSD), Tokens: take(rem.Tokens, b.Tokens)}
+		return h.h.Remaining, nil
+	}
+	if h.h.State.Terminal() {
+		return rem, fmt.Errorf("spend of hop %s (%s): %w", id, h.h.State, ErrHopEnded)
+	}
+	usd, ok1 := allocate(rem.NanoUSD, max(b.NanoUSD, 0))
+	tok, ok2 := allocate(rem.Tokens, max(b.Tokens, 0))
+	if !ok1 || !ok2 {
+		return rem, fmt.Errorf("spend of hop %s: %w", id, ErrBudgetExhausted)
+	}
+	h.h.Remaining = Budget{NanoUSD: usd, Tokens: tok}
+	return h.h.Remaining, nil
+}
+
+// take takes up to ask from a limited remaining amount, down to zero.
+func take(remaining, ask int64) int64 {
+	if remaining < 0 || ask <= 0 {
+		return remaining
+	}
+	return max(remaining-ask, 0)
+}
+
 // Claim claims an idempotency key.
 func (s *MemoryStore) Claim(_ context.Context, tenant, key, hopID string) (Claim, error) {
 	s.mu.Lock()

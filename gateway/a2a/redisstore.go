@@ -322,6 +322,60 @@ func (s *RedisStore) Refund(ctx context.Context, tenant, id string, b Budget) er
 	return nil
 }
 
+// spendScript: KEYS = hop; ARGV = nano-USD, tokens, force ("1"). It
+// returns {status, remaining nano-USD, remaining tokens}.
+var spendScript = redis.NewScript(`
+local r = redis.call('HMGET', KEYS[1], 'rem_usd', 'rem_tok', 'state')
+if not r[1] then return {'notfound', '0', '0'} end
+local usd, tok = tonumber(r[1]), tonumber(r[2])
+local au, at = math.max(tonumber(ARGV[1]), 0), math.max(tonumber(ARGV[2]), 0)
+if ARGV[3] == '1' then
+  if usd >= 0 then usd = math.max(usd - au, 0) end
+  if tok >= 0 then tok = math.max(tok - at, 0) end
+else
+  local st = r[3]
+  if st == 'completed' or st == 'canceled' or st == 'failed' or st == 'rejected' then
+    return {'ended', r[1], r[2]}
+  end
+  if (usd >= 0 and au > usd) or (tok >= 0 and at > tok) then return {'exhausted', r[1], r[2]} end
+  if usd >= 0 then usd = usd - au end
+  if tok >= 0 then tok = tok - at end
+end
+local su, stk = string.format('%d', usd), string.format('%d', tok)
+redis.call('HSET', KEYS[1], 'rem_usd', su, 'rem_tok', stk)
+return {'ok', su, stk}
+`)
+
+// Spend takes b from a hop's remaining budget.
+func (s *RedisStore) Spend(ctx context.Context, tenant, id string, b Budget, force bool) (Budget, error) {
+	f := "0"
+	if force {
+		f = "1"
+	}
+	res, err := spendScript.Run(ctx, s.c, []string{s.key(tenant, "h", id)}, b.NanoUSD, b.Tokens, f).StringSlice()
+	if err != nil {
+		return Budget{}, fmt.Errorf("spend of hop %s: redis: %w", id, err)
+	}
+	if len(res) != 3 {
+		return Budget{}, fmt.Errorf("spend of hop %s: redis: short script answer", id)
+	}
+	usd, err1 := strconv.ParseInt(res[1], 10, 64)
+	tok, err2 := strconv.ParseInt(res[2], 10, 64)
+	if err := errors.Join(err1, err2); err != nil && res[0] != "notfound" {
+		return Budget{}, fmt.Errorf("spend of hop %s: stored budget: %w", id, err)
+	}
+	rem := Budget{NanoUSD: usd, Tokens: tok}
+	switch res[0] {
+	case "notfound":
+		return Budget{}, fmt.Errorf("spend of hop %s: %w", id, ErrNotFound)
+	case "ended":
+		return rem, fmt.Errorf("spend of hop %s: %w", id, ErrHopEnded)
+	case "exhausted":
+		return rem, fmt.Errorf("spend of hop %s: %w", id, ErrBudgetExhausted)
+	}
+	return rem, nil
+}
+
 // Claim claims an idempotency key.
 func (s *RedisStore) Claim(ctx context.Context, tenant, key, hopID string) (Claim, error) {
 	k := s.key(tenant, "k", key)

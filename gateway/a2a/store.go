@@ -119,6 +119,7 @@ var (
 	ErrInvalidTransition = errors.New("a2a: invalid task state transition")
 	ErrConflict          = errors.New("a2a: hop is bound to another upstream task")
 	ErrBudgetExhausted   = errors.New("a2a: budget exhausted")
+	ErrHopEnded          = errors.New("a2a: the hop's task has ended")
 )
 
 // TaskStore keeps hops and idempotency keys. Implementations must be safe
@@ -151,6 +152,14 @@ type TaskStore interface {
 	// Refund gives b back to the hop's remaining budget (unlimited fields
 	// of b or of the hop are left alone).
 	Refund(ctx context.Context, tenant, id string, b Budget) error
+	// Spend takes b (each field an amount ≥ 0) from the hop's remaining
+	// budget, as one atomic step, for what the hop's agent spends itself
+	// (its model calls), and returns what remains. Unless force is set it
+	// is all or nothing: ErrBudgetExhausted if a limited field has less
+	// than asked, ErrHopEnded if the hop's task is in a terminal state.
+	// With force (a charge for what was already used) it takes what
+	// there is, down to zero, whatever the state.
+	Spend(ctx context.Context, tenant, id string, b Budget, force bool) (Budget, error)
 	// Claim claims an idempotency key for an existing hop, or returns who
 	// holds it (a follow-up message).
 	Claim(ctx context.Context, tenant, key, hopID string) (Claim, error)

@@ -244,6 +244,16 @@ func (s *server) authenticate(c *gin.Context) (gateway.Caller, bool) {
 		}
 		caller.AgentID = agent
 	}
+	if tok := c.GetHeader("X-Aigw-Delegation"); tok != "" {
+		// A call made for a delegated A2A task: charged to the delegation
+		// (the spender verifies the token; it is never recorded).
+		if len(tok) > 8<<10 {
+			s.reject(c, caller, endpointOf(c), "", nil, &gateway.Error{Status: 400, Type: gateway.TypeInvalidRequest, Code: "invalid_delegation",
+				Message: "Invalid X-Aigw-Delegation header: a delegation token is at most 8 KiB."})
+			return gateway.Caller{}, false
+		}
+		c.Request = c.Request.WithContext(gateway.WithDelegation(c.Request.Context(), tok))
+	}
 	if ref := c.GetHeader("X-Aigw-Approval"); ref != "" && len(ref) <= 64 {
 		// A call retried with the approval it was held for.
 		c.Request = c.Request.WithContext(gateway.WithApprovalRef(c.Request.Context(), ref))
