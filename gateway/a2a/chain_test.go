@@ -476,3 +476,97 @@ func mustKey(t *testing.T) ed25519.PrivateKey {
 	}
 	return k
 }
+
+// TestResubscribe: a caller reconnects to the stream of a task it
+// delegated (tasks/resubscribe): the callee's updates pass through with the
+// gateway's task id and are folded into the hop; once the task has ended,
+// the stored last state is the one event; another caller's or an unknown
+// task is not found.
+func TestResubscribe(t *testing.T) {
+	ch := newChain(t, nil)
+	_, res := ch.g.do(t, rpcCall{agent: "b", key: "key-a", as: "a", method: MethodSend, params: textParams("wait", newMessageID(), nil)})
+	task := mustTask(t, res)
+	if task.Status.State != StateWorking {
+		t.Fatalf("task %s is %s; want working", task.ID, task.Status.State)
+	}
+	resub := func(id string) (http.Header, []Response) {
+		t.Helper()
+		resp, err := http.DefaultClient.Do(ch.g.request(t, rpcCall{agent: "b", key: "key-a", as: "a", method: MethodResubscribe, id: "r1",
+			params: map[string]any{"id": id}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if !isEventStream(resp.Header) {
+			var r Response
+			json.NewDecoder(resp.Body).Decode(&r)
+			return resp.Header, []Response{r}
+		}
+		var out []Response
+		rd := gateway.NewSSEReader(resp.Body, 0)
+		for {
+			ev, err := rd.Next()
+			if errors.Is(err, io.EOF) {
+				return resp.Header, out
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var r Response
+			if err := json.Unmarshal(ev.Data, &r); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, r)
+		}
+	}
+	_, evs := resub(task.ID)
+	var kinds []string
+	for _, r := range evs {
+		var h resultHead
+		if r.Error != nil || json.Unmarshal(r.Result, &h) != nil || string(r.ID) != `"r1"` {
+			t.Fatalf("event %+v", r)
+		}
+		if h.task() != task.ID {
+			t.Errorf("event of task %q; want the gateway's %q", h.task(), task.ID)
+		}
+		kinds = append(kinds, h.Kind)
+	}
+	if !slices.Equal(kinds, []string{KindTask, KindStatusUpdate, KindArtifactUpdate, KindStatusUpdate}) {
+		t.Fatalf("events %v", kinds)
+	}
+	h, err := ch.g.p.store.Get(bg, "acme", task.ID)
+	if err != nil || h.State != StateCompleted {
+		t.Fatalf("hop after the resubscription: %+v, %v", h, err)
+	}
+	if ch.b.count(MethodResubscribe) != 1 {
+		t.Errorf("b got %d resubscriptions", ch.b.count(MethodResubscribe))
+	}
+
+	// Ended: the stored state, without asking b.
+	_, evs = resub(task.ID)
+	var last Task
+	if len(evs) != 1 || json.Unmarshal(evs[0].Result, &last) != nil || last.ID != task.ID || last.Status.State != StateCompleted {
+		t.Fatalf("resubscription to an ended task: %+v", evs)
+	}
+	if ch.b.count(MethodResubscribe) != 1 {
+		t.Errorf("b asked again for an ended task")
+	}
+
+	for _, id := range []string{"no-such-task", ""} {
+		if _, evs := resub(id); len(evs) != 1 || evs[0].Error == nil || (id != "" && evs[0].Error.Code != CodeTaskNotFound) {
+			t.Errorf("resubscribe %q: %+v", id, evs)
+		}
+	}
+	_, other := ch.g.do(t, rpcCall{agent: "b", key: "key-c", as: "c", method: MethodResubscribe, params: map[string]any{"id": task.ID}})
+	wantError(t, other, CodeTaskNotFound, ReasonTaskNotFound)
+
+	var calls int
+	for _, ev := range ch.led.events(t, "acme") {
+		if a := attrsOf(t, ev); a["event"] == EventCall && a["method"] == MethodResubscribe && a["hop_id"] == task.ID {
+			calls++
+		}
+	}
+	if calls != 2 {
+		t.Errorf("%d resubscriptions recorded; want 2", calls)
+	}
+}

@@ -1,7 +1,7 @@
 // Package a2a is the gateway's A2A proxy: agents delegate tasks to each
 // other through it, under audit, with the A2A protocol's JSON-RPC 2.0
 // binding (v0.3: message/send, message/stream, tasks/get, tasks/cancel,
-// tasks/pushNotificationConfig/{set,get,list,delete}).
+// tasks/resubscribe, tasks/pushNotificationConfig/{set,get,list,delete}).
 //
 // # Routes
 //

@@ -319,6 +319,17 @@ func (fa *fakeAgent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fa.notify(ft)
 		}
 		reply(fa.snapshot(ft), nil)
+	case MethodResubscribe:
+		var p taskParams
+		json.Unmarshal(req.Params, &p)
+		fa.mu.Lock()
+		ft := fa.tasks[p.ID]
+		fa.mu.Unlock()
+		if ft == nil {
+			reply(nil, &RPCError{Code: CodeTaskNotFound, Message: "Task not found"})
+			return
+		}
+		fa.stream(w, req.ID, ft)
 	case MethodPushSet:
 		var p TaskPushNotificationConfig
 		json.Unmarshal(req.Params, &p)

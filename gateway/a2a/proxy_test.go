@@ -360,7 +360,7 @@ func TestBadInput(t *testing.T) {
 		{"ObjectID", "b", "key-a", "a", "", `{"jsonrpc":"2.0","id":{},"method":"tasks/get"}`, 200, CodeInvalidRequest, ReasonInvalidRequest, true},
 		{"MethodNotString", "b", "key-a", "a", "", `{"jsonrpc":"2.0","id":1,"method":5}`, 200, CodeInvalidRequest, ReasonInvalidRequest, true},
 		{"UnknownMethod", "b", "key-a", "a", "", valid("tasks/explode"), 200, CodeMethodNotFound, ReasonMethodNotFound, true},
-		{"Unsupported", "b", "key-a", "a", "", valid(MethodResubscribe), 200, CodeUnsupportedOperation, ReasonUnsupported, true},
+		{"Unsupported", "b", "key-a", "a", "", valid(MethodExtendedCard), 200, CodeUnsupportedOperation, ReasonUnsupported, true},
 		{"Oversized", "b", "key-a", "a", "", valid(MethodSend)[:20] + strings.Repeat(" ", 5000) + valid(MethodSend)[20:], 413, CodeTooLarge, ReasonTooLarge, true},
 		{"NoParams", "b", "key-a", "a", "", `{"jsonrpc":"2.0","id":1,"method":"message/send"}`, 200, CodeInvalidParams, ReasonInvalidParams, true},
 		{"AgentRole", "b", "key-a", "a", "", withMessage(func(m map[string]any) { m["role"] = "agent" }), 200, CodeInvalidParams, ReasonInvalidParams, true},

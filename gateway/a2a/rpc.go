@@ -63,12 +63,14 @@ func (p *Proxy) serveRPC(w http.ResponseWriter, r *http.Request, name string) {
 		c.pushSet(w, req)
 	case MethodPushGet, MethodPushList, MethodPushDelete:
 		c.pushRead(w, req)
-	case MethodResubscribe, MethodExtendedCard:
+	case MethodResubscribe:
+		c.resubscribe(w, req)
+	case MethodExtendedCard:
 		c.refuse(w, http.StatusOK, rpcErr(CodeUnsupportedOperation, ReasonUnsupported,
 			"Method %s is not supported through the aigw gateway.", req.Method), ag.Name, nil)
 	default:
 		c.refuse(w, http.StatusOK, rpcErr(CodeMethodNotFound, ReasonMethodNotFound,
-			"Method %q not found: A2A methods are message/send, message/stream, tasks/get, tasks/cancel and tasks/pushNotificationConfig/{set,get,list,delete}.",
+			"Method %q not found: A2A methods are message/send, message/stream, tasks/get, tasks/cancel, tasks/resubscribe and tasks/pushNotificationConfig/{set,get,list,delete}.",
 			truncate(req.Method, 64)), ag.Name, nil)
 	}
 }
@@ -1057,6 +1059,57 @@ func (c *call) get(w http.ResponseWriter, req Request) {
 	}
 	out, rerr := c.onUpstream(hop, MethodGet, params)
 	c.finish(w, hop, out, rerr)
+}
+
+// resubscribe answers tasks/resubscribe: the callee's stream of the task's
+// updates, passed through as message/stream's are (task ids mapped, states
+// folded into the hop, the call recorded). A task that has ended gets its
+// last state from the store, as one event.
+func (c *call) resubscribe(w http.ResponseWriter, req Request) {
+	_, hop, ok := c.taskParams(w, req)
+	if !ok {
+		return
+	}
+	if hop.State.Terminal() && hop.Result != nil {
+		c.callEvent(hop, OutcomeOK, nil, nil, map[string]any{"from_store": true, "stream": true})
+		if err := c.ready(); err != nil {
+			writeRPC(w, http.StatusOK, c.id, nil, ledgerUnavailable())
+			return
+		}
+		c.answer(w, true, hop.Result, nil)
+		return
+	}
+	if hop.UpstreamTaskID == "" {
+		c.callEvent(hop, OutcomeError, nil, nil, nil)
+		c.ready()
+		writeRPC(w, http.StatusOK, c.id, nil, rpcErr(CodeInProgress, ReasonInProgress, "Task %s is not created by agent %q yet; retry later.", hop.ID(), c.ag.Name))
+		return
+	}
+	params, err := json.Marshal(map[string]any{"id": hop.UpstreamTaskID})
+	if err != nil {
+		writeRPC(w, http.StatusOK, c.id, nil, internalError())
+		return
+	}
+	ctx, cancel := context.WithCancel(c.ctx)
+	defer cancel()
+	resp, rerr := c.p.upstreamRequest(ctx, c.ag, hop, c.trace, MethodResubscribe, c.id, params, true)
+	if rerr == nil && !isEventStream(resp.Header) {
+		// An error (or an agent that does not stream): answered as JSON.
+		var res *Response
+		if res, rerr = c.p.decodeResponse(c.ag, resp); rerr == nil {
+			rerr = res.Error
+			if rerr == nil {
+				rerr = rpcErr(CodeInvalidAgentResponse, ReasonInvalidAgentResponse, "Agent %q answered tasks/resubscribe without a stream.", c.ag.Name)
+			}
+		}
+	}
+	if rerr != nil {
+		c.callEvent(hop, OutcomeUpstream, rerr, nil, nil)
+		c.ready()
+		writeRPC(w, http.StatusOK, c.id, nil, rerr)
+		return
+	}
+	c.pump(w, resp, hop, "", false, nil)
 }
 
 // onUpstream calls method on hop's task at its callee and folds the Task
