@@ -35,7 +35,10 @@ func NewSSEReader(r io.Reader, maxEvent int) *SSEReader {
 	if maxEvent <= 0 {
 		maxEvent = DefaultSSEMaxEvent
 	}
-	return &SSEReader{r: bufio.NewReaderSize(r, 16<<10), max: maxEvent}
+	// 4 KiB: chunks are a few hundred bytes and lines are read byte by byte,
+	// so the buffer only sets how many bytes one read takes (it is one
+	// allocation per stream).
+	return &SSEReader{r: bufio.NewReaderSize(r, 4<<10), max: maxEvent}
 }
 
 // ErrSSETooLarge is returned for an event over the size limit.
