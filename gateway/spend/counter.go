@@ -2,6 +2,7 @@ package spend
 
 import (
 	"context"
+	"hash/maphash"
 	"sync"
 	"time"
 )
@@ -9,6 +10,7 @@ import (
 // Line is one budget window's counter in a reservation: its key and
 // limits (0: none).
 type Line struct {
+	// Key names the counter within its tenant (no newline).
 	Key         string
 	LimitUSD    int64
 	LimitTokens int64
@@ -52,7 +54,9 @@ type Counter interface {
 	// limits) and, if all have room, reserves the amount on all under
 	// id until hold has passed (an expired reservation is released by
 	// the next operation on its line), else reserves nothing. tenant
-	// groups the lines (one Redis hash slot).
+	// groups the lines (one Redis hash slot). A reservation id already
+	// holds (a retried command) is not reserved twice: it is admitted
+	// with the counters as they are.
 	Reserve(ctx context.Context, tenant, id string, lines []Line, usd, tokens int64, hold time.Duration) (Admission, error)
 	// Settle releases reservation id (if still held) and adds the spend
 	// on the keys; a second Settle of the same id does nothing and
@@ -63,84 +67,150 @@ type Counter interface {
 }
 
 // Memory is a Counter in one process's memory (the embedded default).
+//
+// Its bookkeeping is sized to stay off a call's latency: a reservation is
+// one record (not one per counter), found again by id; expired holds are
+// looked for only once the earliest of them is due; settled ids are kept
+// as 128-bit hashes in maps without pointers (the garbage collector does
+// not scan them), dropped a generation at a time.
 type Memory struct {
 	mu       sync.Mutex
 	now      func() time.Time
 	counters map[memKey]*memCounter
-	settled  map[string]time.Time // reservation ids settled, until when they are remembered
-	ops      int
+	holds    map[memKey]*memHold // by tenant and reservation id
+	next     int64               // Unix ns when the earliest hold expires (0: none held)
+	gcAt     int64               // Unix ns of the next look for expired counters
+	// settled holds the hashed ids of settled reservations: [0] those of
+	// the current generation, started at since, [1] the previous one.
+	// A generation lasts settledTTL, so an id is remembered for at least
+	// that long.
+	settled [2]map[[2]uint64]struct{}
+	since   int64
+	seeds   [2]maphash.Seed
+	free    []*memHold // settled hold records, for reuse
 }
 
 type memCounter struct {
 	State
-	expires time.Time
-	held    map[string]memHold
+	expires int64 // Unix ns (0: unknown)
+	holds   int   // reservations held on it
 }
 
+// memHold is a reservation held: its amount, until when, and its
+// counters.
 type memHold struct {
 	usd, tokens int64
-	until       time.Time
+	until       int64 // Unix ns
+	on          []*memCounter
 }
 
 // NewMemory returns an empty in-memory counter store.
 func NewMemory() *Memory {
-	return &Memory{now: time.Now, counters: map[memKey]*memCounter{}, settled: map[string]time.Time{}}
+	return &Memory{
+		now:      time.Now,
+		counters: map[memKey]*memCounter{},
+		holds:    map[memKey]*memHold{},
+		settled:  [2]map[[2]uint64]struct{}{{}, {}},
+		seeds:    [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
+	}
 }
 
 // settledTTL is how long a settled reservation id is remembered (a retried
 // settlement within it is not applied twice).
 const settledTTL = 48 * time.Hour
 
-// memKey names a counter: tenant and line key.
+// memKey names a counter (tenant and line key) or a hold (tenant and
+// reservation id).
 type memKey struct{ tenant, key string }
 
-func (m *Memory) counter(tenant, key string, now time.Time) *memCounter {
-	k := memKey{tenant, key}
-	c := m.counters[k]
-	if c == nil {
-		c = &memCounter{held: map[string]memHold{}}
-		m.counters[k] = c
-	}
-	for id, h := range c.held {
-		if !now.Before(h.until) {
-			c.ReservedUSD -= h.usd
-			c.ReservedTokens -= h.tokens
-			delete(c.held, id)
-		}
+// counter returns a counter, created if create and missing (else nil).
+func (m *Memory) counter(tenant, key string, create bool) *memCounter {
+	c := m.counters[memKey{tenant, key}]
+	if c == nil && create {
+		c = &memCounter{}
+		m.counters[memKey{tenant, key}] = c
 	}
 	return c
 }
 
-// gc forgets expired counters and settled ids now and then.
-func (m *Memory) gc(now time.Time) {
-	m.ops++
-	if m.ops%4096 != 0 {
-		return
-	}
-	for k, c := range m.counters {
-		if !c.expires.IsZero() && now.After(c.expires) && len(c.held) == 0 {
-			delete(m.counters, k)
+// expire releases the holds expired at now (only once the earliest is
+// due) and now and then forgets expired counters.
+func (m *Memory) expire(now int64) {
+	if m.next != 0 && now >= m.next {
+		m.next = 0
+		for k, h := range m.holds {
+			if now >= h.until {
+				m.release(h)
+				delete(m.holds, k)
+				m.recycle(h)
+			} else if m.next == 0 || h.until < m.next {
+				m.next = h.until
+			}
 		}
 	}
-	for id, until := range m.settled {
-		if now.After(until) {
-			delete(m.settled, id)
+	if now >= m.gcAt || m.gcAt-now > int64(time.Minute) { // (or the clock went back)
+		m.gcAt = now + int64(time.Minute)
+		for k, c := range m.counters {
+			if c.expires != 0 && now > c.expires && c.holds == 0 {
+				delete(m.counters, k)
+			}
 		}
 	}
 }
 
+// release takes a hold off its counters.
+func (m *Memory) release(h *memHold) {
+	for _, c := range h.on {
+		c.ReservedUSD -= h.usd
+		c.ReservedTokens -= h.tokens
+		c.holds--
+	}
+}
+
+func (m *Memory) recycle(h *memHold) {
+	if len(m.free) < 1024 {
+		clear(h.on)
+		*h = memHold{on: h.on[:0]}
+		m.free = append(m.free, h)
+	}
+}
+
+// settle marks a reservation settled; it reports whether it was already.
+func (m *Memory) settle(tenant, id string, now int64) (dup bool) {
+	if now-m.since >= int64(settledTTL) {
+		m.settled[1], m.settled[0], m.since = m.settled[0], map[[2]uint64]struct{}{}, now
+	}
+	k := [2]uint64{maphash.Comparable(m.seeds[0], memKey{tenant, id}), maphash.Comparable(m.seeds[1], memKey{tenant, id})}
+	if len(m.settled[1]) > 0 {
+		if _, ok := m.settled[1][k]; ok {
+			return true
+		}
+	}
+	n := len(m.settled[0])
+	m.settled[0][k] = struct{}{}
+	return len(m.settled[0]) == n // one access, not a lookup and an insert
+}
+
 // Reserve implements Counter.
 func (m *Memory) Reserve(_ context.Context, tenant, id string, lines []Line, usd, tokens int64, hold time.Duration) (Admission, error) {
+	adm := Admission{States: make([]State, len(lines))}
+	var buf [8]*memCounter
+	cs := buf[:0]
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	now := m.now()
-	m.gc(now)
-	cs := make([]*memCounter, len(lines))
-	adm := Admission{States: make([]State, len(lines))}
+	now := m.now().UnixNano()
+	m.expire(now)
 	for i, l := range lines {
-		c := m.counter(tenant, l.Key, now)
-		cs[i] = c
+		c := m.counter(tenant, l.Key, true)
+		if e := l.Expires.UnixNano(); e > c.expires {
+			c.expires = e
+		}
+		cs = append(cs, c)
 		adm.States[i] = c.State
+	}
+	if _, ok := m.holds[memKey{tenant, id}]; ok {
+		adm.OK = true // held already (a retried reservation)
+		return adm, nil
 	}
 	for i, l := range lines {
 		if reason, tok := check(cs[i].State, l, usd, tokens); reason != "" {
@@ -148,18 +218,30 @@ func (m *Memory) Reserve(_ context.Context, tenant, id string, lines []Line, usd
 			return adm, nil
 		}
 	}
-	for i, l := range lines {
-		c := cs[i]
+	h := m.newHold()
+	h.usd, h.tokens, h.until = usd, tokens, now+int64(hold)
+	for i, c := range cs {
 		c.ReservedUSD += usd
 		c.ReservedTokens += tokens
-		c.held[id] = memHold{usd: usd, tokens: tokens, until: now.Add(hold)}
-		if l.Expires.After(c.expires) {
-			c.expires = l.Expires
-		}
+		c.holds++
+		h.on = append(h.on, c)
 		adm.States[i] = c.State
+	}
+	m.holds[memKey{tenant, id}] = h
+	if m.next == 0 || h.until < m.next {
+		m.next = h.until
 	}
 	adm.OK = true
 	return adm, nil
+}
+
+func (m *Memory) newHold() *memHold {
+	if n := len(m.free); n > 0 {
+		h := m.free[n-1]
+		m.free = m.free[:n-1]
+		return h
+	}
+	return &memHold{}
 }
 
 // check says whether a line has room for an amount: "" if so, else why.
@@ -185,28 +267,30 @@ func check(s State, l Line, usd, tokens int64) (reason string, tok bool) {
 
 // Settle implements Counter.
 func (m *Memory) Settle(_ context.Context, tenant, id string, keys []string, usd, tokens int64) ([]State, bool, error) {
+	states := make([]State, len(keys))
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	now := m.now()
-	states := make([]State, len(keys))
-	if _, dup := m.settled[id]; dup {
+	now := m.now().UnixNano()
+	m.expire(now)
+	if m.settle(tenant, id, now) {
 		for i, k := range keys {
-			states[i] = m.counter(tenant, k, now).State
+			if c := m.counter(tenant, k, false); c != nil {
+				states[i] = c.State
+			}
 		}
 		return states, true, nil
 	}
-	m.settled[id] = now.Add(settledTTL)
+	if h := m.holds[memKey{tenant, id}]; h != nil {
+		m.release(h)
+		delete(m.holds, memKey{tenant, id})
+		m.recycle(h)
+	}
 	for i, k := range keys {
-		c := m.counter(tenant, k, now)
-		if h, ok := c.held[id]; ok {
-			c.ReservedUSD -= h.usd
-			c.ReservedTokens -= h.tokens
-			delete(c.held, id)
-		}
+		c := m.counter(tenant, k, true)
 		c.SpentUSD += usd
 		c.SpentTokens += tokens
-		if c.expires.IsZero() { // a reservation forgotten before it settled
-			c.expires = now.Add(counterGrace + 31*24*time.Hour)
+		if c.expires == 0 { // a reservation forgotten before it settled
+			c.expires = now + int64(counterGrace+31*24*time.Hour)
 		}
 		states[i] = c.State
 	}
@@ -215,13 +299,13 @@ func (m *Memory) Settle(_ context.Context, tenant, id string, keys []string, usd
 
 // Read implements Counter.
 func (m *Memory) Read(_ context.Context, tenant string, keys []string) ([]State, error) {
+	states := make([]State, len(keys))
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	now := m.now()
-	states := make([]State, len(keys))
+	m.expire(m.now().UnixNano())
 	for i, k := range keys {
-		if _, ok := m.counters[memKey{tenant, k}]; ok {
-			states[i] = m.counter(tenant, k, now).State
+		if c := m.counter(tenant, k, false); c != nil {
+			states[i] = c.State
 		}
 	}
 	return states, nil

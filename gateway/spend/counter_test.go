@@ -190,3 +190,116 @@ func TestCounterConcurrentExact(t *testing.T) {
 		}
 	})
 }
+
+// TestCounterReserveRetried: a reservation retried under the same id (a
+// command whose reply was lost) is held once.
+func TestCounterReserveRetried(t *testing.T) {
+	counters(t, func(t *testing.T, newCounter func() Counter) {
+		ctx := context.Background()
+		c := newCounter()
+		lines := []Line{{Key: "b:1", LimitUSD: 1000, Expires: time.Now().Add(time.Hour)}}
+		for range 2 {
+			adm, err := c.Reserve(ctx, "t", "r1", lines, 600, 5, time.Minute)
+			if err != nil || !adm.OK || adm.States[0].ReservedUSD != 600 {
+				t.Fatalf("reserve: %+v %v; want admitted with 600 reserved", adm, err)
+			}
+		}
+		st, _, err := c.Settle(ctx, "t", "r1", []string{"b:1"}, 100, 1)
+		if err != nil || st[0] != (State{SpentUSD: 100, SpentTokens: 1}) {
+			t.Fatalf("settle: %+v %v", st, err)
+		}
+	})
+}
+
+// TestCounterSettleReleasesWholeReservation: a settlement releases its
+// reservation on every line it holds, even one it does not charge.
+func TestCounterSettleReleasesWholeReservation(t *testing.T) {
+	counters(t, func(t *testing.T, newCounter func() Counter) {
+		ctx := context.Background()
+		c := newCounter()
+		exp := time.Now().Add(time.Hour)
+		lines := []Line{{Key: "a:1", LimitUSD: 1000, Expires: exp}, {Key: "b:1", LimitTokens: 1000, Expires: exp}}
+		if adm, err := c.Reserve(ctx, "t", "r1", lines, 600, 50, time.Minute); err != nil || !adm.OK {
+			t.Fatalf("reserve: %+v %v", adm, err)
+		}
+		if _, _, err := c.Settle(ctx, "t", "r1", []string{"a:1"}, 100, 10); err != nil {
+			t.Fatal(err)
+		}
+		st, err := c.Read(ctx, "t", []string{"a:1", "b:1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st[0] != (State{SpentUSD: 100, SpentTokens: 10}) || st[1] != (State{}) {
+			t.Fatalf("after settling on a:1 alone: %+v; want a:1 charged, nothing held on b:1", st)
+		}
+	})
+}
+
+// TestCounterHoldsExpireApart: of two reservations on a line, the one
+// that expires is released and the other still held until it settles.
+func TestCounterHoldsExpireApart(t *testing.T) {
+	counters(t, func(t *testing.T, newCounter func() Counter) {
+		ctx := context.Background()
+		c := newCounter()
+		lines := []Line{{Key: "b:1", LimitUSD: 1000, Expires: time.Now().Add(time.Hour)}}
+		if adm, err := c.Reserve(ctx, "t", "long", lines, 300, 3, time.Hour); err != nil || !adm.OK {
+			t.Fatalf("%+v %v", adm, err)
+		}
+		if adm, err := c.Reserve(ctx, "t", "dead", lines, 200, 2, 30*time.Millisecond); err != nil || !adm.OK {
+			t.Fatalf("%+v %v", adm, err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			st, err := c.Read(ctx, "t", []string{"b:1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st[0] == (State{ReservedUSD: 300, ReservedTokens: 3}) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("counter %+v; want only the live reservation held", st[0])
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		st, _, err := c.Settle(ctx, "t", "long", []string{"b:1"}, 250, 3)
+		if err != nil || st[0] != (State{SpentUSD: 250, SpentTokens: 3}) {
+			t.Fatalf("settle: %+v %v", st, err)
+		}
+	})
+}
+
+// TestMemoryForgets: settled ids are remembered for at least settledTTL,
+// and counters are forgotten once they expire.
+func TestMemoryForgets(t *testing.T) {
+	ctx := context.Background()
+	m := NewMemory()
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	m.now = func() time.Time { return now }
+	lines := []Line{{Key: "b:1", LimitUSD: 1000, Expires: now.Add(time.Hour)}}
+	if adm, _ := m.Reserve(ctx, "t", "r1", lines, 10, 1, time.Minute); !adm.OK {
+		t.Fatalf("%+v", adm)
+	}
+	if _, dup, _ := m.Settle(ctx, "t", "r1", []string{"b:1"}, 5, 1); dup {
+		t.Fatal("first settlement reported as a duplicate")
+	}
+	now = now.Add(2 * time.Hour)
+	m.Read(ctx, "t", nil)
+	if _, ok := m.counters[memKey{"t", "b:1"}]; ok {
+		t.Fatal("expired counter kept")
+	}
+	for _, d := range []time.Duration{0, settledTTL - 3*time.Hour, settledTTL + time.Minute, 2*settledTTL - 3*time.Hour} {
+		now = now.Add(d)
+		if _, dup, _ := m.Settle(ctx, "t", "r1", []string{"b:1"}, 5, 1); !dup {
+			t.Fatalf("settled again %v later", d+2*time.Hour)
+		}
+		now = now.Add(-d)
+	}
+	if _, dup, _ := m.Settle(ctx, "u", "r1", []string{"b:1"}, 5, 1); dup {
+		t.Fatal("another tenant's reservation of the same id taken for a duplicate")
+	}
+	now = now.Add(5 * settledTTL)
+	if _, dup, _ := m.Settle(ctx, "t", "r1", []string{"b:1"}, 5, 1); dup {
+		t.Fatal("a settled id is remembered for ever")
+	}
+}

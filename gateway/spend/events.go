@@ -12,42 +12,43 @@ import (
 // Budget events are built as JSON by appending (a call emits two of them:
 // maps and reflection would cost more than the counter itself).
 
-// windowKey names a budget window in the cache of its static JSON.
-type windowKey struct {
-	tenant, id string
-	start      int64
+// window is a budget window: its bounds, its counter's line, and its
+// members that do not change in a call's events, encoded once: its id,
+// scope and window start (the window's end and the limits are in the
+// budget's admin event).
+type window struct {
+	start, end     time.Time
+	startNs, endNs int64
+	line           Line
+	id, scope      []byte
+	startJSON      []byte
 }
 
-// windowJSON is a budget window's members that do not change in a call's
-// events, encoded once: its id, scope and window start (the window's end
-// and the limits are in the budget's admin event).
-type windowJSON struct {
-	id, scope, start []byte
-	key              string // the counter's key
-}
-
-// static returns the cached JSON of a budget window.
-func (s *Spender) static(a applied) *windowJSON {
-	k := windowKey{a.b.Tenant, a.b.ID, a.start.Unix()}
-	s.mu.Lock()
-	w, ok := s.statics[k]
-	s.mu.Unlock()
-	if ok {
-		return w
+func newWindow(b *Budget, start, end time.Time) *window {
+	w := &window{
+		start: start, end: end, startNs: start.UnixNano(), endNs: end.UnixNano(),
+		line:      Line{Key: lineKey(b, start), LimitTokens: b.LimitTokens, Expires: end.Add(counterGrace)},
+		id:        appendString(nil, b.ID),
+		scope:     appendString(nil, b.Scope.String()),
+		startJSON: append(start.AppendFormat([]byte{'"'}, time.RFC3339), '"'),
 	}
-	w = &windowJSON{
-		id:    appendString(nil, a.b.ID),
-		scope: appendString(nil, a.b.Scope.String()),
-		start: append(a.start.AppendFormat([]byte{'"'}, time.RFC3339), '"'),
-		key:   lineKey(a.b, a.start),
+	if b.LimitUSD != nil {
+		w.line.LimitUSD = int64(*b.LimitUSD)
 	}
-	s.mu.Lock()
-	if len(s.statics) > 10000 { // windows roll over: forget the old ones
-		clear(s.statics)
-	}
-	s.statics[k] = w
-	s.mu.Unlock()
 	return w
+}
+
+// budgetsSize is about what appendBudgets writes for on (more for
+// counters of more than 11 digits).
+func budgetsSize(on []applied, reserved bool) int {
+	n := 16
+	for _, a := range on {
+		n += 90 + len(a.w.id) + len(a.w.scope) + len(a.w.startJSON)
+		if reserved {
+			n += 55
+		}
+	}
+	return n
 }
 
 // appendBudgets appends "budgets":[...] with each window's counters after
@@ -61,9 +62,6 @@ func (s *Spender) appendBudgets(b []byte, on []applied, states []State, reserved
 			b = append(b, ',')
 		}
 		w := a.w
-		if w == nil {
-			w = s.static(a)
-		}
 		b = append(b, `{"id":`...)
 		b = append(b, w.id...)
 		var st State
@@ -88,7 +86,7 @@ func (s *Spender) appendBudgets(b []byte, on []applied, states []State, reserved
 			b = append(b, '"')
 		}
 		b = append(b, `,"window_start":`...)
-		b = append(b, w.start...)
+		b = append(b, w.startJSON...)
 		b = append(b, '}')
 	}
 	return append(b, ']')

@@ -15,11 +15,11 @@ import (
 func (m *Memory) Restore(tenant, key string, st State) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	c := m.counter(tenant, key, m.now())
+	c := m.counter(tenant, key, true)
 	c.SpentUSD = max(c.SpentUSD, st.SpentUSD)
 	c.SpentTokens = max(c.SpentTokens, st.SpentTokens)
-	if c.expires.IsZero() {
-		c.expires = m.now().Add(counterGrace + 31*24*time.Hour)
+	if c.expires == 0 {
+		c.expires = m.now().Add(counterGrace + 31*24*time.Hour).UnixNano()
 	}
 }
 

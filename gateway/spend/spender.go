@@ -65,17 +65,19 @@ type Config struct {
 
 // Spender enforces budgets; it implements gateway.Spender.
 type Spender struct {
-	cfg     Config
-	log     *slog.Logger
-	mu      sync.Mutex
-	cache   map[string]cached
-	statics map[windowKey]*windowJSON
+	cfg   Config
+	log   *slog.Logger
+	mu    sync.Mutex
+	cache map[string]*cached
 	// Errors counts counter store failures.
 	Errors atomic.Int64
 }
 
+// cached is a tenant's budgets, narrowest scope first, and the window
+// each was last used in.
 type cached struct {
 	budgets []Budget
+	windows []atomic.Pointer[window]
 	at      time.Time
 }
 
@@ -99,7 +101,7 @@ func New(cfg Config) (*Spender, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Spender{cfg: cfg, log: cfg.Logger, cache: map[string]cached{}, statics: map[windowKey]*windowJSON{}}, nil
+	return &Spender{cfg: cfg, log: cfg.Logger, cache: map[string]*cached{}}, nil
 }
 
 // Invalidate drops a tenant's cached budgets (after an admin change).
@@ -110,13 +112,12 @@ func (s *Spender) Invalidate(tenant string) {
 }
 
 // budgets returns a tenant's budgets, narrowest scope first.
-func (s *Spender) budgets(ctx context.Context, tenant string) ([]Budget, error) {
-	now := s.cfg.Now()
+func (s *Spender) budgets(ctx context.Context, tenant string, now time.Time) (*cached, error) {
 	s.mu.Lock()
 	c, ok := s.cache[tenant]
 	s.mu.Unlock()
 	if ok && now.Sub(c.at) < s.cfg.CacheTTL {
-		return c.budgets, nil
+		return c, nil
 	}
 	bs, err := s.cfg.Budgets(ctx, tenant)
 	if err != nil {
@@ -124,10 +125,25 @@ func (s *Spender) budgets(ctx context.Context, tenant string) ([]Budget, error) 
 	}
 	bs = slices.Clone(bs)
 	slices.SortStableFunc(bs, func(a, b Budget) int { return b.Scope.narrowness() - a.Scope.narrowness() })
+	c = &cached{budgets: bs, windows: make([]atomic.Pointer[window], len(bs)), at: now}
 	s.mu.Lock()
-	s.cache[tenant] = cached{budgets: bs, at: now}
+	s.cache[tenant] = c
 	s.mu.Unlock()
-	return bs, nil
+	return c, nil
+}
+
+// window returns the window of budget i that holds now (cached until it
+// ends).
+func (c *cached) window(i int, now time.Time) *window {
+	w := c.windows[i].Load()
+	if t := now.UnixNano(); w != nil && t >= w.startNs && t < w.endNs {
+		return w
+	}
+	b := &c.budgets[i]
+	start, end := b.Window.Bounds(now)
+	w = newWindow(b, start, end)
+	c.windows[i].Store(w)
+	return w
 }
 
 // lineKey is a budget window's counter key.
@@ -135,50 +151,47 @@ func lineKey(b *Budget, start time.Time) string {
 	return b.ID + ":" + strconv.FormatInt(start.Unix(), 10)
 }
 
-// applied is one budget a reservation holds.
+// applied is one budget a reservation holds, in its current window.
 type applied struct {
-	b          *Budget
-	start, end time.Time
-	key        string
-	w          *windowJSON // the window's JSON in events
+	b *Budget
+	w *window
 }
 
 // Reserve implements gateway.Spender.
 func (s *Spender) Reserve(ctx context.Context, caller gateway.Caller, r gateway.SpendRequest) (gateway.Reservation, [][]byte, *gateway.Error) {
-	all, err := s.budgets(ctx, caller.Tenant)
+	now := s.cfg.Now()
+	c, err := s.budgets(ctx, caller.Tenant, now)
 	if err != nil {
 		return s.unavailable(caller, fmt.Errorf("loading budgets: %w", err))
 	}
-	var on []applied
-	now := s.cfg.Now()
-	for i := range all {
-		b := &all[i]
-		if !b.Applies(caller) {
-			continue
+	n := 0
+	for i := range c.budgets {
+		if c.budgets[i].Applies(caller) {
+			n++
 		}
-		start, end := b.Window.Bounds(now)
-		a := applied{b: b, start: start, end: end}
-		a.w = s.static(a)
-		a.key = a.w.key
-		on = append(on, a)
 	}
-	if len(on) == 0 {
+	if n == 0 {
 		return nil, nil, nil
 	}
-	usd := int64(r.Cost.Amount)
-	tokens := int64(r.PromptTokens + r.OutputTokens)
-	lines := make([]Line, len(on))
-	for i, a := range on {
-		lines[i] = Line{Key: a.key, LimitTokens: a.b.LimitTokens, Expires: a.end.Add(counterGrace)}
-		if a.b.LimitUSD != nil {
-			lines[i].LimitUSD = int64(*a.b.LimitUSD)
+	res := newReservation(s, caller.Tenant, n)
+	for i := range c.budgets {
+		if b := &c.budgets[i]; b.Applies(caller) {
+			w := c.window(i, now)
+			res.on = append(res.on, applied{b: b, w: w})
+			res.lines = append(res.lines, w.line)
+			res.keys = append(res.keys, w.line.Key)
 		}
 	}
-	id := r.TraceID
-	if id == "" {
-		id = gateway.NewTraceID()
+	on, lines := res.on, res.lines
+	usd := int64(r.Cost.Amount)
+	tokens := int64(r.PromptTokens + r.OutputTokens)
+	tid := r.TraceID
+	if tid == "" {
+		tid = gateway.NewTraceID()
 	}
-	id += "." + strconv.FormatInt(now.UnixNano(), 36)
+	var idb [80]byte
+	id := string(strconv.AppendInt(append(append(idb[:0], tid...), '.'), now.UnixNano(), 36))
+	res.id, res.traceID, res.usd, res.tokens = id, r.TraceID, usd, tokens
 	adm, err := s.cfg.Counter.Reserve(ctx, caller.Tenant, id, lines, usd, tokens, s.cfg.Hold)
 	if err != nil {
 		return s.unavailable(caller, err)
@@ -202,9 +215,8 @@ func (s *Spender) Reserve(ctx context.Context, caller gateway.Caller, r gateway.
 	if !adm.OK {
 		return nil, [][]byte{mapEvent(refusalAttrs(on[adm.Line], adm, r, usd, tokens))}, refusal(on[adm.Line], adm, usd, tokens, now)
 	}
-	res := &reservation{s: s, tenant: caller.Tenant, id: id, on: on, usd: usd, tokens: tokens, traceID: r.TraceID}
 	// Members in canonical (sorted) order.
-	ev := make([]byte, 0, 512)
+	ev := make([]byte, 0, 160+budgetsSize(on, true)+len(r.Model)+len(r.Cost.PriceVersion)+len(id))
 	ev = append(ev, `{"action":"reserve",`...)
 	ev = s.appendBudgets(ev, on, adm.States, true)
 	ev = appendInt(ev, "estimate_tokens", tokens)
@@ -215,7 +227,8 @@ func (s *Spender) Reserve(ctx context.Context, caller gateway.Caller, r gateway.
 	}
 	ev = appendField(ev, "reservation", id)
 	ev = append(ev, '}')
-	return res, [][]byte{ev}, nil
+	res.reserveEvs[0] = ev
+	return res, res.reserveEvs[:], nil
 }
 
 func (s *Spender) unavailable(caller gateway.Caller, err error) (gateway.Reservation, [][]byte, *gateway.Error) {
@@ -235,7 +248,7 @@ func budgetsAttrs(on []applied, states []State) []any {
 	for i, a := range on {
 		m := map[string]any{
 			"id": a.b.ID, "scope": a.b.Scope.String(),
-			"window_start": a.start.Format(time.RFC3339), "window_end": a.end.Format(time.RFC3339),
+			"window_start": a.w.start.Format(time.RFC3339), "window_end": a.w.end.Format(time.RFC3339),
 		}
 		if a.b.LimitUSD != nil {
 			m["limit_usd"] = a.b.LimitUSD.String()
@@ -285,14 +298,14 @@ func refusal(a applied, adm Admission, usd, tokens int64, now time.Time) *gatewa
 	if adm.Reason == Reserved {
 		e.Code = gateway.CodeBudgetReserved
 		e.Message = fmt.Sprintf("Budget `%s` (%s, %s window) is fully reserved by calls in flight (%s); retry shortly. It resets at %s.",
-			a.b.ID, a.b.Scope, a.b.Window.Kind, what, a.end.Format(time.RFC3339))
+			a.b.ID, a.b.Scope, a.b.Window.Kind, what, a.w.end.Format(time.RFC3339))
 		e.RetryAfter = time.Second
 		return e
 	}
 	e.Code = gateway.CodeBudgetExceeded
 	e.Message = fmt.Sprintf("Budget `%s` (%s, %s window) is exhausted (%s). It resets at %s.",
-		a.b.ID, a.b.Scope, a.b.Window.Kind, what, a.end.Format(time.RFC3339))
-	e.RetryAfter = a.end.Sub(now).Round(time.Second)
+		a.b.ID, a.b.Scope, a.b.Window.Kind, what, a.w.end.Format(time.RFC3339))
+	e.RetryAfter = a.w.end.Sub(now).Round(time.Second)
 	if e.RetryAfter < time.Second {
 		e.RetryAfter = time.Second
 	}
@@ -304,8 +317,27 @@ type reservation struct {
 	tenant, id  string
 	traceID     string
 	on          []applied
+	lines       []Line   // the counters' lines, in the order of on
+	keys        []string // their keys
 	usd, tokens int64
 	done        atomic.Bool
+	// The events returned by Reserve and by Settle.
+	reserveEvs, settleEvs [1][]byte
+	// Storage of on, lines and keys for up to 4 budgets (one allocation
+	// per call).
+	onBuf    [4]applied
+	linesBuf [4]Line
+	keysBuf  [4]string
+}
+
+func newReservation(s *Spender, tenant string, n int) *reservation {
+	r := &reservation{s: s, tenant: tenant}
+	if n <= len(r.onBuf) {
+		r.on, r.lines, r.keys = r.onBuf[:0], r.linesBuf[:0], r.keysBuf[:0]
+	} else {
+		r.on, r.lines, r.keys = make([]applied, 0, n), make([]Line, 0, n), make([]string, 0, n)
+	}
+	return r
 }
 
 // Settle implements gateway.Reservation.
@@ -317,14 +349,15 @@ func (r *reservation) Settle(ctx context.Context, u *gateway.Usage, c gateway.Co
 	if u != nil {
 		usd, tokens = int64(c.Amount), int64(u.PromptTokens+u.CompletionTokens)
 	}
-	keys := make([]string, len(r.on))
-	for i, a := range r.on {
-		keys[i] = a.key
+	// The settlement must land even when the agent went away (Memory
+	// neither blocks nor looks at its context).
+	sctx := ctx
+	if _, local := r.s.cfg.Counter.(*Memory); !local {
+		var cancel context.CancelFunc
+		sctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
 	}
-	// The settlement must land even when the agent went away.
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	states, dup, err := r.s.cfg.Counter.Settle(sctx, r.tenant, r.id, keys, usd, tokens)
+	states, dup, err := r.s.cfg.Counter.Settle(sctx, r.tenant, r.id, r.keys, usd, tokens)
 	if err != nil {
 		// The spend is in this event; the counter missed it.
 		r.s.Errors.Add(1)
@@ -332,7 +365,11 @@ func (r *reservation) Settle(ctx context.Context, u *gateway.Usage, c gateway.Co
 		states = nil
 	}
 	// Members in canonical (sorted) order.
-	ev := make([]byte, 0, 512)
+	n := 300 + budgetsSize(r.on, false) + len(c.PriceVersion) + len(r.id)
+	if err != nil {
+		n += 300
+	}
+	ev := make([]byte, 0, n)
 	ev = append(ev, `{"action":"settle",`...)
 	ev = r.s.appendBudgets(ev, r.on, states, false)
 	ev = appendUSD(ev, "cost_usd", usd)
@@ -352,7 +389,8 @@ func (r *reservation) Settle(ctx context.Context, u *gateway.Usage, c gateway.Co
 	ev = appendField(ev, "reservation", r.id)
 	ev = appendInt(ev, "tokens", tokens)
 	ev = append(ev, '}')
-	evs := [][]byte{ev}
+	r.settleEvs[0] = ev
+	evs := r.settleEvs[:]
 	if err == nil && !dup {
 		evs = append(evs, r.alerts(states, usd, tokens)...)
 	}
@@ -398,15 +436,15 @@ func below(spent, limit int64, pct int) bool {
 }
 
 func (r *reservation) alert(a applied, th int, unit, spent, limit string) []byte {
-	id := fmt.Sprintf("%s/%s/%d/%s/%d", r.tenant, a.b.ID, a.start.Unix(), unit, th)
+	id := fmt.Sprintf("%s/%s/%d/%s/%d", r.tenant, a.b.ID, a.w.start.Unix(), unit, th)
 	if f := r.s.cfg.Alert; f != nil {
 		al := Alert{ID: id, Tenant: r.tenant, Budget: a.b.ID, Scope: a.b.Scope.String(), Threshold: th, Unit: unit,
-			Spent: spent, Limit: limit, WindowStart: a.start, WindowEnd: a.end, TraceID: r.traceID}
+			Spent: spent, Limit: limit, WindowStart: a.w.start, WindowEnd: a.w.end, TraceID: r.traceID}
 		go f(al)
 	}
 	return mapEvent(map[string]any{
 		"action": "alert", "alert": id, "budget": a.b.ID, "scope": a.b.Scope.String(), "threshold": th, "unit": unit,
-		"spent": spent, "limit": limit, "window_start": a.start.Format(time.RFC3339), "window_end": a.end.Format(time.RFC3339),
+		"spent": spent, "limit": limit, "window_start": a.w.start.Format(time.RFC3339), "window_end": a.w.end.Format(time.RFC3339),
 	})
 }
 
