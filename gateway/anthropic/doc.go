@@ -7,8 +7,10 @@
 // byte for byte (gateway.RawProvider). For the compatible endpoint,
 // ParseRequest validates a client's request as the API does, ToChat and
 // FromChat translate it to and from the OpenAI shape, StreamWriter writes
-// OpenAI chunks as Messages stream events, and UsageFromBody and StreamTap
-// read the usage of answers passed through unchanged.
+// OpenAI chunks as Messages stream events, UsageFromBody and StreamTap
+// read the usage of answers passed through unchanged, and InspectedStream
+// passes a stream through event by event, as received, while a guard
+// inspects it.
 //
 // # OpenAI to Anthropic (the Provider)
 //

@@ -108,6 +108,12 @@ func (s *stream) event(ev gateway.SSEEvent) (*gateway.ChatChunk, error) {
 	if e.Type == "" {
 		e.Type = ev.Event
 	}
+	return s.translate(&e)
+}
+
+// translate translates one decoded event into a chunk, or nil when it
+// makes none; the chunk's text pointers point into e.
+func (s *stream) translate(e *StreamEvent) (*gateway.ChatChunk, error) {
 	switch e.Type {
 	case EventPing:
 		return nil, nil
@@ -137,9 +143,9 @@ func (s *stream) event(ev gateway.SSEEvent) (*gateway.ChatChunk, error) {
 	}
 	switch e.Type {
 	case EventContentBlockStart:
-		return s.blockStart(&e)
+		return s.blockStart(e)
 	case EventContentBlockDelta:
-		return s.blockDelta(&e)
+		return s.blockDelta(e)
 	case EventContentBlockStop:
 		if e.Index < 0 || e.Index >= len(s.blocks) {
 			return nil, s.malformed(e.Type, fmt.Errorf("no content block %d", e.Index))

@@ -22,7 +22,9 @@ const anthropicKey = "aigw.anthropic"
 // messages serves Anthropic's /v1/messages. When the route's target is
 // Anthropic the request and the answer pass through byte for byte (only
 // the model name is rewritten when the route maps it), thinking blocks,
-// cache control and signatures included; for any other provider they are
+// cache control and signatures included, also when a guardrail inspects
+// the answer, streamed or not (only text it redacts is encoded again);
+// for any other provider, and for a request a guardrail redacted, they are
 // translated to and from the OpenAI shape.
 func (s *server) messages(c *gin.Context) {
 	const endpoint = "messages"
@@ -70,6 +72,8 @@ type messagesCall struct {
 	native []byte // a native answer, or the first bytes of a native stream
 	tap    *anthropic.StreamTap
 	sent   []byte // native stream bytes written to the agent
+	// provider names the Anthropic provider a native request went to
+	provider string
 }
 
 func (m *messagesCall) run() int {
@@ -78,7 +82,7 @@ func (m *messagesCall) run() int {
 	// Guardrails inspect the request in the OpenAI shape (nil: it does not
 	// translate, and a guard with checks for the call refuses it). A
 	// redacted request is sent translated (its bytes as received hold what
-	// was redacted), and so is a stream whose output the policy inspects.
+	// was redacted).
 	if block := m.call.GuardInput(chatReq); block != nil {
 		return m.fail(block)
 	}
@@ -91,7 +95,9 @@ func (m *messagesCall) run() int {
 	if refused := m.call.Reserve(prompt, m.req.MaxTokens); refused != nil {
 		return m.fail(refused)
 	}
-	native := !m.call.GuardModified() && !(m.req.Stream && m.call.GuardsOutput())
+	// The guard reads a native answer in the OpenAI shape, so one it
+	// inspects needs the request in that shape too.
+	native := !m.call.GuardModified() && (chatReq != nil || !m.call.GuardsOutput())
 	err := m.s.p.Router().Do(m.call.Context(), m.req.Model, func(ctx context.Context, t gateway.Target) error {
 		if rp, ok := t.Upstream.(gateway.RawProvider); ok && rp.Native() == "anthropic.messages" && native {
 			return m.forward(ctx, rp, t)
@@ -147,6 +153,8 @@ func (m *messagesCall) run() int {
 		}
 	}
 	switch {
+	case m.raw != nil && m.req.Stream && m.call.GuardsOutput():
+		return m.inspectStream()
 	case m.raw != nil && m.req.Stream:
 		return m.copyStream()
 	case m.raw != nil:
@@ -201,6 +209,7 @@ func (m *messagesCall) forward(ctx context.Context, rp gateway.RawProvider, t ga
 	if err != nil {
 		return err
 	}
+	m.provider = t.Provider
 	if resp.StatusCode >= 300 {
 		defer gateway.DrainBody(resp.Body)
 		return anthropicStatusError(t.Provider, resp)
@@ -221,6 +230,9 @@ func (m *messagesCall) forward(ctx context.Context, rp gateway.RawProvider, t ga
 		n, err := resp.Body.Read(buf)
 		head = append(head, buf[:n]...)
 		tap.Write(buf[:n])
+		if errors.Is(err, io.EOF) && (tap.Complete() || tap.Err() != nil) {
+			break // the whole stream (or its error) came with these bytes
+		}
 		if err != nil {
 			resp.Body.Close()
 			if errors.Is(err, io.EOF) {
