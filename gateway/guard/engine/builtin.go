@@ -105,6 +105,7 @@ func build(cc CheckConfig) (*check, error) {
 	default:
 		return nil, fmt.Errorf("unknown check type %q", cc.Type)
 	}
+	c.box = boxed{id: cc.ID, typ: cc.Type, action: cc.Action, version: c.version}
 	return c, nil
 }
 

@@ -51,6 +51,7 @@ var _ gateway.Guard = (*Engine)(nil)
 type policy struct {
 	cfg     PolicyConfig
 	version string
+	box     boxed // name and version
 	checks  []*check
 	output  bool // some check runs at the output or tool_calls stage
 }
@@ -69,6 +70,53 @@ type check struct {
 	version string
 	// grounder checks answers against the request's documents.
 	grounder *grounding.Checker
+	// box holds attributes of its events boxed once (see boxed).
+	box boxed
+}
+
+// boxed holds the attributes that every event of a check (or policy)
+// carries as interface values, made when it is built: boxing a string
+// allocates, and every call records an event per check.
+type boxed struct{ id, typ, action, version any }
+
+// or returns v, or s boxed when v is nil (a check or policy built by hand).
+func or(v any, s string) any {
+	if v == nil {
+		return s
+	}
+	return v
+}
+
+// boxWord returns s as an interface value, without allocating for the
+// stages and verdicts events carry.
+func boxWord(s string) any {
+	switch s {
+	case StageInput:
+		return StageInput
+	case StageToolResults:
+		return StageToolResults
+	case StageToolCalls:
+		return StageToolCalls
+	case StageOutput:
+		return StageOutput
+	case "pass":
+		return "pass"
+	case ActionBlock:
+		return ActionBlock
+	case ActionApprove:
+		return ActionApprove
+	case ActionRedact:
+		return ActionRedact
+	case ActionFlag:
+		return ActionFlag
+	case ActionLog:
+		return ActionLog
+	case "not_evaluated":
+		return "not_evaluated"
+	case "approved":
+		return "approved"
+	}
+	return s
 }
 
 // toolChecker is a tool_policy check (gateway/guard/tools).
@@ -301,11 +349,18 @@ type eventFinding struct {
 const maxEventFindings = 32
 
 func (d *decision) attrs(p *policy, shadow bool) map[string]any {
-	a := map[string]any{
-		"check": d.c.cfg.ID, "type": d.c.cfg.Type, "stage": d.stage, "verdict": d.verdict,
-		"action": d.c.cfg.Action, "policy": p.cfg.Name, "policy_version": p.version,
-		"detector_version": d.c.version, "duration_us": d.took.Microseconds(),
+	n := 9
+	if shadow {
+		n++
 	}
+	if d.count > 0 {
+		n += 3
+	}
+	a := make(map[string]any, n)
+	c := &d.c.box
+	a["check"], a["type"], a["stage"], a["verdict"] = or(c.id, d.c.cfg.ID), or(c.typ, d.c.cfg.Type), boxWord(d.stage), boxWord(d.verdict)
+	a["action"], a["policy"], a["policy_version"] = or(c.action, d.c.cfg.Action), or(p.box.id, p.cfg.Name), or(p.box.version, p.version)
+	a["detector_version"], a["duration_us"] = or(c.version, d.c.version), d.took.Microseconds()
 	if shadow {
 		a["shadow"] = true
 	}

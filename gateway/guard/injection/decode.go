@@ -87,12 +87,20 @@ const minRun = 16
 // more that decode to mostly printable UTF-8 (so a UUID, a git SHA, or a
 // base64 image is left alone).
 func (d *Detector) decodeRuns(a *accum, text string, l layer) {
-	for i := 0; i < len(text); {
-		if !b64Class[text[i]] {
-			i++
+	// A run of minRun or more holds text[p+minRun-1] for the first p at
+	// or after the last run's end where it may start: test that byte
+	// first, and skip minRun bytes when it is not base64.
+	for p := 0; p+minRun <= len(text); {
+		q := p + minRun - 1
+		if !b64Class[text[q]] {
+			p = q + 1
 			continue
 		}
-		j := i
+		i := q
+		for i > p && b64Class[text[i-1]] {
+			i--
+		}
+		j := q + 1
 		for j < len(text) && b64Class[text[j]] {
 			j++
 		}
@@ -103,9 +111,9 @@ func (d *Detector) decodeRuns(a *accum, text string, l layer) {
 		if j-i >= minRun {
 			d.decodeRun(a, text[i:j], l, i, end)
 		}
-		i = end
-		if i == j {
-			i++
+		p = end
+		if p == j {
+			p++
 		}
 	}
 }

@@ -301,7 +301,8 @@ type hit struct {
 
 // analyze scans text, a layer of the original, into a.
 func (d *Detector) analyze(a *accum, text string, l layer) {
-	t := textnorm.Normalize(text, shadowOptions)
+	buf := shadowBufs.Get().(*textnorm.Buffer)
+	t := textnorm.NormalizeInto(buf, text, shadowOptions)
 	norm := t.Norm
 	var hs []hit
 	var signals [][2]int // spans in text of findings and cues, for hidden-text checks
@@ -370,11 +371,26 @@ func (d *Detector) analyze(a *accum, text string, l layer) {
 			}
 		}
 	}
+	putShadowBuf(buf) // t and norm are not used below
 	d.structure(a, text, l, signals)
 	if l.depth < maxDepth {
 		d.decode(a, text, l, rot13)
 	}
 }
+
+// shadowBufs keep the memory of shadows between analyses.
+var shadowBufs = sync.Pool{New: func() any { return new(textnorm.Buffer) }}
+
+// putShadowBuf returns a buffer to shadowBufs unless it grew past what
+// common texts need.
+func putShadowBuf(b *textnorm.Buffer) {
+	if b.Cap() <= maxPooledShadow {
+		shadowBufs.Put(b)
+	}
+}
+
+// maxPooledShadow is the largest shadow buffer kept for reuse.
+const maxPooledShadow = 256 << 10
 
 // override evaluates an override verb: a qualifier then an object in the
 // same sentence, or an object alone, or a qualifier right after it ("ignore

@@ -312,3 +312,24 @@ func TestDecodeBudget(t *testing.T) {
 		t.Errorf("Scan(%d payloads) = %v; want one scan_limit over the first undecoded one", maxLayers+5, fs)
 	}
 }
+
+// indexFold agrees with trying strings.EqualFold at every offset.
+func TestIndexFold(t *testing.T) {
+	naive := func(s, sub string) int {
+		for i := 0; i+len(sub) <= len(s); i++ {
+			if strings.EqualFold(s[i:i+len(sub)], sub) {
+				return i
+			}
+		}
+		return -1
+	}
+	texts := []string{"", "s", "style", "STYLE", "a Style b", "ssssstyle", "sSsStYlE", "<p style=x>", "no match here at all",
+		"hidden HIDDEN hIdDeN", "<img src=x>", "ſtyle", "sty", "xxstylx style", strings.Repeat("s", 100) + "tyle"}
+	for _, s := range texts {
+		for _, sub := range []string{"style", "hidden", "<img", "src=", "s", "</div", "<!--"} {
+			if got, want := indexFold(s, sub), naive(s, sub); got != want {
+				t.Errorf("indexFold(%q, %q) = %d; want %d", s, sub, got, want)
+			}
+		}
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"aigw/gateway/guard/textnorm"
 )
 
 func isLetterOrDigit(r rune) bool {
@@ -23,11 +25,8 @@ func (d *Detector) structure(a *accum, text string, l layer, signals [][2]int) {
 		htmlImages(a, text, l)
 		hiddenHTML(a, text, l, signals, d.cueIn)
 	}
-	for i := 0; i < len(text); i++ {
-		if text[i] >= utf8.RuneSelf {
-			d.smuggling(a, text, i, l)
-			break
-		}
+	if i := textnorm.IndexNonASCII(text); i >= 0 {
+		d.smuggling(a, text, i, l)
 	}
 }
 
@@ -291,25 +290,42 @@ func indexFold(s, sub string) int {
 	if n == 0 {
 		return 0
 	}
+	if n > len(s) {
+		return -1
+	}
 	c0, c1 := sub[0], sub[0]
 	if 'a' <= c0 && c0 <= 'z' {
 		c1 = c0 - ('a' - 'A')
 	}
-	for i := 0; i+n <= len(s); {
-		j := strings.IndexByte(s[i:len(s)-n+1], c0)
-		if c1 != c0 {
-			if k := strings.IndexByte(s[i:len(s)-n+1], c1); k >= 0 && (j < 0 || k < j) {
-				j = k
+	// The next occurrences of c0 and c1 at or after i where sub may start
+	// (-1: none), each searched again only once passed.
+	last := len(s) - n + 1
+	next0, next1 := -2, -2
+	if c1 == c0 {
+		next1 = -1
+	}
+	for i := 0; i < last; {
+		if next0 != -1 && next0 < i {
+			if next0 = strings.IndexByte(s[i:last], c0); next0 >= 0 {
+				next0 += i
 			}
+		}
+		if next1 != -1 && next1 < i {
+			if next1 = strings.IndexByte(s[i:last], c1); next1 >= 0 {
+				next1 += i
+			}
+		}
+		j := next0
+		if j < 0 || next1 >= 0 && next1 < j {
+			j = next1
 		}
 		if j < 0 {
 			return -1
 		}
-		i += j
-		if strings.EqualFold(s[i:i+n], sub) {
-			return i
+		if strings.EqualFold(s[j:j+n], sub) {
+			return j
 		}
-		i++
+		i = j + 1
 	}
 	return -1
 }

@@ -1,7 +1,10 @@
 package pii
 
 import (
+	"math/bits"
+
 	"aigw/gateway/guard"
+	"aigw/gateway/guard/internal/swar"
 )
 
 // Byte classes.
@@ -79,9 +82,22 @@ func (sc *scanner) on(e int) bool { return sc.r.on&(1<<e) != 0 }
 func (sc *scanner) run() {
 	s := sc.s
 	n := len(s)
+	// trig marks the candidate starts in s[at:at+8] (see triggers).
+	at, trig := -8, uint64(0)
 	for i := 0; i < n; {
 		if class[s[i]]&cTrig == 0 {
-			i++
+			if i+8 > n {
+				i++
+				continue
+			}
+			if i >= at+8 || i < at {
+				at, trig = i, triggers(swar.Load(s, i))
+			}
+			if m := trig >> (8 * (i - at)); m != 0 {
+				i += bits.TrailingZeros64(m) / 8
+			} else {
+				i = at + 8
+			}
 			continue
 		}
 		var next int
@@ -97,6 +113,14 @@ func (sc *scanner) run() {
 		}
 		i = max(next, i+1)
 	}
+}
+
+// triggers marks the bytes of the word x (eight bytes of text, see
+// package swar) that start a candidate (cTrig: a digit or one of @ : [ ( {).
+func triggers(x uint64) uint64 {
+	v := x &^ swar.High
+	m := swar.GE(v, '0')&^swar.GE(v, ':'+1) | swar.EQ(v, '@') | swar.EQ(v, '[') | swar.EQ(v, '(') | swar.EQ(v, '{')
+	return m &^ (x & swar.High)
 }
 
 // boundaryBefore reports whether a word starts at i (regexp \b): the byte

@@ -19,8 +19,9 @@ type matcher struct {
 	trans []uint32
 	// out[state] lists the keywords that end in state (its own and its
 	// suffixes').
-	out   [][]uint16
-	kwLen []int
+	out    [][]uint16
+	kwLen  []int
+	maxLen int // of a keyword
 }
 
 const matchFlag = 1 << 31
@@ -70,6 +71,7 @@ func newMatcher(keywords []string) (*matcher, error) {
 		}
 		nodes[s].out = append(nodes[s].out, uint16(id))
 		m.kwLen = append(m.kwLen, len(kw))
+		m.maxLen = max(m.maxLen, len(kw))
 	}
 
 	// Failure links and the dense table, breadth first.
@@ -121,10 +123,54 @@ type hit struct {
 }
 
 // scan appends every keyword occurrence in s to hits.
+//
+// Each byte's transition waits for the one before (a load from a table
+// larger than the L1 cache), so a long text is scanned as two halves at
+// once, interleaved: the second half starts maxLen-1 bytes early, from the
+// start state, and reports only the keywords that end in it.
 func (m *matcher) scan(s string, hits []hit) []hit {
+	if len(s) < 2*splitScan || m.maxLen == 0 || m.maxLen > splitScan {
+		return m.scanFrom(s, 0, 0, hits)
+	}
 	trans, cls := m.trans, &m.cls
-	st := uint32(0)
-	for i := 0; i < len(s); i++ {
+	mid := len(s) / 2
+	b := mid - (m.maxLen - 1) // where the second walker starts
+	var bBuf [8]hit
+	bHits := bBuf[:0]
+	sa, sb := uint32(0), uint32(0)
+	for i := 0; i < mid; i++ {
+		sa = trans[sa+uint32(cls[s[i]])]
+		sb = trans[sb+uint32(cls[s[b+i]])]
+		if (sa|sb)&matchFlag == 0 {
+			continue
+		}
+		if sa&matchFlag != 0 {
+			sa &^= matchFlag
+			for _, kw := range m.out[sa/m.ncls] {
+				hits = append(hits, hit{kw, int32(i + 1)})
+			}
+		}
+		if sb&matchFlag != 0 {
+			sb &^= matchFlag
+			if b+i >= mid { // the first half reports the keywords ending before
+				for _, kw := range m.out[sb/m.ncls] {
+					bHits = append(bHits, hit{kw, int32(b + i + 1)})
+				}
+			}
+		}
+	}
+	hits = append(hits, bHits...)
+	return m.scanFrom(s, b+mid, sb, hits)
+}
+
+// splitScan is the length from which scan splits a text in two.
+const splitScan = 256
+
+// scanFrom appends the keyword occurrences that end in s[i:] to hits,
+// starting in state st (premultiplied, without the flag).
+func (m *matcher) scanFrom(s string, i int, st uint32, hits []hit) []hit {
+	trans, cls := m.trans, &m.cls
+	for ; i < len(s); i++ {
 		st = trans[st+uint32(cls[s[i]])]
 		if st&matchFlag != 0 {
 			st &^= matchFlag

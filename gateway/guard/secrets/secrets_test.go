@@ -322,3 +322,26 @@ func TestMatcher(t *testing.T) {
 		t.Errorf("scan = %v; want %v", got, want)
 	}
 }
+
+// scan, which splits long texts in two halves scanned at once, finds what
+// one pass from the start finds, keywords across the middle included.
+func TestMatcherSplit(t *testing.T) {
+	d := New(Config{})
+	m := d.rs.kw
+	words := []string{"ghp_", "AKIA", "sk-ant-", "xoxb-", "password", "secret", "token", " ", "-----BEGIN ", "api_key=", "x", "ab"}
+	seed := uint64(3)
+	rnd := func(n int) int {
+		seed = seed*6364136223846793005 + 1442695040888963407
+		return int(seed>>33) % n
+	}
+	for range 300 {
+		var sb strings.Builder
+		for sb.Len() < 512+rnd(2048) {
+			sb.WriteString(words[rnd(len(words))])
+		}
+		s := sb.String()
+		if got, want := m.scan(s, nil), m.scanFrom(s, 0, 0, nil); !slices.Equal(got, want) {
+			t.Fatalf("scan(%q) = %v; one pass: %v", s, got, want)
+		}
+	}
+}

@@ -1,12 +1,14 @@
 package textnorm
 
 import (
-	"encoding/binary"
+	"math/bits"
 	"unicode"
 	"unicode/utf8"
 	"unsafe"
 
 	"golang.org/x/text/unicode/norm"
+
+	"aigw/gateway/guard/internal/swar"
 )
 
 // Affects reports whether normalizing s could change what a detector
@@ -27,7 +29,7 @@ func Affects(s string) bool {
 	b := unsafe.Slice(unsafe.StringData(s), len(s))
 	for i := 0; i < len(b); {
 		if i+8 <= len(b) {
-			w := binary.LittleEndian.Uint64(b[i:])
+			w := swar.Load(s, i)
 			const hi, lo20, x7f = 0x8080808080808080, 0x2020202020202020, 0x7f7f7f7f7f7f7f7f
 			if w&hi == 0 && (w-lo20)&^w&hi == 0 && ((w^x7f)-0x0101010101010101)&^(w^x7f)&hi == 0 {
 				i += 8 // eight printable ASCII bytes
@@ -90,3 +92,19 @@ func asciiAlnum(c byte) bool {
 
 // asciiInk: printable ASCII other than the space.
 func asciiInk(c byte) bool { return '!' <= c && c <= '~' }
+
+// IndexNonASCII returns the index of the first non-ASCII byte of s, or -1.
+func IndexNonASCII(s string) int {
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		if w := swar.Load(s, i) & swar.High; w != 0 {
+			return i + bits.TrailingZeros64(w)/8
+		}
+	}
+	for ; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return i
+		}
+	}
+	return -1
+}

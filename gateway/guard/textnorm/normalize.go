@@ -4,7 +4,6 @@ import (
 	"math"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"unicode"
 	"unicode/utf8"
@@ -15,16 +14,34 @@ import (
 
 // Normalize returns the normalized copy of s.
 func Normalize(s string, o Options) Text {
-	return normalize(s, o, false)
+	return normalize(s, o, false, nil)
+}
+
+// A Buffer keeps the memory of normalized copies for reuse by
+// NormalizeInto, so that a caller that normalizes text after text (from a
+// sync.Pool, say) allocates nothing once it has grown. The zero value is
+// ready to use. A Buffer is not safe for concurrent use.
+type Buffer struct {
+	out  []byte
+	runs []run
+}
+
+// Cap is the number of bytes of text buf holds memory for.
+func (buf *Buffer) Cap() int { return cap(buf.out) }
+
+// NormalizeInto is Normalize, with the copy in buf's memory: the Text it
+// returns is valid only until buf is used again.
+func NormalizeInto(buf *Buffer, s string, o Options) Text {
+	return normalize(s, o, false, buf)
 }
 
 // normalize is Normalize, without the ASCII fast paths if slow (the
-// tests check that both agree).
-func normalize(s string, o Options, slow bool) Text {
+// tests check that both agree), in buf's memory if not nil.
+func normalize(s string, o Options, slow bool, buf *Buffer) Text {
 	if len(s) > math.MaxInt32 {
 		panic("textnorm: input of 2 GiB or more")
 	}
-	b := builder{src: s, opt: o, tab: &asciiTabs[o.index()], slow: slow}
+	b := builder{src: s, opt: o, tab: &asciiTabs[o.index()], slow: slow, buf: buf}
 	if o.Confusables {
 		loadConfusables()
 	}
@@ -48,6 +65,9 @@ func normalize(s string, o Options, slow bool) Text {
 	b.flush()
 	if b.out == nil {
 		return Text{Norm: s[:b.n], src: s}
+	}
+	if buf != nil {
+		buf.out, buf.runs = b.out, b.runs
 	}
 	// b.out is not written again: share it.
 	return Text{Norm: unsafe.String(unsafe.SliceData(b.out), len(b.out)), src: s, runs: b.runs}
@@ -85,92 +105,6 @@ func (b *builder) asciiRun(i int) int {
 	return i + 1
 }
 
-// collapseRun outputs, from s[i] on, the longest stretch whose Collapse
-// result needs no look-ahead beyond a few bytes, with nothing pending, and
-// returns its end. That is words (letter runs of two or more, or
-// continuing one), characters that are neither letters, separators nor
-// white space, separators after anything but a single letter, runs of two
-// or more white-space characters, a single space before a non-space, and
-// a single letter followed by a space and a word. It keeps the Collapse
-// state as feed would.
-func (b *builder) collapseRun(i int) int {
-	s, t := b.src, b.tab
-	letters, k, from := b.letters, i, i
-	for k < len(s) {
-		j := k
-		for j < len(s) && t.word[s[j]] {
-			j++
-		}
-		if j < len(s) && s[j] >= utf8.RuneSelf {
-			j--
-		}
-		if n := j - k; n >= 2 || n == 1 && letters >= 1 {
-			letters += n
-			k = j
-			continue
-		} else if n == 1 {
-			// A single letter, then a space and a word of two or more.
-			if j+3 < len(s) && s[j] == ' ' && t.word[s[j+1]] && t.word[s[j+2]] && s[j+3] < utf8.RuneSelf {
-				letters = 0
-				k = j + 1
-				continue
-			}
-			break
-		}
-		if k+1 < len(s) && s[k+1] >= utf8.RuneSelf {
-			break
-		}
-		c := s[k]
-		switch t.class[c] {
-		case clSpace:
-			w := k + 1
-			for w < len(s) && t.class[s[w]] == clSpace {
-				w++
-			}
-			if w < len(s) && (s[w] >= utf8.RuneSelf || !t.pass[s[w]]) || w+1 < len(s) && s[w+1] >= utf8.RuneSelf {
-				// Non-ASCII or a dropped control may continue the run.
-				return b.endRun(from, k, letters)
-			}
-			if w-k == 1 {
-				if t.m[c] != ' ' || letters == 1 {
-					return b.endRun(from, k, letters)
-				}
-				break // one space, kept
-			}
-			// A run of white space: one character.
-			b.endRun(from, k, letters)
-			r := rune(' ')
-			if !b.opt.Spaces && strings.ContainsAny(s[k:w], "\n\r") {
-				r = '\n'
-			}
-			b.put(atom{r: r, s: int32(k), e: int32(w)})
-			b.letters, b.chainSep = 0, 0
-			letters, k, from = 0, w, w
-			continue
-		case clSep:
-			if letters == 1 {
-				return b.endRun(from, k, letters)
-			}
-		case clOther:
-		default: // dropped control
-			return b.endRun(from, k, letters)
-		}
-		letters = 0
-		k++
-	}
-	return b.endRun(from, k, letters)
-}
-
-// endRun outputs src[from:k] as is and sets the Collapse state after it.
-func (b *builder) endRun(from, k, letters int) int {
-	if k > from {
-		b.mapRun(from, k)
-		b.letters = letters
-		b.chainSep = 0
-	}
-	return k
-}
-
 // asciiTab says what Normalize does to ASCII bytes for one combination of
 // options: m maps them (Fold, Leet); pass says they are kept (not a
 // dropped control); class is the Collapse class of the mapped byte, or
@@ -181,7 +115,10 @@ type asciiTab struct {
 	pass  [256]bool
 	word  [256]bool
 	class [256]uint8
-	ident bool // m is the identity
+	kind  [256]uint8 // for collapseEnd
+	ident bool       // m is the identity
+	// The options that make m: Fold, Leet, Spaces.
+	fold, leet, spaces bool
 }
 
 // index numbers the combinations of options.
@@ -213,24 +150,41 @@ var asciiTabs = func() (t [64]asciiTab) {
 			t[i].m[c] = m
 			t[i].pass[c] = pass
 			t[i].class[c] = clDrop
+			t[i].kind[c] = kindStop
 			if pass {
 				t[i].class[c] = asciiClass[m]
 				t[i].word[c] = asciiClass[m] == clLetter
+				switch t[i].kind[c] = 0; {
+				case asciiClass[m] == clSpace && (m == ' ' || m == '\t'):
+					t[i].kind[c] = kindSpace | kindSep
+				case asciiClass[m] == clSpace:
+					t[i].kind[c] = kindSpace
+				case asciiClass[m] == clSep:
+					t[i].kind[c] = kindSep
+				}
 			}
 		}
+		for c := 128; c < 256; c++ {
+			t[i].kind[c] = kindStop
+		}
 		t[i].ident = !fold && !leetOn && !spaces
+		t[i].fold, t[i].leet, t[i].spaces = fold, leetOn, spaces
 	}
 	return t
 }()
 
 // mapRun outputs src[i:j] through the ASCII map, byte for byte.
 func (b *builder) mapRun(i, j int) {
-	s, m := b.src, &b.tab.m
+	s, t := b.src, b.tab
 	if b.out == nil {
 		if i == b.n {
 			k := i
-			for k < j && m[s[k]] == s[k] {
-				k++
+			if j-i < 16 { // short: bytewise
+				for k < j && t.m[s[k]] == s[k] {
+					k++
+				}
+			} else {
+				k = t.same(s, i, j)
 			}
 			b.n = k
 			if k == j {
@@ -241,13 +195,16 @@ func (b *builder) mapRun(i, j int) {
 		b.materialize()
 	}
 	o := int32(len(b.out))
-	if b.tab.ident {
+	if t.ident {
 		b.out = append(b.out, s[i:j]...)
 	} else {
 		b.out = slices.Grow(b.out, j-i)
-		dst := b.out[o : int(o)+j-i]
-		for k, c := range []byte(s[i:j]) {
-			dst[k] = m[c]
+		if dst := b.out[o : int(o)+j-i]; j-i < 16 { // short: bytewise
+			for k, c := range []byte(s[i:j]) {
+				dst[k] = t.m[c]
+			}
+		} else {
+			t.mapASCII(dst, s[i:j])
 		}
 		b.out = b.out[:int(o)+j-i]
 	}
@@ -258,8 +215,12 @@ func (b *builder) mapRun(i, j int) {
 }
 
 func (b *builder) materialize() {
-	b.out = make([]byte, b.n, len(b.src)+utf8.UTFMax)
-	b.runs = make([]run, 0, 16+len(b.src)/64)
+	if b.buf != nil && cap(b.buf.out) >= len(b.src)+utf8.UTFMax {
+		b.out, b.runs = b.buf.out[:b.n], b.buf.runs[:0]
+	} else {
+		b.out = make([]byte, b.n, len(b.src)+utf8.UTFMax)
+		b.runs = make([]run, 0, 16+len(b.src)/64)
+	}
 	copy(b.out, b.src[:b.n])
 	if b.n > 0 {
 		b.runs = append(b.runs, run{o: 0, s: 0, e: -1})
@@ -403,8 +364,9 @@ type builder struct {
 	src  string
 	opt  Options
 	tab  *asciiTab
-	slow bool   // no fast paths
-	pend []byte // NFKC output waiting for its input range
+	slow bool    // no fast paths
+	buf  *Buffer // memory to reuse, or nil
+	pend []byte  // NFKC output waiting for its input range
 	// out is nil while the output is src[:n] byte for byte.
 	out  []byte
 	n    int

@@ -126,6 +126,14 @@ func TestSpan(t *testing.T) {
 	}
 }
 
+func TestNormalizeIntoReuses(t *testing.T) {
+	var buf Buffer
+	NormalizeInto(&buf, prompt4K, all)
+	if n := testing.AllocsPerRun(10, func() { NormalizeInto(&buf, prompt4K, all) }); n != 0 {
+		t.Errorf("NormalizeInto with a grown Buffer allocates %v times; want 0", n)
+	}
+}
+
 func TestASCIIDoesNotAllocate(t *testing.T) {
 	in := strings.Repeat("The quick brown fox jumps over the lazy dog. ", 20)
 	var x Text
@@ -192,7 +200,7 @@ func FuzzNormalize(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in string, bits uint8) {
 		o := Options{Fold: bits&1 != 0, Confusables: bits&2 != 0, Digits: bits&4 != 0, Leet: bits&8 != 0, Collapse: bits&16 != 0, Spaces: bits&32 != 0}
 		x := Normalize(in, o)
-		if y := normalize(in, o, true); y.Norm != x.Norm || !slices.Equal(y.runs, x.runs) {
+		if y := normalize(in, o, true, nil); y.Norm != x.Norm || !slices.Equal(y.runs, x.runs) {
 			t.Fatalf("Normalize(%q, %+v) = %q %v; without fast paths %q %v", in, o, x.Norm, x.runs, y.Norm, y.runs)
 		}
 		if !utf8.ValidString(x.Norm) {
@@ -233,7 +241,7 @@ func TestConcurrent(t *testing.T) {
 		go func() {
 			for k := range 20 {
 				s := texts[(g+k)%len(texts)]
-				x, y := Normalize(s, all), normalize(s, all, true)
+				x, y := Normalize(s, all), normalize(s, all, true, nil)
 				if x.Norm != y.Norm {
 					done <- fmt.Sprintf("Normalize(%.20q) = %.20q; without fast paths %.20q", s, x.Norm, y.Norm)
 					return
@@ -245,6 +253,38 @@ func TestConcurrent(t *testing.T) {
 	for range 8 {
 		if msg := <-done; msg != "" {
 			t.Error(msg)
+		}
+	}
+}
+
+// The fast paths agree with the slow one on random texts over an alphabet
+// that makes words, single letters, chains, white-space runs, controls and
+// non-ASCII neighbours common, for every combination of options; so does
+// NormalizeInto with one Buffer for all.
+func TestFastPathsAgree(t *testing.T) {
+	var buf Buffer
+	alphabet := []string{"a", "b", "Z", "1", "0", "@", "$", " ", " ", "  ", "\t", "\n", "\r", ".", "-", "'", ",", "(", "#",
+		"\x00", "\x7f", "é", "\u00a0", "\u200b", "і", "ab", "word", "Word ", " a ", "x.y", "i g n", "\n\n", "    "}
+	seed := uint64(1)
+	rnd := func(n int) int {
+		seed = seed*6364136223846793005 + 1442695040888963407
+		return int(seed>>33) % n
+	}
+	for range 4000 {
+		var sb strings.Builder
+		for n := rnd(40); n >= 0; n-- {
+			sb.WriteString(alphabet[rnd(len(alphabet))])
+		}
+		in := sb.String()
+		for bits := range 64 {
+			o := Options{Fold: bits&1 != 0, Confusables: bits&2 != 0, Digits: bits&4 != 0, Leet: bits&8 != 0, Collapse: bits&16 != 0, Spaces: bits&32 != 0}
+			x, y := Normalize(in, o), normalize(in, o, true, nil)
+			if x.Norm != y.Norm || !slices.Equal(x.runs, y.runs) {
+				t.Fatalf("Normalize(%q, %+v) = %q %v; without fast paths %q %v", in, o, x.Norm, x.runs, y.Norm, y.runs)
+			}
+			if z := NormalizeInto(&buf, in, o); z.Norm != x.Norm || !slices.Equal(z.runs, x.runs) {
+				t.Fatalf("NormalizeInto(%q, %+v) = %q %v; Normalize %q %v", in, o, z.Norm, z.runs, x.Norm, x.runs)
+			}
 		}
 	}
 }
