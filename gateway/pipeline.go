@@ -869,8 +869,11 @@ func (p *Pipeline) Pump(call *Call, req *ChatRequest, s Stream, w ChunkWriter) e
 			s.Close()
 			return w.Fail(AsError(call.Fail(err, o)), started)
 		}
+		// more: the next chunk is already read, so the writer may leave
+		// this one unflushed. Not under inspection: the inspector may hold
+		// the next chunk back, and what was written would then wait.
 		more := false
-		if b, ok := s.(Buffered); ok {
+		if b, ok := s.(Buffered); ok && si == nil {
 			more = b.Buffered()
 		}
 		rel := []*ChatChunk{c}

@@ -73,13 +73,7 @@ func (s *SSEReader) Next() (SSEEvent, error) {
 		if line[0] == ':' { // comment
 			continue
 		}
-		field, value := line, []byte(nil)
-		if i := bytes.IndexByte(line, ':'); i >= 0 {
-			field, value = line[:i], line[i+1:]
-			if len(value) > 0 && value[0] == ' ' {
-				value = value[1:]
-			}
-		}
+		field, value := SSEField(line)
 		switch string(field) {
 		case "data":
 			if hasData {
@@ -138,4 +132,20 @@ func (s *SSEReader) readLine() ([]byte, error) {
 		}
 		s.line = append(s.line, b)
 	}
+}
+
+// SSEField splits a server-sent event line that is not a comment into its
+// field name and value (one space after the colon dropped; a line without
+// a colon is a field with an empty value), as the HTML Living Standard's
+// event stream interpretation does.
+func SSEField(line []byte) (field, value []byte) {
+	i := bytes.IndexByte(line, ':')
+	if i < 0 {
+		return line, nil
+	}
+	field, value = line[:i], line[i+1:]
+	if len(value) > 0 && value[0] == ' ' {
+		value = value[1:]
+	}
+	return field, value
 }

@@ -80,7 +80,7 @@ func (s *DelegatedSpender) Reserve(ctx context.Context, caller gateway.Caller, r
 	case caller.AgentID != "" && caller.AgentID != cl.Callee:
 		return refuse(403, CodeDelegationInvalid, "agent_mismatch",
 			fmt.Sprintf("The X-Aigw-Delegation token is for agent %q, not %q (X-Aigw-Agent).", cl.Callee, caller.AgentID))
-	case !scopesAllow(cl.Scopes, ScopeModelPrefix+r.Model):
+	case !allows(cl.Scopes, ScopeModelPrefix+r.Model):
 		return refuse(403, CodeDelegationScope, "scope",
 			fmt.Sprintf("The delegation does not allow model %q (its scopes have no %q).", r.Model, ScopeModelPrefix+r.Model))
 	}
@@ -195,12 +195,8 @@ func delegationError(status int, code, msg string) *gateway.Error {
 	return &gateway.Error{Status: status, Type: typ, Code: code, Message: msg}
 }
 
-// scopesAllow reports whether one of scopes covers want.
-func scopesAllow(scopes []string, want string) bool {
-	for _, s := range scopes {
-		if ScopeCovers(s, want) {
-			return true
-		}
-	}
-	return false
+// allows reports whether scopes cover want.
+func allows(scopes []string, want string) bool {
+	_, ok := ScopesWithin([]string{want}, scopes)
+	return ok
 }

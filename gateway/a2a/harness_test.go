@@ -300,7 +300,7 @@ func (fa *fakeAgent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fa.set(ft, StateWorking)
 		}
 		reply(fa.snapshot(ft), nil)
-	case MethodGet, MethodCancel:
+	case MethodGet, MethodCancel, MethodResubscribe:
 		var p taskParams
 		json.Unmarshal(req.Params, &p)
 		fa.mu.Lock()
@@ -308,6 +308,10 @@ func (fa *fakeAgent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fa.mu.Unlock()
 		if ft == nil {
 			reply(nil, &RPCError{Code: CodeTaskNotFound, Message: "Task not found"})
+			return
+		}
+		if req.Method == MethodResubscribe {
+			fa.stream(w, req.ID, ft)
 			return
 		}
 		if req.Method == MethodCancel {
@@ -319,17 +323,6 @@ func (fa *fakeAgent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fa.notify(ft)
 		}
 		reply(fa.snapshot(ft), nil)
-	case MethodResubscribe:
-		var p taskParams
-		json.Unmarshal(req.Params, &p)
-		fa.mu.Lock()
-		ft := fa.tasks[p.ID]
-		fa.mu.Unlock()
-		if ft == nil {
-			reply(nil, &RPCError{Code: CodeTaskNotFound, Message: "Task not found"})
-			return
-		}
-		fa.stream(w, req.ID, ft)
 	case MethodPushSet:
 		var p TaskPushNotificationConfig
 		json.Unmarshal(req.Params, &p)

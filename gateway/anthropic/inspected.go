@@ -444,13 +444,7 @@ func (r *eventReader) next() (rawEvent, error) {
 		if line[0] == ':' {
 			continue
 		}
-		field, value := line, []byte(nil)
-		if i := bytes.IndexByte(line, ':'); i >= 0 {
-			field, value = line[:i], line[i+1:]
-			if len(value) > 0 && value[0] == ' ' {
-				value = value[1:]
-			}
-		}
+		field, value := gateway.SSEField(line)
 		switch string(field) {
 		case "event":
 			ev.name = string(value)

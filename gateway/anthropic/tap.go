@@ -120,13 +120,7 @@ func (t *StreamTap) endLine() {
 	if line[0] == ':' {
 		return
 	}
-	field, value := line, []byte(nil)
-	if i := bytes.IndexByte(line, ':'); i >= 0 {
-		field, value = line[:i], line[i+1:]
-		if len(value) > 0 && value[0] == ' ' {
-			value = value[1:]
-		}
-	}
+	field, value := gateway.SSEField(line)
 	switch string(field) {
 	case "event":
 		t.event = string(value)

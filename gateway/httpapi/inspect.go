@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"errors"
-	"io"
 	"net/http"
 
 	"aigw/gateway"
@@ -20,7 +19,7 @@ import (
 // acknowledgement of the response event, as in copyStream.
 func (m *messagesCall) inspectStream() int {
 	w := &passedEvents{c: m.c, header: m.raw.Header}
-	w.st = anthropic.NewInspectedStream(m.provider, m.native, &flushFirst{ReadCloser: m.raw.Body, w: w})
+	w.st = anthropic.NewInspectedStream(m.provider, m.native, m.raw.Body)
 	m.s.p.Pump(m.call, m.chatReq, w.st, w)
 	if w.failed != 0 && !w.began {
 		return w.failed
@@ -36,22 +35,8 @@ type passedEvents struct {
 	header http.Header // the upstream's
 	began  bool
 	failed int
-	// unflushed: bytes were written without a flush, the next chunk
-	// having arrived; but the inspector may hold that one back, so they
-	// are flushed before the stream waits for the upstream (flushFirst).
+	// unflushed: bytes were written without a flush (more followed).
 	unflushed bool
-}
-
-// flushFirst is the upstream's body, read once the stream has nothing
-// buffered left: what was written and not flushed is flushed first.
-type flushFirst struct {
-	io.ReadCloser
-	w *passedEvents
-}
-
-func (f *flushFirst) Read(p []byte) (int, error) {
-	f.w.flush()
-	return f.ReadCloser.Read(p)
 }
 
 func (p *passedEvents) flush() {

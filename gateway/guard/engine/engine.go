@@ -148,6 +148,9 @@ func New(cfg Config, log *slog.Logger) (*Engine, error) {
 	names := map[string]bool{}
 	for i := range cfg.Policies {
 		pc := cfg.Policies[i]
+		// validate fills defaults into the checks: into a copy, never into
+		// the caller's config (engines built from one config would race).
+		pc.Checks = slices.Clone(pc.Checks)
 		if err := pc.validate(); err != nil {
 			return nil, err
 		}
