@@ -40,6 +40,7 @@ import (
 	"aigw/ledger"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // Defaults for the zero values of [Config].
@@ -139,8 +140,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		}
 		return nil, err
 	}
-	var mode string
-	if err := s.w.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+	mode, err := firstConn(ctx, s.w, cfg.BusyTimeout)
+	if err != nil {
 		return fail(fmt.Errorf("sqlite: open %s: %w", path, err))
 	}
 	if mode != "wal" {
@@ -163,6 +164,30 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return fail(fmt.Errorf("sqlite: open %s for reading: %w", path, err))
 	}
 	return s, nil
+}
+
+// firstConn opens the write connection and returns its journal mode. Opening
+// it switches the file to WAL, which needs the file's exclusive lock; SQLite
+// answers SQLITE_BUSY at once, without waiting in its busy handler, when
+// another connection (another Open of the same file, in this process or
+// another) holds a lock at that moment. The failed connection is discarded,
+// so firstConn tries again until busy has passed.
+func firstConn(ctx context.Context, db *sql.DB, busy time.Duration) (string, error) {
+	deadline := time.Now().Add(busy)
+	wait := time.Millisecond
+	for {
+		var mode string
+		err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode)
+		if err == nil || sqliteCode(err)&0xff != sqlite3.SQLITE_BUSY || time.Now().Add(wait).After(deadline) {
+			return mode, err
+		}
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 50*time.Millisecond)
+	}
 }
 
 // dsn is the modernc.org/sqlite data source name of a connection to path.
