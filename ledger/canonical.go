@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf16"
@@ -204,7 +204,15 @@ func (p *canonParser) object(depth int) error {
 		break
 	}
 	if !sorted {
-		sort.SliceStable(members, func(i, j int) bool { return lessUTF16(members[i].key, members[j].key) })
+		slices.SortStableFunc(members, func(a, b span) int {
+			if lessUTF16(a.key, b.key) {
+				return -1
+			}
+			if lessUTF16(b.key, a.key) {
+				return 1
+			}
+			return 0
+		})
 		for i := 1; i < len(members); i++ {
 			if bytes.Equal(members[i-1].key, members[i].key) {
 				return p.errf("duplicate key %q", members[i].key)

@@ -183,12 +183,13 @@ func (ev *Event) Validate() error {
 	if ev.PayloadSHA256 != "" && !validHex(ev.PayloadSHA256, 64) {
 		return badField("payload_sha256", "must be 64 lowercase hex digits")
 	}
-	for field, s := range map[string]string{"actor.key_id": ev.Actor.KeyID, "actor.agent_id": ev.Actor.AgentID, "policy": ev.Policy} {
-		if err := validText(field, s); err != nil {
-			return err
-		}
+	if err := validText("actor.key_id", ev.Actor.KeyID); err != nil {
+		return err
 	}
-	return nil
+	if err := validText("actor.agent_id", ev.Actor.AgentID); err != nil {
+		return err
+	}
+	return validText("policy", ev.Policy)
 }
 
 // TimeFormat is the layout of the "time" member: UTC, always six fractional digits.
