@@ -39,9 +39,11 @@ type Admin struct {
 	// FailOpen: see gateway.PipelineConfig.
 	FailOpen bool
 	// Decide passes a person's decision to a call a guardrail holds for
-	// approval (an approval with subject_type "call" names it); Pending
+	// approval (an approval with subject_type "call" names it): true if it
+	// decided a pending approval, false if there was none (or it was
+	// decided before), an error if the approval store failed. Pending
 	// lists a tenant's held calls. Nil without guardrails.
-	Decide  func(tenant, id string, approved bool, by, reason string) bool
+	Decide  func(ctx context.Context, tenant, id string, approved bool, by, reason string) (bool, error)
 	Pending func(tenant string) any
 	// Guardrails serves a tenant's own guardrail policy (nil: not served).
 	Guardrails *GuardPolicies

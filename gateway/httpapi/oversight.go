@@ -207,7 +207,17 @@ func (a *Admin) createApproval(c *gin.Context) {
 		return
 	}
 	// A decision on a call held for approval is passed on, once recorded.
-	resolved := in.SubjectType == "call" && a.Decide != nil && a.Decide(id, in.Subject, in.Decision == "approved", in.By, in.Reason)
+	resolved := false
+	if in.SubjectType == "call" && a.Decide != nil {
+		var err error
+		resolved, err = a.Decide(context.WithoutCancel(c.Request.Context()), id, in.Subject, in.Decision == "approved", in.By, in.Reason)
+		if err != nil {
+			a.unapplied(c, ev, err)
+			writeError(c, &gateway.Error{Status: http.StatusServiceUnavailable, Type: gateway.TypeServer, Code: "approval_unavailable",
+				Message: "The decision was recorded but could not be passed to the held call: the approval store is unavailable. The call stays held until it expires; retry the decision.", Err: err})
+			return
+		}
+	}
 	c.JSON(http.StatusCreated, struct {
 		eventJSON
 		Resolved bool `json:"resolved"`
@@ -232,12 +242,16 @@ func (a *Admin) pendingApprovals(c *gin.Context) {
 // log and kind, action "<action>.failed", naming the event it undoes, so
 // that the log never claims in force what is not.
 func (a *Admin) unapplied(c *gin.Context, ev *ledger.Event, err error) {
-	a.Logger.Error("a change was recorded but not applied", "log", ev.Tenant, "kind", ev.Kind, "action", ev.Attrs["action"], "event_id", ev.ID, "err", err)
-	attrs := map[string]any{"action": fmt.Sprint(ev.Attrs["action"]) + ".failed", "event_id": ev.ID}
+	a.Logger.Error("a change was recorded but not applied", "log", ev.Tenant, "kind", ev.Kind, "event_id", ev.ID, "err", err)
+	action, ok := ev.Attrs["action"]
+	if !ok { // an approval: its kind names it
+		action = ev.Kind
+	}
+	attrs := map[string]any{"action": fmt.Sprint(action) + ".failed", "event_id": ev.ID}
 	if t, ok := ev.Attrs["tenant"]; ok {
 		attrs["tenant"] = t
 	}
-	for _, k := range []string{"target_type", "target", "by"} {
+	for _, k := range []string{"target_type", "target", "subject_type", "subject", "by"} {
 		if v, ok := ev.Attrs[k]; ok {
 			attrs[k] = v
 		}

@@ -107,7 +107,7 @@ type testAPI struct {
 	acme, globex string // API keys
 }
 
-func newTestAPI(t *testing.T) *testAPI {
+func newTestAPI(t *testing.T, opts ...func(*httpapi.Admin)) *testAPI {
 	t.Helper()
 	ctx := t.Context()
 	dbPath := filepath.Join(t.TempDir(), "tenants.db")
@@ -138,11 +138,15 @@ func newTestAPI(t *testing.T) *testAPI {
 	if err != nil {
 		t.Fatal(err)
 	}
+	admin := &httpapi.Admin{Key: adminKey, Tenants: store, Auth: auth, Recorder: rec, Logger: ledgertest.TestLogger(t),
+		Guardrails: &httpapi.GuardPolicies{Check: guards.CheckPolicy, Changed: guards.InvalidateTenant}}
+	for _, o := range opts {
+		o(admin)
+	}
 	h, err := httpapi.New(httpapi.Config{
 		Pipeline: pipe,
-		Admin: &httpapi.Admin{Key: adminKey, Tenants: store, Auth: auth, Recorder: rec, Logger: ledgertest.TestLogger(t),
-			Guardrails: &httpapi.GuardPolicies{Check: guards.CheckPolicy, Changed: guards.InvalidateTenant}},
-		Logger: ledgertest.TestLogger(t),
+		Admin:    admin,
+		Logger:   ledgertest.TestLogger(t),
 		Authenticate: func(ctx context.Context, secret string) (gateway.Caller, error) {
 			k, tn, err := auth.Authenticate(ctx, secret)
 			if err != nil {
@@ -673,5 +677,47 @@ func TestUnappliedChange(t *testing.T) {
 		if evs[1].Tenant != tc.log || evs[1].Kind != tc.kind || a["action"] != tc.action+".failed" || a["event_id"] != evs[0].ID {
 			t.Fatalf("%s: follow-up event %s/%s %v, want %s.failed naming %s", tc.action, evs[1].Tenant, evs[1].Kind, a, tc.action, evs[0].ID)
 		}
+	}
+}
+
+// TestApprovalStoreDown: a decision on a held call that the approval store
+// cannot take (Redis down) is a 503 after its record, and an
+// "approval.failed" event naming it follows, so the log never claims a
+// decision reached a call that it did not.
+func TestApprovalStoreDown(t *testing.T) {
+	eng, err := engine.New(engine.Config{Approvals: engine.ApprovalsConfig{RedisURL: "redis://127.0.0.1:1/0"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { eng.Close() })
+	api := newTestAPI(t, func(a *httpapi.Admin) { a.Decide = eng.Decide })
+	n := api.rec.len()
+	status, out := api.admin(t, "POST", "/admin/tenants/acme/approvals",
+		`{"subject":"apr_0123456789abcdef","subject_type":"call","decision":"approved","by":"Ada","reason":"checked"}`)
+	if e := errOf(out); status != 503 || e["code"] != "approval_unavailable" {
+		t.Fatalf("store down: %d %v", status, out)
+	}
+	evs, _ := api.rec.since(n)
+	if len(evs) != 2 || evs[0].Kind != ledger.KindApproval {
+		t.Fatalf("events %v; want the approval and its failure", evs)
+	}
+	var a map[string]any
+	json.Unmarshal(evs[1].RawAttrs, &a)
+	if evs[1].Tenant != "acme" || evs[1].Kind != ledger.KindApproval || a["action"] != "approval.failed" || a["event_id"] != evs[0].ID ||
+		a["subject"] != "apr_0123456789abcdef" || a["by"] != "Ada" {
+		t.Fatalf("follow-up event %s/%s %v", evs[1].Tenant, evs[1].Kind, a)
+	}
+	// An unknown approval with the store up is not an error: resolved false.
+	up := newTestAPI(t, func(a *httpapi.Admin) {
+		mem, err := engine.New(engine.Config{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.Decide = mem.Decide
+	})
+	status, out = up.admin(t, "POST", "/admin/tenants/acme/approvals",
+		`{"subject":"apr_0123456789abcdef","subject_type":"call","decision":"approved","by":"Ada","reason":"checked"}`)
+	if status != 201 || out["resolved"] != false {
+		t.Fatalf("unknown approval: %d %v", status, out)
 	}
 }

@@ -129,17 +129,21 @@ func (e *Engine) Approvals() ApprovalStore {
 	return e.approvals
 }
 
-// Decide records a person's decision on a pending approval of the tenant;
-// it reports whether this call decided it (false: no such pending approval,
-// already decided, or the store failed, which is logged).
-func (e *Engine) Decide(tenant, id string, approved bool, by, reason string) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), approvalTimeout)
+// Decide records a person's decision on a pending approval of the tenant.
+// It reports whether this call decided it: false with a nil error when
+// there is no such pending approval or it was decided before; an error
+// when the store failed (the decision did not reach the held call).
+func (e *Engine) Decide(ctx context.Context, tenant, id string, approved bool, by, reason string) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, approvalTimeout)
 	defer cancel()
 	_, err := e.Approvals().Decide(ctx, tenant, id, approved, by, reason)
-	if err != nil && !errors.Is(err, ErrApprovalNotFound) && !errors.Is(err, ErrApprovalDecided) {
-		e.log.Error("guardrail approval: the decision could not be stored", "tenant", tenant, "approval_id", id, "err", err)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, ErrApprovalNotFound), errors.Is(err, ErrApprovalDecided):
+		return false, nil
 	}
-	return err == nil
+	return false, fmt.Errorf("guardrail approval %s: the decision could not be stored: %w", id, err)
 }
 
 // ApprovalStatus returns an approval of the tenant (false: none, or the

@@ -192,8 +192,8 @@ func TestEngineApprovalsRedisURL(t *testing.T) {
 		}
 		done <- nil
 	}()
-	if !b.Decide("acme", ins.Hold.ID, true, "Ada", "ok") {
-		t.Fatal("B could not decide")
+	if ok, err := b.Decide(ctx, "acme", ins.Hold.ID, true, "Ada", "ok"); !ok || err != nil {
+		t.Fatalf("B could not decide: %v %v", ok, err)
 	}
 	if err := <-done; err != nil {
 		t.Fatalf("the held call: %v", err)

@@ -428,10 +428,10 @@ func testEnginesShareApprovals(t *testing.T, newStores newStoresFunc) {
 		if ps := b.PendingApprovals("acme"); !slices.ContainsFunc(ps, func(p Approval) bool { return p.ID == ins.Hold.ID }) {
 			t.Fatalf("pending on B = %+v; want %s among them", ps, ins.Hold.ID)
 		}
-		if !b.Decide("acme", ins.Hold.ID, approved, "Ada", "checked") {
+		if !decide(t, b, "acme", ins.Hold.ID, approved, "Ada", "checked") {
 			t.Fatal("B could not decide")
 		}
-		if b.Decide("acme", ins.Hold.ID, !approved, "Mallory", "again") || a.Decide("acme", ins.Hold.ID, !approved, "Mallory", "again") {
+		if decide(t, b, "acme", ins.Hold.ID, !approved, "Mallory", "again") || decide(t, a, "acme", ins.Hold.ID, !approved, "Mallory", "again") {
 			t.Fatal("a second decision was taken")
 		}
 		gerr := <-done
@@ -462,10 +462,10 @@ func testEnginesShareApprovals(t *testing.T, newStores newStoresFunc) {
 	if _, ok := b.ApprovalStatus("globex", id); ok {
 		t.Fatal("another tenant polled acme's approval")
 	}
-	if b.Decide("globex", id, true, "Mallory", "mine") {
+	if decide(t, b, "globex", id, true, "Mallory", "mine") {
 		t.Fatal("another tenant decided acme's approval")
 	}
-	if !a.Decide("acme", id, true, "Ada", "late but fine") {
+	if !decide(t, a, "acme", id, true, "Ada", "late but fine") {
 		t.Fatal("A could not decide")
 	}
 	if ap, ok := b.ApprovalStatus("acme", id); !ok || ap.Status != ApprovalApproved || ap.By != "Ada" {
@@ -489,4 +489,14 @@ func testEnginesShareApprovals(t *testing.T, newStores newStoresFunc) {
 	if other == nil || other.Hold == nil {
 		t.Fatalf("globex's call with acme's approval: %+v; want held", other)
 	}
+}
+
+// decide is Engine.Decide for tests: a store failure fails the test.
+func decide(t *testing.T, e *Engine, tenant, id string, approved bool, by, reason string) bool {
+	t.Helper()
+	ok, err := e.Decide(t.Context(), tenant, id, approved, by, reason)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ok
 }
