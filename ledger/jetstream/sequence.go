@@ -21,7 +21,7 @@ import (
 const (
 	DefaultBatch      = 500
 	DefaultMaxWait    = 100 * time.Millisecond
-	DefaultLinger     = 5 * time.Millisecond
+	DefaultLinger     = 25 * time.Millisecond
 	DefaultAckWait    = time.Minute
 	DefaultLockRetry  = 2 * time.Second
 	DefaultMaxBackoff = 5 * time.Second
@@ -55,6 +55,11 @@ type SequencerConfig struct {
 	// stay few and large instead of one per call. A batch after a quiet
 	// spell is committed at once. It adds at most Linger to the sequencing
 	// delay, never to publishing. Default [DefaultLinger]; negative: none.
+	// Measured (README, Performance): at 500 calls/s on SQLite, 25ms
+	// instead of 5ms cut the gateway's whole CPU per call by 30% (the
+	// commits' WAL writes, fsyncs and checkpoint signatures amortized over
+	// five times more events), at no cost to the callers, who wait for
+	// JetStream's acknowledgement, not for the sequencer.
 	Linger time.Duration
 	// AckWait is how long JetStream waits for the ack of a delivered message
 	// before redelivering it; default [DefaultAckWait]. It must exceed the
