@@ -350,6 +350,10 @@ func TestConfigFile(t *testing.T) {
 	if err != nil || cfg.Ledger.Origin != "example.com/audit" || cfg.Ledger.Partitions != 4 || cfg.DataDir != dir {
 		t.Fatalf("loadConfig = %+v, %v", cfg, err)
 	}
+	os.WriteFile(path, []byte("mcp:\n  session_timeout: 10m\n  tenant_idle_timeout: 90s\n"), 0o644)
+	if cfg, err := loadConfig(path); err != nil || cfg.MCP.SessionTimeout != 10*time.Minute || cfg.MCP.TenantIdleTimeout != 90*time.Second {
+		t.Fatalf("mcp timeouts: %+v, %v", cfg.MCP, err)
+	}
 	os.WriteFile(path, []byte("ledger:\n  key: ${AIGW_UNSET_SECRET}\n"), 0o644)
 	if _, err := loadConfig(path); err == nil || !strings.Contains(err.Error(), "AIGW_UNSET_SECRET") {
 		t.Fatalf("unset variable: %v", err)

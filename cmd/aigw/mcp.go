@@ -25,6 +25,12 @@ type MCPConfig struct {
 	// Upstreams are MCP servers whose tools agents of the listed tenants
 	// call through the gateway, named "<name>__<tool>".
 	Upstreams []MCPUpstreamConfig `yaml:"upstreams"`
+	// SessionTimeout closes MCP sessions idle that long (default 30m).
+	SessionTimeout time.Duration `yaml:"session_timeout"`
+	// TenantIdleTimeout frees a tenant's MCP server (its tools, resources
+	// and prompts) once the tenant has had no session that long (default
+	// 5m); its next session builds it anew.
+	TenantIdleTimeout time.Duration `yaml:"tenant_idle_timeout"`
 }
 
 // MCPUpstreamConfig is one upstream MCP server.
@@ -74,6 +80,7 @@ func newMCP(ctx context.Context, cfg Config, rt *router.Router, eng *engine.Engi
 	auth func(ctx context.Context, secret string) (gateway.Caller, error), rec gateway.Recorder, lg *slog.Logger) (*mcp.Server, error) {
 	mc := mcp.Config{
 		Authenticate: auth, Recorder: rec, FailOpen: cfg.Gateway.FailOpen, Logger: lg,
+		SessionTimeout: cfg.MCP.SessionTimeout, TenantIdleTimeout: cfg.MCP.TenantIdleTimeout,
 		Models: func(c gateway.Caller) []gateway.Model {
 			var out []gateway.Model
 			for _, m := range rt.Models() {

@@ -39,12 +39,13 @@ type toolCall struct {
 	args     []byte // the arguments as received (JSON)
 	result   []byte // the upstream's result (JSON), nil if none
 	verdicts []any
+	rl       *relay // nil: nothing is relayed to the agent
 }
 
 // callUpstream serves a call of an upstream tool that came through the
 // SDK's dispatch (see invoke).
 func (s *Server) callUpstream(ctx context.Context, rq *request, u *upstream, tool string, req *sdk.CallToolRequest) (sdk.Result, error) {
-	b, je := s.invoke(ctx, rq, u, tool, req.Params.Name, req.Params.Arguments)
+	b, je := s.invoke(ctx, rq, u, tool, req.Params.Name, req.Params.Arguments, nil)
 	if je != nil {
 		return nil, je
 	}
@@ -64,9 +65,10 @@ func (s *Server) callUpstream(ctx context.Context, rq *request, u *upstream, too
 // fail-closed, it answers only once the ledger has the event. Refusals
 // the agent can act on are tool errors (isError); failures of the
 // protocol or of the upstream are JSON-RPC errors. name is the tool's
-// name as the agent called it.
-func (s *Server) invoke(ctx context.Context, rq *request, u *upstream, tool, name string, rawArgs json.RawMessage) ([]byte, *jsonrpc.Error) {
-	c := &toolCall{s: s, rq: rq, u: u, tool: clean(tool, 128), args: normalizeArgs(rawArgs)}
+// name as the agent called it. rl, when not nil, relays to the agent
+// what the upstream sends about the call before its result.
+func (s *Server) invoke(ctx context.Context, rq *request, u *upstream, tool, name string, rawArgs json.RawMessage, rl *relay) ([]byte, *jsonrpc.Error) {
+	c := &toolCall{s: s, rq: rq, u: u, tool: clean(tool, 128), args: normalizeArgs(rawArgs), rl: rl}
 	u.mu.RLock()
 	cs, t := u.session, u.tools[tool]
 	u.mu.RUnlock()
@@ -127,7 +129,7 @@ func (s *Server) invoke(ctx context.Context, rq *request, u *upstream, tool, nam
 
 	// Forward.
 	fctx, cancel := context.WithTimeout(context.WithValue(ctx, traceKey{}, traceparent(rq.traceID)), u.timeout)
-	res, err := u.forward(fctx, cs, tool, c.args)
+	res, err := u.forward(fctx, cs, tool, c.args, rl)
 	cancel()
 	if err != nil {
 		return c.upstreamError(ctx, t, err)
@@ -336,6 +338,11 @@ func (c *toolCall) record(ctx context.Context, outcome, errMsg string) *jsonrpc.
 	}
 	if errMsg != "" {
 		attrs["error"] = truncate(errMsg, 256)
+	}
+	if c.rl != nil {
+		if notes, requests := c.rl.counts(); notes+requests > 0 {
+			attrs["relayed_notifications"], attrs["relayed_requests"] = notes, requests
+		}
 	}
 	return c.s.record(ctx, c.rq, ledger.KindToolCall, attrs, payload)
 }

@@ -21,12 +21,15 @@ import (
 const (
 	DefaultLedgerTimeout  = 5 * time.Second
 	DefaultSessionTimeout = 30 * time.Minute
-	DefaultKeepAlive      = 15 * time.Second
-	DefaultConnectTimeout = 10 * time.Second
-	DefaultCallTimeout    = 60 * time.Second
-	DefaultReconnectMin   = 250 * time.Millisecond
-	DefaultReconnectMax   = 30 * time.Second
-	DefaultMaxTools       = 1000
+	// DefaultTenantIdleTimeout is how long a tenant's MCP server outlives
+	// its last session.
+	DefaultTenantIdleTimeout = 5 * time.Minute
+	DefaultKeepAlive         = 15 * time.Second
+	DefaultConnectTimeout    = 10 * time.Second
+	DefaultCallTimeout       = 60 * time.Second
+	DefaultReconnectMin      = 250 * time.Millisecond
+	DefaultReconnectMax      = 30 * time.Second
+	DefaultMaxTools          = 1000
 	// DefaultMaxBodyBytes bounds an MCP request body.
 	DefaultMaxBodyBytes = 4 << 20
 )
@@ -106,6 +109,11 @@ type Config struct {
 	MaxBodyBytes int64
 	// SessionTimeout closes sessions idle that long (default 30 min).
 	SessionTimeout time.Duration
+	// TenantIdleTimeout frees a tenant's MCP server (its tools, resources
+	// and prompts, made when its first session began) once the tenant has
+	// had no session that long (default 5 min); its next session makes it
+	// anew.
+	TenantIdleTimeout time.Duration
 	// KeepAlive is the interval of the pings that tell a dead upstream
 	// (default 15 s).
 	KeepAlive time.Duration
@@ -210,7 +218,7 @@ func (c *Config) Validate() error {
 	if c.Recorder == nil {
 		return errors.New("mcp: config needs a Recorder")
 	}
-	for _, d := range []time.Duration{c.LedgerTimeout, c.SessionTimeout, c.KeepAlive, c.ConnectTimeout, c.CallTimeout, c.ReconnectMin, c.ReconnectMax} {
+	for _, d := range []time.Duration{c.LedgerTimeout, c.SessionTimeout, c.TenantIdleTimeout, c.KeepAlive, c.ConnectTimeout, c.CallTimeout, c.ReconnectMin, c.ReconnectMax} {
 		if d < 0 {
 			return fmt.Errorf("mcp: negative duration %v", d)
 		}
@@ -317,6 +325,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.SessionTimeout == 0 {
 		c.SessionTimeout = DefaultSessionTimeout
+	}
+	if c.TenantIdleTimeout == 0 {
+		c.TenantIdleTimeout = DefaultTenantIdleTimeout
 	}
 	if c.KeepAlive == 0 {
 		c.KeepAlive = DefaultKeepAlive

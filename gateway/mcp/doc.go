@@ -42,5 +42,55 @@
 // agent gets. Anything else (other methods, batches, per-request protocol
 // metadata) goes through the SDK, the same calls included. The gateway
 // keeps the sessions' idle timeout itself, since the SDK does not see
-// those calls.
+// those calls. A tenant's SDK server (its tools, resources and prompts)
+// is made when its first session begins and freed once the tenant has
+// had no session for [Config.TenantIdleTimeout]; a request that may be
+// beginning a session pins it, so no session is ever connected to a
+// server the gateway has let go.
+//
+// # What an upstream sends during a call
+//
+// On the fast path, what an upstream sends on the event stream of a call
+// before its result is relayed to the agent on the stream of its own
+// request (the answer becomes a text/event-stream at the first message
+// relayed; a call with nothing to relay is answered application/json):
+//
+//   - notifications/progress, when the agent gave a _meta.progressToken:
+//     the upstream gets a token of the gateway's (its session is shared
+//     by all agents), and the agent its own back;
+//   - notifications/message (the gateway asks HTTP upstreams for the
+//     "info" level) and notifications/elicitation/complete;
+//   - the requests sampling/createMessage, elicitation/create and
+//     roots/list (the gateway declares these capabilities to HTTP
+//     upstreams): relayed to the agent under an id of the gateway's
+//     ("aigw-r-<n>"), and the agent's answer, which it POSTs on its
+//     session, goes back to the upstream. The gateway answers the
+//     upstream a JSON-RPC error instead when the agent did not declare
+//     the capability, when the request looks like a prompt injection
+//     (the upstream's Injection action: block withholds it, flag relays
+//     it), or when the agent does not answer before the call ends; it
+//     answers ping itself, and any other request method not found.
+//
+// Each relayed request is an event of kind "mcp" (attrs method, server,
+// tool, outcome, duration_us, error, verdicts, request_sha256,
+// answer_sha256; payload {"request","answer","salt"}, hashed as a
+// tool_call's), and fail-closed, the agent's answer reaches the upstream
+// only once the ledger has acknowledged it (the upstream gets
+// [CodeLedgerUnavailable] otherwise). The call itself stays one tool_call
+// event, with relayed_notifications and relayed_requests when anything
+// was relayed; notifications are relayed as they come (they are not the
+// call's answer) and are not recorded one by one.
+//
+// Limits, with SDK v1.8.0: over stdio, only progress is relayed (the
+// SDK's client ties nothing else to a call, and it hands notifications
+// over on a goroutine of their own without holding the result for them,
+// so one handed over after the result is dropped); the gateway declares
+// no sampling, elicitation or roots to stdio upstreams, whose requests
+// the SDK's client answers method not found. A request an HTTP upstream
+// sends outside a call's event stream (on its session's own stream, as
+// an upstream answering application/json does) is answered method not
+// found too, as nothing ties it to an agent. Calls the SDK serves (not the
+// fast path: batches, other _meta keys, agents that do not accept event
+// streams) relay nothing, and their upstreams' requests are answered an
+// error.
 package mcp

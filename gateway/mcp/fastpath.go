@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,6 +25,9 @@ type session struct {
 	user string // the caller's tenant and key (userOf)
 	ss   *sdk.ServerSession
 	last atomic.Int64 // unix nanoseconds of the last POST
+
+	pmu     sync.Mutex
+	pending map[string]chan []byte // requests relayed to the agent, by id (JSON)
 }
 
 // userOf identifies a caller's sessions: its tenant and key.
@@ -60,10 +64,11 @@ func (s *Server) sessionFor(id string) *session {
 }
 
 // reap closes the sessions idle for SessionTimeout (the gateway, not the
-// SDK, keeps time: calls it serves itself do not reach the SDK), until
-// ctx ends, then closes them all.
+// SDK, keeps time: calls it serves itself do not reach the SDK) and frees
+// the servers of tenants idle for TenantIdleTimeout, until ctx ends, then
+// closes every session.
 func (s *Server) reap(ctx context.Context) {
-	tick := time.NewTicker(min(max(s.cfg.SessionTimeout/8, 10*time.Millisecond), time.Minute))
+	tick := time.NewTicker(min(max(min(s.cfg.SessionTimeout, s.cfg.TenantIdleTimeout)/8, 10*time.Millisecond), time.Minute))
 	defer tick.Stop()
 	for {
 		var now time.Time
@@ -86,6 +91,7 @@ func (s *Server) reap(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		s.freeIdle(now, false)
 	}
 }
 
@@ -105,9 +111,12 @@ var legacyVersions = func() map[string]bool {
 // on an initialized session of the caller, without the SDK's server: it
 // decodes the request and encodes the response itself, as the SDK would
 // (application/json; JSONResponse), and passes the upstream's result
-// bytes through. It returns false, with the body restored, for anything
-// else, which the SDK then serves (the same call included, only slower).
-func (s *Server) fastCall(w http.ResponseWriter, r *http.Request, c *gateway.Caller) bool {
+// bytes through. What the upstream sends about the call before its
+// result is relayed (see relay): the response is then an event stream.
+// It also takes the agent's answers to the requests relayed to it. It
+// returns false, with the body restored, for anything else, which the SDK
+// then serves (the same call included, only slower, and without relay).
+func (s *Server) fastCall(w http.ResponseWriter, r *http.Request, c *gateway.Caller, sess *session) bool {
 	start := time.Now()
 	if len(r.Header.Values("Last-Event-ID")) > 0 {
 		return false
@@ -139,23 +148,39 @@ func (s *Server) fastCall(w http.ResponseWriter, r *http.Request, c *gateway.Cal
 		JSONRPC string          `json:"jsonrpc"`
 		ID      json.RawMessage `json:"id"`
 		Method  string          `json:"method"`
+		Result  json.RawMessage `json:"result"`
+		Error   json.RawMessage `json:"error"`
 		Params  *struct {
 			Name      string          `json:"name"`
 			Arguments json.RawMessage `json:"arguments"`
 			Meta      json.RawMessage `json:"_meta"`
 		} `json:"params"`
 	}
-	if json.Unmarshal(body, &m) != nil || m.JSONRPC != "2.0" || m.Method != "tools/call" || m.Params == nil || !validID(m.ID) {
+	if json.Unmarshal(body, &m) != nil || m.JSONRPC != "2.0" {
 		return false
 	}
+	if m.Method == "" && (m.Result != nil || m.Error != nil) && bytes.HasPrefix(m.ID, []byte(relayedIDPrefix)) {
+		// The agent's answer to a request relayed to it (one that came too
+		// late is dropped: the SDK would not know its id either).
+		sess.answered(string(m.ID), body)
+		w.WriteHeader(http.StatusAccepted)
+		return true
+	}
+	if m.Method != "tools/call" || m.Params == nil || !validID(m.ID) {
+		return false
+	}
+	var token json.RawMessage
 	if meta := m.Params.Meta; len(meta) > 0 && string(meta) != "null" && string(meta) != "{}" {
 		var keys map[string]json.RawMessage
 		if json.Unmarshal(meta, &keys) != nil {
 			return false
 		}
-		for k := range keys {
+		for k, v := range keys {
 			if k != "progressToken" {
 				return false // per-request protocol metadata (SEP-2575) and the like: the SDK's
+			}
+			if len(v) > 0 && (v[0] == '"' || v[0] == '-' || v[0] >= '0' && v[0] <= '9') {
+				token = v // a string or a number
 			}
 		}
 	}
@@ -164,11 +189,16 @@ func (s *Server) fastCall(w http.ResponseWriter, r *http.Request, c *gateway.Cal
 	if !ok || u == nil || !u.tenants[c.Tenant] {
 		return false
 	}
-	rq := &request{caller: c, start: start, traceID: gateway.TraceIDFrom(r.Header.Get("traceparent"))}
+	f := &struct { // one allocation
+		rq request
+		rl relay
+	}{rq: request{caller: c, start: start, traceID: gateway.TraceIDFrom(r.Header.Get("traceparent"))}}
+	rq, rl := &f.rq, &f.rl
 	if rq.traceID == "" {
 		rq.traceID = gateway.NewTraceID()
 	}
-	res, je := s.invoke(r.Context(), rq, u, tool, m.Params.Name, m.Params.Arguments)
+	*rl = relay{s: s, rq: rq, u: u, tool: tool, sess: sess, w: w, token: token}
+	res, je := s.invoke(r.Context(), rq, u, tool, m.Params.Name, m.Params.Arguments, rl)
 	out := make([]byte, 0, len(res)+len(m.ID)+64)
 	out = append(out, `{"jsonrpc":"2.0","id":`...)
 	out = append(out, m.ID...)
@@ -181,6 +211,9 @@ func (s *Server) fastCall(w http.ResponseWriter, r *http.Request, c *gateway.Cal
 		out = append(out, res...)
 	}
 	out = append(out, "}\n"...)
+	if rl.finish(out) {
+		return true
+	}
 	h := w.Header()
 	h.Set("Cache-Control", "no-cache, no-transform")
 	h.Set("Content-Type", "application/json")

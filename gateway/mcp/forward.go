@@ -30,7 +30,9 @@ const drainWait = 100 * time.Millisecond
 var errSessionGone = errors.New("the upstream no longer knows the session")
 
 // forward calls a tool of the upstream on the session and returns the
-// result's JSON; an error may wrap the upstream's *jsonrpc.Error.
+// result's JSON; an error may wrap the upstream's *jsonrpc.Error. rl,
+// when not nil, relays to the agent what the upstream sends about the
+// call before its result.
 //
 // Over streamable HTTP, the call is one POST on the session the SDK's
 // client opened, written and read here: the result's bytes pass through
@@ -38,10 +40,19 @@ var errSessionGone = errors.New("the upstream no longer knows the session")
 // decoding and re-encoding, which cost more than the rest of the
 // gateway. The session itself (initialize, keepalive pings, tool list
 // changes, reconnection) stays the SDK's. Over stdio, the SDK's client
-// makes the call.
-func (u *upstream) forward(ctx context.Context, cs *sdk.ClientSession, tool string, args []byte) ([]byte, error) {
+// makes the call (and only its progress is relayed).
+func (u *upstream) forward(ctx context.Context, cs *sdk.ClientSession, tool string, args []byte, rl *relay) ([]byte, error) {
+	if rl != nil && rl.token != nil {
+		rl.upToken = "aigw-p-" + strconv.FormatUint(u.seq.Add(1), 10)
+	}
 	if u.cfg.URL == "" {
-		res, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: tool, Arguments: json.RawMessage(args)})
+		p := &sdk.CallToolParams{Name: tool, Arguments: json.RawMessage(args)}
+		if rl != nil && rl.upToken != "" {
+			p.Meta = sdk.Meta{"progressToken": rl.upToken}
+			u.progress.Store(rl.upToken, rl)
+			defer u.progress.Delete(rl.upToken)
+		}
+		res, err := cs.CallTool(ctx, p)
 		if err != nil {
 			return nil, err
 		}
@@ -50,23 +61,49 @@ func (u *upstream) forward(ctx context.Context, cs *sdk.ClientSession, tool stri
 		}
 		return json.Marshal(res)
 	}
-	b, err := u.post(ctx, cs, tool, args)
+	b, err := u.post(ctx, cs, tool, args, rl)
 	if errors.Is(err, errSessionGone) {
 		cs.Close() // the run loop reconnects
 	}
 	return b, err
 }
 
+// newRequest makes a POST of body on the upstream's session.
+func (u *upstream) newRequest(ctx context.Context, cs *sdk.ClientSession, body []byte) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.cfg.URL, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	for k, v := range u.cfg.Headers {
+		req.Header.Set(k, v)
+	}
+	if sid := cs.ID(); sid != "" {
+		req.Header.Set("Mcp-Session-Id", sid)
+	}
+	if ir := cs.InitializeResult(); ir != nil && ir.ProtocolVersion != "" {
+		req.Header.Set("Mcp-Protocol-Version", ir.ProtocolVersion)
+	}
+	return req, nil
+}
+
 // post makes a tools/call on the upstream's session over streamable HTTP
 // and returns the result of the JSON-RPC response, which may come as
-// application/json or in a text/event-stream.
-func (u *upstream) post(ctx context.Context, cs *sdk.ClientSession, tool string, args []byte) ([]byte, error) {
+// application/json or in a text/event-stream; the other messages of the
+// stream are the upstream's about the call (upstreamMessage).
+func (u *upstream) post(ctx context.Context, cs *sdk.ClientSession, tool string, args []byte, rl *relay) ([]byte, error) {
 	id := `"aigw-` + strconv.FormatUint(u.seq.Add(1), 10) + `"` // never one of the SDK's numeric ids
 	body := make([]byte, 0, len(args)+len(tool)+96)
 	body = append(body, `{"jsonrpc":"2.0","id":`...)
 	body = append(body, id...)
 	body = append(body, `,"method":"tools/call","params":{"name":`...)
 	body = strconv.AppendQuote(body, tool) // [A-Za-z0-9_.-]: the same in JSON
+	if rl != nil && rl.upToken != "" {
+		body = append(body, `,"_meta":{"progressToken":"`...)
+		body = append(body, rl.upToken...) // aigw-p-<n>: the same in JSON
+		body = append(body, `"}`...)
+	}
 	body = append(body, `,"arguments":`...)
 	body = append(body, args...)
 	body = append(body, `}}`...)
@@ -81,23 +118,12 @@ func (u *upstream) post(ctx context.Context, cs *sdk.ClientSession, tool string,
 			cancel()
 		}
 	}()
-	req, err := http.NewRequestWithContext(rctx, http.MethodPost, u.cfg.URL, bytes.NewReader(body))
+	req, err := u.newRequest(rctx, cs, body)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
-	for k, v := range u.cfg.Headers {
-		req.Header.Set(k, v)
-	}
 	if tp, _ := ctx.Value(traceKey{}).(string); tp != "" {
 		req.Header.Set("traceparent", tp)
-	}
-	if sid := cs.ID(); sid != "" {
-		req.Header.Set("Mcp-Session-Id", sid)
-	}
-	if ir := cs.InitializeResult(); ir != nil && ir.ProtocolVersion != "" {
-		req.Header.Set("Mcp-Protocol-Version", ir.ProtocolVersion)
 	}
 	resp, err := u.direct.Do(req) // headers set: no clone in upstreamTransport
 	if err != nil {
@@ -133,7 +159,7 @@ func (u *upstream) post(ctx context.Context, cs *sdk.ClientSession, tool string,
 		}
 		return resultOf(b, id)
 	case "text/event-stream":
-		res, err := readEvents(resp.Body, id)
+		res, err := readEvents(resp.Body, id, func(data []byte) { u.upstreamMessage(ctx, cs, rl, data) })
 		if err == nil && unlink() {
 			// The server ends the stream after the response: read to its
 			// end, after the call, so that the connection is reused (a
@@ -186,11 +212,12 @@ func resultOf(b []byte, id string) ([]byte, error) {
 	return r.Result, nil
 }
 
-// readEvents reads a text/event-stream until the response to the call
-// (other messages, such as progress notifications, are skipped).
+// readEvents reads a text/event-stream until the response to the call;
+// other messages (progress notifications, requests of the upstream) go to
+// other, one at a time, as they come.
 //
 // SPEC: https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
-func readEvents(r io.Reader, id string) ([]byte, error) {
+func readEvents(r io.Reader, id string, other func(data []byte)) ([]byte, error) {
 	bp := scanBufs.Get().(*[]byte)
 	defer scanBufs.Put(bp)
 	sc := bufio.NewScanner(r)
@@ -201,10 +228,12 @@ func readEvents(r io.Reader, id string) ([]byte, error) {
 			return nil, false, nil
 		}
 		res, err := resultOf(data, id)
-		data = data[:0]
 		if errors.Is(err, errNotOurs) {
+			other(data)
+			data = data[:0]
 			return nil, false, nil
 		}
+		data = data[:0]
 		return res, true, err
 	}
 	for sc.Scan() {

@@ -153,6 +153,7 @@ func newUpstreamServer(name string) *sdk.Server {
 			out := "token=" + h.Get("X-Upstream-Token") + " traceparent=" + h.Get("traceparent") + " auth=" + h.Get("Authorization")
 			return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: out}}}, nil, nil
 		})
+	addRelayTools(srv)
 	obj := json.RawMessage(`{"type":"object"}`)
 	srv.AddTool(&sdk.Tool{Name: "rpcerr", Description: "Answers a JSON-RPC error.", InputSchema: obj},
 		func(context.Context, *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
@@ -168,6 +169,68 @@ func newUpstreamServer(name string) *sdk.Server {
 			return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: "ok"}}}, nil, nil
 		})
 	return srv
+}
+
+// addRelayTools adds tools that talk to the client during the call:
+// progress notifications, a log message and a ping, and sampling,
+// elicitation and roots requests (a failed request's error becomes the
+// result).
+func addRelayTools(srv *sdk.Server) {
+	sdk.AddTool(srv, &sdk.Tool{Name: "progress", Description: "Reports its progress."},
+		func(ctx context.Context, req *sdk.CallToolRequest, _ struct{}) (*sdk.CallToolResult, any, error) {
+			if tok := req.Params.GetProgressToken(); tok != nil {
+				for i := range 3 {
+					req.Session.NotifyProgress(ctx, &sdk.ProgressNotificationParams{ProgressToken: tok,
+						Progress: float64(i + 1), Total: 3, Message: fmt.Sprintf("step %d", i+1)})
+				}
+			}
+			req.Session.Log(ctx, &sdk.LoggingMessageParams{Level: "info", Logger: "relay", Data: "working on it"})
+			// The client has handled the notifications before the result
+			// (the SDK's client hands them over on a goroutine of their
+			// own, the result at once).
+			req.Session.Ping(ctx, nil)
+			return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: "done"}}}, nil, nil
+		})
+	result := func(prefix string, err error) (*sdk.CallToolResult, any, error) {
+		if err != nil {
+			prefix = "error: " + err.Error()
+		}
+		return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: prefix}}}, nil, nil
+	}
+	sdk.AddTool(srv, &sdk.Tool{Name: "sample", Description: "Asks the client's model."},
+		func(ctx context.Context, req *sdk.CallToolRequest, in echoIn) (*sdk.CallToolResult, any, error) {
+			res, err := req.Session.CreateMessage(ctx, &sdk.CreateMessageParams{MaxTokens: 50,
+				Messages: []*sdk.SamplingMessage{{Role: "user", Content: &sdk.TextContent{Text: in.Text}}}})
+			if err != nil {
+				return result("", err)
+			}
+			tc, _ := res.Content.(*sdk.TextContent)
+			if tc == nil {
+				return result("", fmt.Errorf("content %T", res.Content))
+			}
+			return result("sampled: "+tc.Text, nil)
+		})
+	sdk.AddTool(srv, &sdk.Tool{Name: "elicit", Description: "Asks the user."},
+		func(ctx context.Context, req *sdk.CallToolRequest, _ struct{}) (*sdk.CallToolResult, any, error) {
+			res, err := req.Session.Elicit(ctx, &sdk.ElicitParams{Message: "Which branch?",
+				RequestedSchema: json.RawMessage(`{"type":"object","properties":{"branch":{"type":"string"}}}`)})
+			if err != nil {
+				return result("", err)
+			}
+			return result(fmt.Sprintf("elicited: %s %v", res.Action, res.Content["branch"]), nil)
+		})
+	sdk.AddTool(srv, &sdk.Tool{Name: "roots", Description: "Lists the client's roots."},
+		func(ctx context.Context, req *sdk.CallToolRequest, _ struct{}) (*sdk.CallToolResult, any, error) {
+			res, err := req.Session.ListRoots(ctx, nil)
+			if err != nil {
+				return result("", err)
+			}
+			var uris []string
+			for _, r := range res.Roots {
+				uris = append(uris, r.URI)
+			}
+			return result("roots: "+strings.Join(uris, ","), nil)
+		})
 }
 
 // serveUpstream serves srv over streamable HTTP (answers as event
@@ -354,6 +417,13 @@ func (t headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // headers: k, v pairs).
 func connect(t testing.TB, url, key string, kv ...string) (*sdk.ClientSession, error) {
 	t.Helper()
+	return connectClient(t, sdk.NewClient(&sdk.Implementation{Name: "test-agent", Version: "1"}, nil), url, key, kv...)
+}
+
+// connectClient connects client to url with a gateway key (and more
+// headers: k, v pairs).
+func connectClient(t testing.TB, client *sdk.Client, url, key string, kv ...string) (*sdk.ClientSession, error) {
+	t.Helper()
 	h := map[string]string{}
 	if key != "" {
 		h["Authorization"] = "Bearer " + key
@@ -363,7 +433,6 @@ func connect(t testing.TB, url, key string, kv ...string) (*sdk.ClientSession, e
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 64
-	client := sdk.NewClient(&sdk.Implementation{Name: "test-agent", Version: "1"}, nil)
 	cs, err := client.Connect(context.Background(), &sdk.StreamableClientTransport{Endpoint: url,
 		HTTPClient: &http.Client{Transport: headerTransport{base: tr, h: h}}, MaxRetries: -1}, nil)
 	if err == nil {

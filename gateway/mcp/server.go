@@ -65,7 +65,8 @@ type Server struct {
 	handler http.Handler
 
 	mu      sync.RWMutex
-	tenants map[string]*sdk.Server
+	tenants map[string]*tenant // live per-tenant servers (freeIdle frees them)
+	relayID atomic.Uint64      // ids of the requests relayed to agents
 
 	sessMu   sync.RWMutex
 	sessions map[string]*session // initialized sessions, by id
@@ -93,7 +94,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		log:      cfg.Logger,
 		sdkLog:   slog.New(minLevel{cfg.Logger.Handler(), slog.LevelWarn}),
 		impl:     &sdk.Implementation{Name: "aigw", Title: "aigw AI gateway", Version: "1"},
-		tenants:  make(map[string]*sdk.Server),
+		tenants:  make(map[string]*tenant),
 		sessions: make(map[string]*session),
 		byName:   make(map[string]*upstream),
 	}
@@ -191,7 +192,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodPost {
 		if sess := s.sessionFor(r.Header.Get("Mcp-Session-Id")); sess != nil && sess.user == userOf(&caller) {
 			sess.last.Store(time.Now().UnixNano())
-			if s.fastCall(w, r, &caller) {
+			if s.fastCall(w, r, &caller, sess) {
 				return
 			}
 		}
@@ -247,44 +248,91 @@ func writeError(w http.ResponseWriter, e *gateway.Error) {
 	w.Write(append(out, '\n'))
 }
 
+// tenant is the MCP server of one tenant, made when a session of the
+// tenant begins and freed once the tenant has had no session for
+// TenantIdleTimeout.
+type tenant struct {
+	srv *sdk.Server
+	// pins counts the requests that may be connecting a new session to
+	// srv now (from serverFor to the end of the request): a pinned tenant
+	// is never freed, so no session is connected to a freed server.
+	pins atomic.Int32
+	last atomic.Int64 // unix nanoseconds when it was last seen in use
+}
+
 // serverFor returns the MCP server of the request's tenant (the SDK asks
-// for it on every request).
+// for it when a session begins), pinned until the request ends.
 func (s *Server) serverFor(r *http.Request) *sdk.Server {
 	c, ok := r.Context().Value(callerKey{}).(*gateway.Caller)
 	if !ok {
 		return nil
 	}
-	return s.tenantServer(c.Tenant)
+	t := s.tenantServer(c.Tenant)
+	context.AfterFunc(r.Context(), func() {
+		t.last.Store(time.Now().UnixNano())
+		t.pins.Add(-1)
+	})
+	return t.srv
 }
 
-// tenantServer returns the tenant's MCP server, made on first use with
-// the context features and the tools of the tenant's upstreams.
-func (s *Server) tenantServer(tenant string) *sdk.Server {
+// tenantServer returns the tenant's MCP server, pinned (the caller
+// unpins it), made on first use with the context features and the tools
+// of the tenant's upstreams.
+func (s *Server) tenantServer(name string) *tenant {
+	now := time.Now().UnixNano()
 	s.mu.RLock()
-	srv := s.tenants[tenant]
+	t := s.tenants[name]
+	if t != nil {
+		t.pins.Add(1) // under s.mu: freeIdle, which holds it, sees the pin
+		t.last.Store(now)
+	}
 	s.mu.RUnlock()
-	if srv != nil {
-		return srv
+	if t != nil {
+		return t
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if srv := s.tenants[tenant]; srv != nil {
-		return srv
+	if t = s.tenants[name]; t == nil {
+		srv := sdk.NewServer(s.impl, &sdk.ServerOptions{
+			Logger:       s.sdkLog,
+			Instructions: instructions,
+			Capabilities: &sdk.ServerCapabilities{Tools: &sdk.ToolCapabilities{ListChanged: true}},
+		})
+		srv.AddReceivingMiddleware(s.middleware)
+		s.addContext(srv)
+		for _, u := range s.upstreams {
+			if u.tenants[name] {
+				u.publishTo(srv, nil)
+			}
+		}
+		t = &tenant{srv: srv}
+		s.tenants[name] = t
 	}
-	srv = sdk.NewServer(s.impl, &sdk.ServerOptions{
-		Logger:       s.sdkLog,
-		Instructions: instructions,
-		Capabilities: &sdk.ServerCapabilities{Tools: &sdk.ToolCapabilities{ListChanged: true}},
-	})
-	srv.AddReceivingMiddleware(s.middleware)
-	s.addContext(srv)
-	for _, u := range s.upstreams {
-		if u.tenants[tenant] {
-			u.publishTo(srv, nil)
+	t.pins.Add(1)
+	t.last.Store(now)
+	return t
+}
+
+// freeIdle frees the servers of the tenants that have had no session
+// (and no request that may begin one) for TenantIdleTimeout, or, with
+// force, now. A tenant's next session makes a new server.
+func (s *Server) freeIdle(now time.Time, force bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for name, t := range s.tenants {
+		busy := t.pins.Load() > 0
+		for range t.srv.Sessions() {
+			busy = true
+			break
+		}
+		switch {
+		case busy:
+			t.last.Store(now.UnixNano())
+		case force || now.Sub(time.Unix(0, t.last.Load())) >= s.cfg.TenantIdleTimeout:
+			delete(s.tenants, name)
+			s.log.Debug("mcp: idle tenant server freed", "tenant", name)
 		}
 	}
-	s.tenants[tenant] = srv
-	return srv
 }
 
 const instructions = "This is the aigw AI gateway. Its aigw_* tools and aigw:// resources describe what you may do through it " +

@@ -29,6 +29,11 @@ import (
 // and whose sessions can be pinged (a dead upstream is noticed).
 const upstreamProtocol = "2025-11-25"
 
+// upstreamLogLevel is the level of the log messages the gateway asks
+// streamable HTTP upstreams for (and relays to the agent of the call they
+// are about).
+const upstreamLogLevel = "info"
+
 // UpstreamStatus is the state of an upstream connection.
 type UpstreamStatus struct {
 	Name      string
@@ -69,7 +74,10 @@ type upstream struct {
 	direct  *http.Client // the gateway's calls, which set them
 	scratch *sdk.Server  // checks that a tool can be served
 	refresh chan struct{}
-	seq     atomic.Uint64 // ids of the calls forwarded over HTTP
+	seq     atomic.Uint64 // ids and progress tokens of the calls forwarded
+	// progress relays the progress of stdio calls, by the upstream's
+	// progress token.
+	progress sync.Map
 
 	mu      sync.RWMutex
 	session *sdk.ClientSession // nil while down
@@ -119,17 +127,28 @@ func newUpstream(s *Server, cfg Upstream) (*upstream, error) {
 			return nil, err
 		}
 	}
+	// Over streamable HTTP, the requests an upstream makes on a call's
+	// event stream are relayed to the call's agent (see relay): the
+	// gateway declares what agents may support. Over stdio nothing ties a
+	// request to a call: it declares nothing.
+	caps := &sdk.ClientCapabilities{}
+	if cfg.URL != "" {
+		caps = &sdk.ClientCapabilities{RootsV2: &sdk.RootCapabilities{}, Sampling: &sdk.SamplingCapabilities{},
+			Elicitation: &sdk.ElicitationCapabilities{Form: &sdk.FormElicitationCapabilities{}, URL: &sdk.URLElicitationCapabilities{}}}
+	}
 	u.client = sdk.NewClient(&sdk.Implementation{Name: "aigw", Version: "1"}, &sdk.ClientOptions{
 		Logger:       s.sdkLog.With("upstream", cfg.Name),
 		KeepAlive:    s.cfg.KeepAlive,
-		Capabilities: &sdk.ClientCapabilities{}, // no roots, sampling or elicitation
+		Capabilities: caps,
 		ToolListChangedHandler: func(context.Context, *sdk.ToolListChangedRequest) {
 			select {
 			case u.refresh <- struct{}{}:
 			default:
 			}
 		},
+		ProgressNotificationHandler: u.progressTo,
 	})
+	u.client.AddReceivingMiddleware(refuseOutsideCall)
 	u.scratch = sdk.NewServer(&sdk.Implementation{Name: "aigw-check", Version: "1"}, &sdk.ServerOptions{Logger: slog.New(slog.DiscardHandler)})
 	if cfg.URL != "" {
 		u.http = &http.Client{Transport: &upstreamTransport{base: s.cfg.HTTPClient.Transport, headers: cfg.Headers},
@@ -254,6 +273,13 @@ func (u *upstream) connect(ctx context.Context) (*sdk.ClientSession, error) {
 	cs, err := u.client.Connect(cctx, t, &sdk.ClientSessionOptions{ProtocolVersion: upstreamProtocol})
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
+	}
+	if ir := cs.InitializeResult(); u.cfg.URL != "" && ir != nil && ir.Capabilities != nil && ir.Capabilities.Logging != nil {
+		// Servers send no log message until asked for a level: those sent
+		// during a call are relayed to its agent (the others are dropped).
+		if err := cs.SetLoggingLevel(cctx, &sdk.SetLoggingLevelParams{Level: upstreamLogLevel}); err != nil {
+			u.s.log.Debug("mcp upstream refused the logging level", "upstream", u.cfg.Name, "err", u.errString(err))
+		}
 	}
 	return cs, nil
 }
@@ -391,9 +417,9 @@ func (u *upstream) setState(cs *sdk.ClientSession, ts map[string]*upTool, err er
 		u.status.LastError = ""
 	}
 	u.mu.Unlock()
-	for tenant, srv := range s.tenants {
-		if u.tenants[tenant] {
-			u.publishTo(srv, old)
+	for name, t := range s.tenants {
+		if u.tenants[name] {
+			u.publishTo(t.srv, old)
 		}
 	}
 }
