@@ -255,13 +255,15 @@ func (p *Proxy) pushed(tenant string, r webhook.Result) {
 	}
 	c := &call{p: p, ctx: ctx, caller: gateway.Caller{Tenant: tenant}, method: "push", start: time.Now(), trace: hop.Claims.TraceID}
 	attrs := hopAttrs(&hop.Claims, EventPush, "push")
-	attrs["state_event_id"] = eventID
-	attrs["attempts"], attrs["status"] = r.Attempts, r.Status
-	attrs["push_host"] = remoteHost(hop.pushURL())
-	attrs["outcome"] = "delivered"
+	attrs.set("state_event_id", eventID)
+	attrs.set("attempts", r.Attempts)
+	attrs.set("status", r.Status)
+	attrs.set("push_host", remoteHost(hop.pushURL()))
 	if r.Err != nil {
-		attrs["outcome"] = "failed"
-		attrs["error"] = truncate(r.Err.Error(), 256)
+		attrs.set("outcome", "failed")
+		attrs.set("error", truncate(r.Err.Error(), 256))
+	} else {
+		attrs.set("outcome", "delivered")
 	}
 	c.emit(attrs, nil)
 	c.ready()

@@ -78,12 +78,13 @@ type change struct {
 }
 
 // emit adds an event to the call's unpublished events.
-func (c *call) emit(attrs map[string]any, payload []byte) *ledger.Event {
+func (c *call) emit(a *attrBuf, payload []byte) *ledger.Event {
 	ev := &ledger.Event{
 		ID: ledger.NewEventID(), Tenant: c.caller.Tenant, Kind: ledger.KindDelegation, Time: time.Now(),
 		Actor: ledger.Actor{KeyID: c.caller.KeyID, AgentID: c.caller.AgentID}, TraceID: c.trace,
-		Policy: c.p.cfg.Policy, Attrs: attrs,
+		Policy: c.p.cfg.Policy, RawAttrs: a.json(),
 	}
+	a.release()
 	c.events().Add(ev, payload)
 	return ev
 }
@@ -116,59 +117,58 @@ func ledgerUnavailable() *RPCError {
 }
 
 // hopAttrs are the attributes every event of a hop carries.
-func hopAttrs(cl *Claims, event, method string) map[string]any {
-	a := map[string]any{
-		"event": event, "method": method, "hop_id": cl.HopID, "task_id": cl.TaskID, "root_task_id": cl.RootTask,
-		"caller": cl.Caller, "callee": cl.Callee, "depth": cl.Depth,
-	}
+func hopAttrs(cl *Claims, event, method string) *attrBuf {
+	a := newAttrs()
+	a.set("event", event)
+	a.set("method", method)
+	a.set("hop_id", cl.HopID)
+	a.set("task_id", cl.TaskID)
+	a.set("root_task_id", cl.RootTask)
+	a.set("caller", cl.Caller)
+	a.set("callee", cl.Callee)
+	a.set("depth", cl.Depth)
 	if cl.ParentHop != "" {
-		a["parent_hop_id"] = cl.ParentHop
+		a.set("parent_hop_id", cl.ParentHop)
 	}
 	return a
 }
 
 // grantAttrs are the attributes of a hop event: the token's claims.
-func grantAttrs(cl *Claims, method string) map[string]any {
+func grantAttrs(cl *Claims, method string) *attrBuf {
 	a := hopAttrs(cl, EventHop, method)
-	a["scopes"] = stringsAny(cl.Scopes)
-	a["budget"] = cl.Budget.attrs()
-	a["max_depth"] = cl.MaxDepth
-	a["chain"] = stringsAny(cl.Chain)
-	a["expires"] = time.Unix(cl.Expires, 0).UTC().Format(time.RFC3339)
+	a.set("scopes", cl.Scopes)
+	a.set("budget", cl.Budget)
+	a.set("max_depth", cl.MaxDepth)
+	a.set("chain", cl.Chain)
+	a.set("expires", time.Unix(cl.Expires, 0).UTC().Format(time.RFC3339))
 	return a
 }
 
-func stringsAny(ss []string) []any {
-	out := make([]any, len(ss))
-	for i, s := range ss {
-		out[i] = s
-	}
-	return out
-}
-
-// errAttrs adds an error's code, reason and message to attrs.
-func errAttrs(attrs map[string]any, e *RPCError) map[string]any {
-	attrs["error_code"] = e.Code
-	attrs["error"] = truncate(e.Message, 512)
+// errAttrs adds an error's code, reason and message to a.
+func errAttrs(a *attrBuf, e *RPCError) {
+	a.set("error_code", e.Code)
+	a.set("error", truncate(e.Message, 512))
 	if r := e.Reason(); r != "" {
-		attrs["reason"] = r
+		a.set("reason", r)
 	}
-	return attrs
 }
 
 // refused records a refusal (best effort: a refusal does nothing, so it
 // is answered even when the ledger fails) and writes it.
 func (c *call) refuse(w http.ResponseWriter, status int, e *RPCError, callee string, extra map[string]any) {
 	if c.caller.Tenant != "" && ledger.ValidLogName(c.caller.Tenant) {
-		attrs := map[string]any{"event": EventRefused, "caller": c.caller.AgentID, "callee": callee}
+		attrs := newAttrs()
+		attrs.set("event", EventRefused)
+		attrs.set("caller", c.caller.AgentID)
+		attrs.set("callee", callee)
 		if c.method != "" {
-			attrs["method"] = truncate(c.method, 64)
+			attrs.set("method", truncate(c.method, 64))
 		}
 		for k, v := range extra {
-			attrs[k] = v
+			attrs.set(k, v)
 		}
 		errAttrs(attrs, e)
-		attrs["duration_us"] = time.Since(c.start).Microseconds()
+		attrs.set("duration_us", time.Since(c.start).Microseconds())
 		c.emit(attrs, c.body)
 		c.ready()
 	}
@@ -180,13 +180,13 @@ func (c *call) refuse(w http.ResponseWriter, status int, e *RPCError, callee str
 // callEvent records the end of a call on hop.
 func (c *call) callEvent(hop *Hop, outcome string, e *RPCError, payload []byte, extra map[string]any) *ledger.Event {
 	attrs := hopAttrs(&hop.Claims, EventCall, c.method)
-	attrs["outcome"] = outcome
+	attrs.set("outcome", outcome)
 	if hop.State != "" {
-		attrs["state"] = string(hop.State)
+		attrs.set("state", string(hop.State))
 	}
-	attrs["duration_us"] = time.Since(c.start).Microseconds()
+	attrs.set("duration_us", time.Since(c.start).Microseconds())
 	for k, v := range extra {
-		attrs[k] = v
+		attrs.set(k, v)
 	}
 	if e != nil {
 		errAttrs(attrs, e)
@@ -197,12 +197,12 @@ func (c *call) callEvent(hop *Hop, outcome string, e *RPCError, payload []byte, 
 // stateEvent records a hop's change of state (h as updated).
 func (c *call) stateEvent(h *Hop, from TaskState, via string, status json.RawMessage) {
 	attrs := hopAttrs(&h.Claims, EventState, via)
-	attrs["state"] = string(h.State)
+	attrs.set("state", string(h.State))
 	if from != "" {
-		attrs["from"] = string(from)
+		attrs.set("from", string(from))
 	}
 	if h.UpstreamTaskID != "" {
-		attrs["upstream_task_id"] = truncate(h.UpstreamTaskID, 128)
+		attrs.set("upstream_task_id", truncate(h.UpstreamTaskID, 128))
 	}
 	ev := c.emit(attrs, status)
 	c.mu.Lock()
@@ -267,7 +267,9 @@ func parseRequest(body []byte) (Request, *RPCError) {
 	if len(trimmed) > 0 && trimmed[0] == '[' {
 		return req, rpcErr(CodeInvalidRequest, ReasonInvalidRequest, "Batch requests are not supported: send one JSON-RPC request per HTTP request.")
 	}
-	if err := json.Unmarshal(body, &req); err != nil {
+	if r, ok := fastRequest(body); ok {
+		req = r
+	} else if err := json.Unmarshal(body, &req); err != nil {
 		var se *json.SyntaxError
 		if errors.As(err, &se) || len(trimmed) == 0 || trimmed[0] != '{' {
 			return req, rpcErr(CodeParseError, ReasonParseError, "Invalid JSON: the body is not one JSON-RPC request object.")

@@ -1,6 +1,7 @@
 package a2a
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -87,17 +88,19 @@ func badParams(format string, args ...any) *RPCError {
 func internalError() *RPCError { return rpcErr(CodeInternal, ReasonInternal, "Internal error.") }
 
 // sendParams are the params of message/send or message/stream, decoded
-// as far as the proxy reads them and kept raw to forward.
+// as far as the proxy reads them and kept raw to forward: each object's
+// members sorted by key, as forward writes them.
 type sendParams struct {
-	top     map[string]json.RawMessage
-	msg     map[string]json.RawMessage
-	message messageHead
-	msgMeta map[string]json.RawMessage
-	meta    map[string]json.RawMessage
-	conf    map[string]json.RawMessage
-	request *DelegationRequest
-	token   string
-	push    *PushNotificationConfig
+	top        []member
+	msg        []member
+	rawMessage []byte // params.message as sent
+	message    messageHead
+	msgMeta    []member // without MetaDelegation
+	meta       []member // without MetaDelegationRequest
+	conf       []member // without pushNotificationConfig
+	request    *DelegationRequest
+	token      string
+	push       *PushNotificationConfig
 }
 
 // messageHead is what the proxy reads of a message (the rest passes
@@ -116,40 +119,27 @@ type messageHead struct {
 
 func isNull(b json.RawMessage) bool { return len(b) == 0 || string(b) == "null" }
 
-// encodeObject encodes members whose values are valid JSON (they were
-// decoded from the request), in key order, without re-validating them.
-func encodeObject(m map[string]json.RawMessage) []byte {
-	keys := make([]string, 0, len(m))
-	n := 2
-	for k, v := range m {
-		keys = append(keys, k)
-		n += len(k) + len(v) + 4
+// parseSend reads message/send params: with fastSend when it can, else
+// with encoding/json (which gives the errors).
+func parseSend(params json.RawMessage) (*sendParams, *RPCError) {
+	if sp, ok := fastSend(params); ok {
+		return sp, nil
 	}
-	slices.Sort(keys)
-	out := make([]byte, 0, n)
-	out = append(out, '{')
-	for i, k := range keys {
-		if i > 0 {
-			out = append(out, ',')
-		}
-		kb, _ := json.Marshal(k)
-		out = append(out, kb...)
-		out = append(out, ':')
-		out = append(out, m[k]...)
-	}
-	return append(out, '}')
+	return decodeSend(params)
 }
 
-func parseSend(params json.RawMessage) (*sendParams, *RPCError) {
+// decodeSend is parseSend with encoding/json.
+func decodeSend(params json.RawMessage) (*sendParams, *RPCError) {
+	var top, msg, msgMeta, meta, conf map[string]json.RawMessage
 	sp := &sendParams{}
-	if isNull(params) || json.Unmarshal(params, &sp.top) != nil {
+	if isNull(params) || json.Unmarshal(params, &top) != nil {
 		return nil, badParams("params must be a MessageSendParams object.")
 	}
-	raw := sp.top["message"]
+	raw := top["message"]
 	if isNull(raw) {
 		return nil, badParams("params.message is required.")
 	}
-	if json.Unmarshal(raw, &sp.msg) != nil {
+	if json.Unmarshal(raw, &msg) != nil {
 		return nil, badParams("params.message must be a Message object.")
 	}
 	if err := json.Unmarshal(raw, &sp.message); err != nil {
@@ -178,22 +168,22 @@ func parseSend(params json.RawMessage) (*sendParams, *RPCError) {
 			return nil, badParams("params.message.parts[%d].kind must be text, file or data, not %q.", i, truncate(part.Kind, 20))
 		}
 	}
-	if mm := sp.msg["metadata"]; !isNull(mm) {
-		if json.Unmarshal(mm, &sp.msgMeta) != nil {
+	if mm := msg["metadata"]; !isNull(mm) {
+		if json.Unmarshal(mm, &msgMeta) != nil {
 			return nil, badParams("params.message.metadata must be an object.")
 		}
-		if t, ok := sp.msgMeta[MetaDelegation]; ok {
+		if t, ok := msgMeta[MetaDelegation]; ok {
 			if !isNull(t) && json.Unmarshal(t, &sp.token) != nil {
 				return nil, badParams("params.message.metadata[%q] must be a delegation token (a string).", MetaDelegation)
 			}
-			delete(sp.msgMeta, MetaDelegation)
+			delete(msgMeta, MetaDelegation)
 		}
 	}
-	if pm := sp.top["metadata"]; !isNull(pm) {
-		if json.Unmarshal(pm, &sp.meta) != nil {
+	if pm := top["metadata"]; !isNull(pm) {
+		if json.Unmarshal(pm, &meta) != nil {
 			return nil, badParams("params.metadata must be an object.")
 		}
-		if dr, ok := sp.meta[MetaDelegationRequest]; ok {
+		if dr, ok := meta[MetaDelegationRequest]; ok {
 			if !isNull(dr) {
 				var req DelegationRequest
 				if err := strictJSON(dr, &req); err != nil {
@@ -201,28 +191,30 @@ func parseSend(params json.RawMessage) (*sendParams, *RPCError) {
 				}
 				sp.request = &req
 			}
-			delete(sp.meta, MetaDelegationRequest)
+			delete(meta, MetaDelegationRequest)
 		}
 	}
-	if cf := sp.top["configuration"]; !isNull(cf) {
-		if json.Unmarshal(cf, &sp.conf) != nil {
+	if cf := top["configuration"]; !isNull(cf) {
+		if json.Unmarshal(cf, &conf) != nil {
 			return nil, badParams("params.configuration must be an object.")
 		}
-		if pc, ok := sp.conf["pushNotificationConfig"]; ok {
+		if pc, ok := conf["pushNotificationConfig"]; ok {
 			if !isNull(pc) {
 				sp.push = &PushNotificationConfig{}
 				if err := json.Unmarshal(pc, sp.push); err != nil {
 					return nil, badParams("params.configuration.pushNotificationConfig: %s.", shortJSONError(err))
 				}
 			}
-			delete(sp.conf, "pushNotificationConfig")
+			delete(conf, "pushNotificationConfig")
 		}
 	}
+	sp.top, sp.msg, sp.rawMessage = membersOf(top), membersOf(msg), raw
+	sp.msgMeta, sp.meta, sp.conf = membersOf(msgMeta), membersOf(meta), membersOf(conf)
 	return sp, nil
 }
 
 func strictJSON(b []byte, v any) error {
-	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		if strings.Contains(err.Error(), "unknown field") {
@@ -233,42 +225,55 @@ func strictJSON(b []byte, v any) error {
 	return nil
 }
 
+// Keys forward writes itself, in order.
+var (
+	forwardTop  = []string{"configuration", "message", "metadata"}
+	forwardMsg  = []string{"metadata", "taskId"}
+	forwardMeta = []string{MetaDelegation}
+	forwardConf = []string{"pushNotificationConfig"}
+)
+
 // forward encodes the params for the callee: its token in the message's
 // metadata, the agent's task id, the gateway's push config (or none).
+// Every object it writes has its members sorted by key.
 func (sp *sendParams) forward(token, upstreamTask string, push *PushNotificationConfig) ([]byte, error) {
-	meta := sp.msgMeta
-	if meta == nil {
-		meta = make(map[string]json.RawMessage, 1)
-	}
-	var err error
-	if meta[MetaDelegation], err = json.Marshal(token); err != nil {
-		return nil, err
-	}
-	sp.msg["metadata"] = encodeObject(meta)
-	if upstreamTask != "" {
-		sp.msg["taskId"], _ = json.Marshal(upstreamTask)
-	}
-	sp.top["message"] = encodeObject(sp.msg)
-	if len(sp.meta) > 0 {
-		sp.top["metadata"] = encodeObject(sp.meta)
-	} else {
-		delete(sp.top, "metadata")
-	}
-	conf := sp.conf
+	var pushRaw []byte
 	if push != nil {
-		if conf == nil {
-			conf = map[string]json.RawMessage{}
-		}
-		if conf["pushNotificationConfig"], err = json.Marshal(push); err != nil {
+		var err error
+		if pushRaw, err = json.Marshal(push); err != nil {
 			return nil, err
 		}
 	}
-	if len(conf) > 0 {
-		sp.top["configuration"] = encodeObject(conf)
-	} else {
-		delete(sp.top, "configuration")
+	n := 64 + len(token) + len(upstreamTask) + len(pushRaw)
+	for _, ms := range [][]member{sp.top, sp.msg, sp.msgMeta, sp.meta, sp.conf} {
+		for _, m := range ms {
+			n += len(m.qkey) + len(m.val) + 2
+		}
 	}
-	return encodeObject(sp.top), nil
+	writeMeta := func(out []byte, _ int, _ []byte) ([]byte, bool) { return appendQuoted(out, token), true }
+	writeMsg := func(out []byte, i int, orig []byte) ([]byte, bool) {
+		switch {
+		case i == 0: // metadata
+			return appendMembers(out, sp.msgMeta, forwardMeta, writeMeta), true
+		case upstreamTask != "": // taskId
+			return appendQuoted(out, upstreamTask), true
+		}
+		return append(out, orig...), orig != nil
+	}
+	writeConf := func(out []byte, _ int, _ []byte) ([]byte, bool) { return append(out, pushRaw...), true }
+	writeTop := func(out []byte, i int, _ []byte) ([]byte, bool) {
+		switch i {
+		case 0: // configuration
+			if pushRaw != nil {
+				return appendMembers(out, sp.conf, forwardConf, writeConf), true
+			}
+			return appendMembers(out, sp.conf, nil, nil), len(sp.conf) > 0
+		case 1: // message
+			return appendMembers(out, sp.msg, forwardMsg, writeMsg), true
+		}
+		return appendMembers(out, sp.meta, nil, nil), len(sp.meta) > 0
+	}
+	return appendMembers(make([]byte, 0, n), sp.top, forwardTop, writeTop), nil
 }
 
 // idemKey is the idempotency key of a message: the same caller (key and
@@ -435,20 +440,27 @@ func (c *call) newTask(w http.ResponseWriter, sp *sendParams, presented string, 
 	// The token is signed while the hop is stored and its grant recorded
 	// (fail-closed: the ledger holds the grant before the callee is
 	// called); a retry answered from the store drops it.
+	// The params for the callee are encoded with it (unless the gateway
+	// must first ask the callee's card whether it can push).
 	type signature struct {
-		token string
-		err   error
+		token  string
+		params []byte
+		err    error
 	}
 	signed := make(chan signature, 1)
 	go func(cl Claims) {
 		tok, err := p.signer.Sign(&cl)
-		signed <- signature{tok, err}
+		var params []byte
+		if err == nil && sp.push == nil {
+			params, _ = sp.forward(tok, "", nil)
+		}
+		signed <- signature{tok, params, err}
 	}(cl)
 	key := c.idem
 	if !c.await(w, stream, extra, func() (Claim, error) { return p.store.Begin(c.ctx, hop, key) }) {
 		return
 	}
-	c.emit(grantAttrs(&hop.Claims, c.method), sp.top["message"])
+	c.emit(grantAttrs(&hop.Claims, c.method), sp.rawMessage)
 	lerr := c.ready()
 	sg := <-signed
 	if lerr != nil || sg.err != nil {
@@ -462,7 +474,7 @@ func (c *call) newTask(w http.ResponseWriter, sp *sendParams, presented string, 
 		return
 	}
 	hop.Token = sg.token
-	c.exchange(w, sp, hop, key, true, parent, stream)
+	c.exchange(w, sp, hop, key, true, parent, stream, sg.params)
 }
 
 // deny refuses a message (see refuse), unless it retries one that was
@@ -663,11 +675,12 @@ func (c *call) continueTask(w http.ResponseWriter, sp *sendParams, presented str
 	if !c.await(w, stream, nil, func() (Claim, error) { return c.p.store.Claim(c.ctx, c.caller.Tenant, key, hop.ID()) }) {
 		return
 	}
-	c.exchange(w, sp, hop, key, false, nil, stream)
+	c.exchange(w, sp, hop, key, false, nil, stream, nil)
 }
 
-// exchange forwards a message to the callee and answers the caller.
-func (c *call) exchange(w http.ResponseWriter, sp *sendParams, hop *Hop, key string, isNew bool, parent *Hop, stream bool) {
+// exchange forwards a message to the callee and answers the caller;
+// params, when not nil, are the forwarded params already encoded.
+func (c *call) exchange(w http.ResponseWriter, sp *sendParams, hop *Hop, key string, isNew bool, parent *Hop, stream bool, params []byte) {
 	c.settle = key
 	if isNew {
 		c.token = hop.Token
@@ -679,14 +692,16 @@ func (c *call) exchange(w http.ResponseWriter, sp *sendParams, hop *Hop, key str
 		ctx, tcancel = context.WithTimeout(ctx, c.p.cfg.UpstreamTimeout)
 		defer tcancel()
 	}
-	var push *PushNotificationConfig
-	if hop.Push != nil {
-		push = c.p.upstreamPush(ctx, c.ag, hop)
-	}
-	params, err := sp.forward(hop.Token, hop.UpstreamTaskID, push)
-	if err != nil {
-		c.failed(w, hop, key, isNew, parent, internalError(), OutcomeError)
-		return
+	if params == nil {
+		var push *PushNotificationConfig
+		if hop.Push != nil {
+			push = c.p.upstreamPush(ctx, c.ag, hop)
+		}
+		var err error
+		if params, err = sp.forward(hop.Token, hop.UpstreamTaskID, push); err != nil {
+			c.failed(w, hop, key, isNew, parent, internalError(), OutcomeError)
+			return
+		}
 	}
 	method := MethodSend
 	if stream {
@@ -776,8 +791,8 @@ func (c *call) failed(w http.ResponseWriter, hop *Hop, key string, isNew bool, p
 // message) into the hop: binds the agent's task id, moves the state
 // (recording the change) and keeps the result as the caller gets it.
 func (c *call) observe(hop *Hop, result json.RawMessage, via string, isNew bool) (*Hop, json.RawMessage, *RPCError) {
-	var head resultHead
-	if err := json.Unmarshal(result, &head); err != nil {
+	head, err := decodeHead(result)
+	if err != nil {
 		return nil, nil, rpcErr(CodeInvalidAgentResponse, ReasonInvalidAgentResponse, "Agent %q answered a result that is not an A2A object.", hop.Claims.Callee)
 	}
 	switch head.Kind {
@@ -951,8 +966,8 @@ func (c *call) failedSilently(hop *Hop, parent *Hop) {
 // observeEvent folds one streamed result into the hop and returns it as
 // the caller gets it, and whether it ends the stream.
 func (c *call) observeEvent(hop *Hop, result json.RawMessage, snap *snapshot, isNew bool) (*Hop, json.RawMessage, bool, *RPCError) {
-	var head resultHead
-	if err := json.Unmarshal(result, &head); err != nil {
+	head, err := decodeHead(result)
+	if err != nil {
 		return nil, nil, false, rpcErr(CodeInvalidAgentResponse, ReasonInvalidAgentResponse, "Agent %q streamed a result that is not an A2A object.", c.ag.Name)
 	}
 	switch head.Kind {
@@ -1140,8 +1155,8 @@ func (c *call) onUpstream(hop *Hop, method string, params map[string]any) (json.
 	if res.Error != nil {
 		return nil, res.Error
 	}
-	var head resultHead
-	if json.Unmarshal(res.Result, &head) != nil || head.Kind != KindTask {
+	head, herr := decodeHead(res.Result)
+	if herr != nil || head.Kind != KindTask {
 		return nil, rpcErr(CodeInvalidAgentResponse, ReasonInvalidAgentResponse, "Agent %q answered %s without a task.", ag.Name, method)
 	}
 	_, out, rerr := c.observeTask(hop, &head, res.Result, method)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -184,10 +185,8 @@ func (s *Signer) Issuer() string { return s.issuer }
 // Sign encodes and signs c (its Issuer and Version are set).
 func (s *Signer) Sign(c *Claims) (string, error) {
 	c.Issuer, c.Version = s.issuer, 1
-	payload, err := json.Marshal(c)
-	if err != nil {
-		return "", fmt.Errorf("a2a: encode token claims: %w", err)
-	}
+	var buf [512]byte
+	payload := appendClaims(buf[:0], c)
 	n := len(tokenPrefix) + b64.EncodedLen(len(payload))
 	out := make([]byte, n, n+1+b64.EncodedLen(ed25519.SignatureSize))
 	copy(out, tokenPrefix)
@@ -199,6 +198,67 @@ func (s *Signer) Sign(c *Claims) (string, error) {
 		return "", fmt.Errorf("a2a: token of %d bytes is over the %d-byte limit", len(out), MaxTokenBytes)
 	}
 	return string(out), nil
+}
+
+// appendClaims appends c as json.Marshal encodes it.
+func appendClaims(out []byte, c *Claims) []byte {
+	out = append(out, `{"v":`...)
+	out = strconv.AppendInt(out, int64(c.Version), 10)
+	out = append(out, `,"iss":`...)
+	out = appendQuoted(out, c.Issuer)
+	out = append(out, `,"tenant":`...)
+	out = appendQuoted(out, c.Tenant)
+	out = append(out, `,"hop":`...)
+	out = appendQuoted(out, c.HopID)
+	out = append(out, `,"task":`...)
+	out = appendQuoted(out, c.TaskID)
+	if c.ParentHop != "" {
+		out = append(out, `,"parent_hop":`...)
+		out = appendQuoted(out, c.ParentHop)
+	}
+	out = append(out, `,"root_task":`...)
+	out = appendQuoted(out, c.RootTask)
+	out = append(out, `,"caller":`...)
+	out = appendQuoted(out, c.Caller)
+	out = append(out, `,"callee":`...)
+	out = appendQuoted(out, c.Callee)
+	out = append(out, `,"chain":`...)
+	out = appendStrings(out, c.Chain)
+	out = append(out, `,"depth":`...)
+	out = strconv.AppendInt(out, int64(c.Depth), 10)
+	out = append(out, `,"max_depth":`...)
+	out = strconv.AppendInt(out, int64(c.MaxDepth), 10)
+	out = append(out, `,"scopes":`...)
+	out = appendStrings(out, c.Scopes)
+	out = append(out, `,"budget":{"nano_usd":`...)
+	out = strconv.AppendInt(out, c.Budget.NanoUSD, 10)
+	out = append(out, `,"tokens":`...)
+	out = strconv.AppendInt(out, c.Budget.Tokens, 10)
+	out = append(out, '}')
+	if c.TraceID != "" {
+		out = append(out, `,"trace_id":`...)
+		out = appendQuoted(out, c.TraceID)
+	}
+	out = append(out, `,"iat":`...)
+	out = strconv.AppendInt(out, c.IssuedAt, 10)
+	out = append(out, `,"exp":`...)
+	out = strconv.AppendInt(out, c.Expires, 10)
+	return append(out, '}')
+}
+
+// appendStrings appends ss as json.Marshal encodes a []string.
+func appendStrings(out []byte, ss []string) []byte {
+	if ss == nil {
+		return append(out, "null"...)
+	}
+	out = append(out, '[')
+	for i, s := range ss {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = appendQuoted(out, s)
+	}
+	return append(out, ']')
 }
 
 // split returns a token's signed part, claims JSON and signature.

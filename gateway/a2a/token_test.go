@@ -1,6 +1,7 @@
 package a2a
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
@@ -236,11 +237,11 @@ func TestTranslate(t *testing.T) {
 	}
 }
 
-func TestEncodeObject(t *testing.T) {
+func TestAppendMembers(t *testing.T) {
 	m := map[string]json.RawMessage{"b": json.RawMessage(`[1, 2]`), "a": json.RawMessage(`{"x":"y"}`), "é\"": json.RawMessage(`null`)}
-	got := string(encodeObject(m))
+	got := string(appendMembers(nil, membersOf(m), nil, nil))
 	if got != `{"a":{"x":"y"},"b":[1, 2],"é\"":null}` || !json.Valid([]byte(got)) {
-		t.Errorf("encodeObject = %s", got)
+		t.Errorf("appendMembers = %s", got)
 	}
 }
 
@@ -259,4 +260,23 @@ func FuzzTranslate(f *testing.F) {
 			t.Fatalf("translate(%s) = %s: not JSON", in, out)
 		}
 	})
+}
+
+func TestAppendClaims(t *testing.T) {
+	odd := "é<&>\"\\\n\x01\xff\u2028"
+	for _, cl := range []Claims{
+		{},
+		testHop("acme", "", Budget{NanoUSD: 1e9, Tokens: -1}).Claims,
+		{Version: 1, Issuer: odd, Tenant: "t", HopID: odd, TaskID: "x", ParentHop: "p", RootTask: odd, Caller: odd, Callee: "b",
+			Chain: []string{}, Depth: -3, MaxDepth: 1 << 40, Scopes: []string{"tool:*", odd}, Budget: Budget{NanoUSD: MaxBudgetValue, Tokens: Unlimited},
+			TraceID: odd, IssuedAt: -1, Expires: 1 << 62},
+	} {
+		want, err := json.Marshal(&cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := appendClaims(nil, &cl); !bytes.Equal(got, want) {
+			t.Errorf("appendClaims = %s; json.Marshal: %s", got, want)
+		}
+	}
 }

@@ -83,6 +83,9 @@ func (p *Proxy) decodeResponse(ag *agentState, resp *http.Response) (*Response, 
 }
 
 func parseResponse(ag *agentState, b []byte) (*Response, *RPCError) {
+	if res, ok := fastResponse(b); ok && len(res.Result) > 0 {
+		return &res, nil
+	}
 	var res Response
 	if err := json.Unmarshal(b, &res); err != nil {
 		return nil, rpcErr(CodeInvalidAgentResponse, ReasonInvalidAgentResponse, "Agent %q answered something that is not a JSON-RPC response.", ag.Name)
@@ -112,6 +115,17 @@ func (h *resultHead) task() string {
 }
 
 func (h *resultHead) state() TaskState {
+	if isNull(h.Status) {
+		return ""
+	}
+	if st, ok := fastState(h.Status); ok {
+		return st
+	}
+	return h.slowState()
+}
+
+// slowState is state with encoding/json.
+func (h *resultHead) slowState() TaskState {
 	var st struct {
 		State TaskState `json:"state"`
 	}
@@ -322,4 +336,15 @@ func (p *Proxy) upstreamPush(ctx context.Context, ag *agentState, hop *Hop) *Pus
 		return nil
 	}
 	return &PushNotificationConfig{ID: "aigw", URL: p.callbackURL(ag, hop.ID()), Token: hop.CallbackToken}
+}
+
+// decodeHead reads a result's head (with encoding/json when fastResultHead
+// cannot).
+func decodeHead(result []byte) (resultHead, error) {
+	if h, ok := fastResultHead(result); ok {
+		return h, nil
+	}
+	var h resultHead
+	err := json.Unmarshal(result, &h)
+	return h, err
 }

@@ -1,0 +1,716 @@
+package a2a
+
+import (
+	"bytes"
+	"encoding/json"
+	"slices"
+	"unicode/utf8"
+)
+
+// The proxy's hot path reads a message/send request and an agent's answer
+// with the hand-written scanner below instead of encoding/json into maps.
+// It takes only the plain shapes of those documents: anything unusual
+// (a key that encoding/json would match case-insensitively or that needs
+// escaping, an escaped or non-UTF-8 string where a value is read, a
+// duplicate key, a type encoding/json would refuse, nesting beyond
+// maxFastDepth, invalid JSON) makes it give up, and the caller decodes
+// with encoding/json as before. So each document means what it meant, and
+// every error is the one encoding/json's path gives (FuzzFastJSON checks
+// both paths agree).
+
+// maxFastDepth bounds the nesting the scanner follows (encoding/json
+// allows 10,000; deeper documents take its path).
+const maxFastDepth = 200
+
+// member is a member of a JSON object: its key as decoded, the key as
+// JSON (quoted, as encoding/json writes it), and its raw value.
+type member struct {
+	key, qkey, val []byte
+}
+
+func compareMembers(a, b member) int { return bytes.Compare(a.key, b.key) }
+
+// lookup returns the value of key in ms (sorted), or nil.
+func lookup(ms []member, key string) []byte {
+	i, ok := slices.BinarySearchFunc(ms, key, func(m member, k string) int { return bytes.Compare(m.key, []byte(k)) })
+	if !ok {
+		return nil
+	}
+	return ms[i].val
+}
+
+// without returns ms without key (ms is not modified).
+func without(ms []member, key string) []member {
+	i, ok := slices.BinarySearchFunc(ms, key, func(m member, k string) int { return bytes.Compare(m.key, []byte(k)) })
+	if !ok {
+		return ms
+	}
+	return slices.Delete(slices.Clone(ms), i, i+1)
+}
+
+// membersOf turns a decoded object into members sorted by key.
+func membersOf(m map[string]json.RawMessage) []member {
+	if m == nil {
+		return nil
+	}
+	ms := make([]member, 0, len(m))
+	for k, v := range m {
+		qk, _ := json.Marshal(k)
+		ms = append(ms, member{key: []byte(k), qkey: qk, val: v})
+	}
+	slices.SortFunc(ms, compareMembers)
+	return ms
+}
+
+// appendMembers appends the object of ms (sorted, without duplicates) in
+// which each of specials (sorted keys) is written by val instead, given
+// the member's value (nil when ms lacks it); val reports false to leave
+// the member out.
+func appendMembers(out []byte, ms []member, specials []string, val func(out []byte, i int, orig []byte) ([]byte, bool)) []byte {
+	out = append(out, '{')
+	n, j := 0, 0
+	for i := 0; i < len(ms) || j < len(specials); {
+		if j < len(specials) && (i >= len(ms) || specials[j] <= string(ms[i].key)) {
+			var orig []byte
+			if i < len(ms) && string(ms[i].key) == specials[j] {
+				orig = ms[i].val
+				i++
+			}
+			mark := len(out)
+			if n > 0 {
+				out = append(out, ',')
+			}
+			out = appendQuoted(out, specials[j])
+			out = append(out, ':')
+			var ok bool
+			if out, ok = val(out, j, orig); ok {
+				n++
+			} else {
+				out = out[:mark]
+			}
+			j++
+			continue
+		}
+		if n > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, ms[i].qkey...)
+		out = append(out, ':')
+		out = append(out, ms[i].val...)
+		n++
+		i++
+	}
+	return append(out, '}')
+}
+
+// appendQuoted appends s as a JSON string, as json.Marshal writes it.
+func appendQuoted(out []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if !safeKeyByte(s[i]) {
+			b, _ := json.Marshal(s)
+			return append(out, b...)
+		}
+	}
+	out = append(out, '"')
+	out = append(out, s...)
+	return append(out, '"')
+}
+
+// safeKeyByte reports whether json.Marshal writes byte c of a string as
+// it is (and encoding/json matches no other struct field name with it).
+func safeKeyByte(c byte) bool {
+	return c >= 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+}
+
+// jsonScan is a validating JSON scanner.
+type jsonScan struct {
+	b []byte
+	i int
+}
+
+func (s *jsonScan) ws() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+// str skips the string at s.i and reports whether it is valid, and
+// whether it has escapes and bytes beyond ASCII.
+func (s *jsonScan) str() (ok, esc, high bool) {
+	b := s.b
+	for i := s.i + 1; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			s.i = i + 1
+			return true, esc, high
+		case c == '\\':
+			esc = true
+			i++
+			if i >= len(b) {
+				return false, false, false
+			}
+			switch b[i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if i+4 >= len(b) {
+					return false, false, false
+				}
+				for _, h := range b[i+1 : i+5] {
+					if !(h >= '0' && h <= '9' || h >= 'a' && h <= 'f' || h >= 'A' && h <= 'F') {
+						return false, false, false
+					}
+				}
+				i += 4
+			default:
+				return false, false, false
+			}
+		case c < 0x20:
+			return false, false, false
+		case c >= 0x80:
+			high = true
+		}
+	}
+	return false, false, false
+}
+
+func (s *jsonScan) digits() bool {
+	start := s.i
+	for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
+		s.i++
+	}
+	return s.i > start
+}
+
+func (s *jsonScan) number() bool {
+	if s.b[s.i] == '-' {
+		s.i++
+	}
+	switch {
+	case s.i >= len(s.b):
+		return false
+	case s.b[s.i] == '0':
+		s.i++
+	case s.b[s.i] >= '1' && s.b[s.i] <= '9':
+		s.digits()
+	default:
+		return false
+	}
+	if s.i < len(s.b) && s.b[s.i] == '.' {
+		s.i++
+		if !s.digits() {
+			return false
+		}
+	}
+	if s.i < len(s.b) && (s.b[s.i] == 'e' || s.b[s.i] == 'E') {
+		s.i++
+		if s.i < len(s.b) && (s.b[s.i] == '+' || s.b[s.i] == '-') {
+			s.i++
+		}
+		if !s.digits() {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *jsonScan) literal(lit string) bool {
+	if !bytes.HasPrefix(s.b[s.i:], []byte(lit)) {
+		return false
+	}
+	s.i += len(lit)
+	return true
+}
+
+// value skips the value at s.i (no white space before it) and reports
+// whether it is valid JSON.
+func (s *jsonScan) value(depth int) bool {
+	if s.i >= len(s.b) {
+		return false
+	}
+	switch c := s.b[s.i]; {
+	case c == '{' || c == '[':
+		if depth >= maxFastDepth {
+			return false
+		}
+		end := byte('}')
+		if c == '[' {
+			end = ']'
+		}
+		s.i++
+		s.ws()
+		if s.i < len(s.b) && s.b[s.i] == end {
+			s.i++
+			return true
+		}
+		for {
+			if c == '{' {
+				if s.i >= len(s.b) || s.b[s.i] != '"' {
+					return false
+				}
+				if ok, _, _ := s.str(); !ok {
+					return false
+				}
+				s.ws()
+				if s.i >= len(s.b) || s.b[s.i] != ':' {
+					return false
+				}
+				s.i++
+				s.ws()
+			}
+			if !s.value(depth + 1) {
+				return false
+			}
+			s.ws()
+			if s.i >= len(s.b) {
+				return false
+			}
+			switch s.b[s.i] {
+			case ',':
+				s.i++
+				s.ws()
+			case end:
+				s.i++
+				return true
+			default:
+				return false
+			}
+		}
+	case c == '"':
+		ok, _, _ := s.str()
+		return ok
+	case c == '-' || c >= '0' && c <= '9':
+		return s.number()
+	case c == 't':
+		return s.literal("true")
+	case c == 'f':
+		return s.literal("false")
+	case c == 'n':
+		return s.literal("null")
+	}
+	return false
+}
+
+// fastValid reports whether b is one valid JSON value (with white space
+// around it), nested at most maxFastDepth deep.
+func fastValid(b []byte) bool {
+	s := jsonScan{b: b}
+	s.ws()
+	if !s.value(0) {
+		return false
+	}
+	s.ws()
+	return s.i == len(s.b)
+}
+
+// readObject returns the members of the object b (one valid JSON object,
+// white space around it allowed), in document order, appended to dst. It
+// fails on anything else, on a key that is not plain (see safeKeyByte),
+// and on invalid JSON. Values are capped subslices of b.
+func readObject(b []byte, dst []member) ([]member, bool) {
+	s := jsonScan{b: b}
+	s.ws()
+	if s.i >= len(b) || b[s.i] != '{' {
+		return nil, false
+	}
+	s.i++
+	s.ws()
+	if s.i < len(b) && b[s.i] == '}' {
+		s.i++
+	} else {
+		for {
+			if s.i >= len(b) || b[s.i] != '"' {
+				return nil, false
+			}
+			ks := s.i
+			if ok, _, _ := s.str(); !ok {
+				return nil, false
+			}
+			qkey := b[ks:s.i:s.i]
+			key := qkey[1 : len(qkey)-1]
+			for _, c := range key {
+				if !safeKeyByte(c) {
+					return nil, false
+				}
+			}
+			s.ws()
+			if s.i >= len(b) || b[s.i] != ':' {
+				return nil, false
+			}
+			s.i++
+			s.ws()
+			vs := s.i
+			if !s.value(1) {
+				return nil, false
+			}
+			dst = append(dst, member{key: key, qkey: qkey, val: b[vs:s.i:s.i]})
+			s.ws()
+			if s.i >= len(b) {
+				return nil, false
+			}
+			if b[s.i] == '}' {
+				s.i++
+				break
+			}
+			if b[s.i] != ',' {
+				return nil, false
+			}
+			s.i++
+			s.ws()
+		}
+	}
+	s.ws()
+	if s.i != len(b) {
+		return nil, false
+	}
+	return dst, true
+}
+
+// sortedMembers sorts ms by key, failing on a duplicate key.
+func sortedMembers(ms []member) bool {
+	if !slices.IsSortedFunc(ms, compareMembers) {
+		slices.SortFunc(ms, compareMembers)
+	}
+	for i := 1; i < len(ms); i++ {
+		if bytes.Equal(ms[i-1].key, ms[i].key) {
+			return false
+		}
+	}
+	return true
+}
+
+// fieldOf returns which of names key is (-1 for none), and false when
+// encoding/json could match it differently (it matches field names
+// case-insensitively).
+func fieldOf(key []byte, names ...string) (int, bool) {
+	for i, n := range names {
+		if string(key) == n {
+			return i, true
+		}
+		if bytes.EqualFold(key, []byte(n)) {
+			return -1, false
+		}
+	}
+	return -1, true
+}
+
+// plainString returns the string value raw decodes to, and false when raw
+// is not a string without escapes in valid UTF-8 (raw is valid JSON).
+func plainString(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' {
+		return "", false
+	}
+	v := raw[1 : len(raw)-1]
+	for _, c := range v {
+		if c == '\\' || c >= 0x80 {
+			if bytes.IndexByte(v, '\\') >= 0 || !utf8.Valid(v) {
+				return "", false
+			}
+			break
+		}
+	}
+	return string(v), true
+}
+
+// stringField sets *dst to the string raw holds (null leaves it), and
+// reports false for anything else.
+func stringField(dst *string, raw []byte) bool {
+	if string(raw) == "null" {
+		return true
+	}
+	s, ok := plainString(raw)
+	if ok {
+		*dst = s
+	}
+	return ok
+}
+
+// fastRequest decodes a JSON-RPC request as json.Unmarshal into Request
+// does, and reports false when it cannot say the same.
+func fastRequest(body []byte) (Request, bool) {
+	var buf [8]member
+	ms, ok := readObject(body, buf[:0])
+	if !ok {
+		return Request{}, false
+	}
+	var req Request
+	for _, m := range ms {
+		f, ok := fieldOf(m.key, "jsonrpc", "id", "method", "params")
+		if !ok {
+			return Request{}, false
+		}
+		switch f {
+		case 0:
+			if string(m.val) == "null" || !stringField(&req.JSONRPC, m.val) {
+				return Request{}, false
+			}
+		case 1:
+			req.ID = json.RawMessage(m.val)
+		case 2:
+			if string(m.val) == "null" || !stringField(&req.Method, m.val) {
+				return Request{}, false
+			}
+		case 3:
+			req.Params = json.RawMessage(m.val)
+		}
+	}
+	return req, true
+}
+
+// fastSend reads message/send params as parseSend does, and reports false
+// when it cannot say the same (parseSend then decodes them).
+func fastSend(params []byte) (*sendParams, bool) {
+	sp := &sendParams{}
+	var ok bool
+	if sp.top, ok = readObject(params, make([]member, 0, 4)); !ok || !sortedMembers(sp.top) {
+		return nil, false
+	}
+	raw := lookup(sp.top, "message")
+	if isNull(raw) {
+		return nil, false
+	}
+	sp.rawMessage = raw
+	if sp.msg, ok = readObject(raw, make([]member, 0, 8)); !ok {
+		return nil, false
+	}
+	m := &sp.message
+	for _, mb := range sp.msg {
+		f, ok := fieldOf(mb.key, "kind", "role", "messageId", "taskId", "parts")
+		if !ok {
+			return nil, false
+		}
+		switch f {
+		case 0:
+			ok = stringField(&m.Kind, mb.val)
+		case 1:
+			ok = stringField(&m.Role, mb.val)
+		case 2:
+			ok = stringField(&m.MessageID, mb.val)
+		case 3:
+			ok = stringField(&m.TaskID, mb.val)
+		case 4:
+			ok = readParts(m, mb.val)
+		}
+		if !ok {
+			return nil, false
+		}
+	}
+	if !sortedMembers(sp.msg) {
+		return nil, false
+	}
+	switch {
+	case m.Kind != "" && m.Kind != KindMessage, m.Role != "user", m.MessageID == "" || len(m.MessageID) > 256,
+		len(m.Parts) == 0, len(m.TaskID) > 256:
+		return nil, false
+	}
+	for _, part := range m.Parts {
+		switch {
+		case part.Kind == "text":
+		case part.Kind == "file" && !isNull(part.File), part.Kind == "data" && !isNull(part.Data):
+		default:
+			return nil, false
+		}
+	}
+	if mm := lookup(sp.msg, "metadata"); !isNull(mm) {
+		if sp.msgMeta, ok = readObject(mm, nil); !ok || !sortedMembers(sp.msgMeta) {
+			return nil, false
+		}
+		if t := lookup(sp.msgMeta, MetaDelegation); t != nil {
+			if !isNull(t) {
+				if sp.token, ok = plainString(t); !ok {
+					return nil, false
+				}
+			}
+			sp.msgMeta = without(sp.msgMeta, MetaDelegation)
+		}
+	}
+	if pm := lookup(sp.top, "metadata"); !isNull(pm) {
+		if sp.meta, ok = readObject(pm, nil); !ok || !sortedMembers(sp.meta) {
+			return nil, false
+		}
+		if dr := lookup(sp.meta, MetaDelegationRequest); dr != nil {
+			if !isNull(dr) {
+				var req DelegationRequest
+				if strictJSON(dr, &req) != nil {
+					return nil, false
+				}
+				sp.request = &req
+			}
+			sp.meta = without(sp.meta, MetaDelegationRequest)
+		}
+	}
+	if cf := lookup(sp.top, "configuration"); !isNull(cf) {
+		if sp.conf, ok = readObject(cf, nil); !ok || !sortedMembers(sp.conf) {
+			return nil, false
+		}
+		if pc := lookup(sp.conf, "pushNotificationConfig"); pc != nil {
+			if !isNull(pc) {
+				sp.push = &PushNotificationConfig{}
+				if json.Unmarshal(pc, sp.push) != nil {
+					return nil, false
+				}
+			}
+			sp.conf = without(sp.conf, "pushNotificationConfig")
+		}
+	}
+	return sp, true
+}
+
+// readParts reads message.parts into m.Parts.
+func readParts(m *messageHead, raw []byte) bool {
+	if string(raw) == "null" {
+		return false // parts are required: parseSend says so
+	}
+	s := jsonScan{b: raw}
+	if raw[0] != '[' {
+		return false
+	}
+	s.i = 1
+	s.ws()
+	if s.i < len(raw) && raw[s.i] == ']' {
+		m.Parts = m.Parts[:0]
+		return true
+	}
+	var buf [4]member
+	for {
+		vs := s.i
+		if !s.value(1) {
+			return false
+		}
+		ps, ok := readObject(raw[vs:s.i], buf[:0])
+		if !ok || !sortedMembers(ps) {
+			return false
+		}
+		var part struct {
+			Kind string          `json:"kind"`
+			File json.RawMessage `json:"file"`
+			Data json.RawMessage `json:"data"`
+		}
+		for _, pm := range ps {
+			f, ok := fieldOf(pm.key, "kind", "file", "data")
+			if !ok {
+				return false
+			}
+			switch f {
+			case 0:
+				if !stringField(&part.Kind, pm.val) {
+					return false
+				}
+			case 1:
+				part.File = json.RawMessage(pm.val)
+			case 2:
+				part.Data = json.RawMessage(pm.val)
+			}
+		}
+		m.Parts = append(m.Parts, part)
+		s.ws()
+		if s.i >= len(raw) {
+			return false
+		}
+		if raw[s.i] == ']' {
+			return true
+		}
+		if raw[s.i] != ',' {
+			return false
+		}
+		s.i++
+		s.ws()
+	}
+}
+
+// fastResponse decodes an agent's JSON-RPC answer as json.Unmarshal into
+// Response does, when it holds no error object; it reports false when it
+// cannot say the same.
+func fastResponse(b []byte) (Response, bool) {
+	var buf [8]member
+	ms, ok := readObject(b, buf[:0])
+	if !ok || !sortedMembers(ms) {
+		return Response{}, false
+	}
+	var res Response
+	for _, m := range ms {
+		f, ok := fieldOf(m.key, "jsonrpc", "id", "result", "error")
+		if !ok {
+			return Response{}, false
+		}
+		switch f {
+		case 0:
+			ok = stringField(&res.JSONRPC, m.val)
+		case 1:
+			res.ID = json.RawMessage(m.val)
+		case 2:
+			res.Result = json.RawMessage(m.val)
+		case 3:
+			ok = string(m.val) == "null"
+		}
+		if !ok {
+			return Response{}, false
+		}
+	}
+	return res, true
+}
+
+// fastResultHead decodes a result as json.Unmarshal into resultHead does,
+// and reports false when it cannot say the same.
+func fastResultHead(b []byte) (resultHead, bool) {
+	var buf [16]member
+	ms, ok := readObject(b, buf[:0])
+	if !ok || !sortedMembers(ms) {
+		return resultHead{}, false
+	}
+	var h resultHead
+	for _, m := range ms {
+		f, ok := fieldOf(m.key, "kind", "id", "taskId", "contextId", "status", "final")
+		if !ok {
+			return resultHead{}, false
+		}
+		switch f {
+		case 0:
+			ok = stringField(&h.Kind, m.val)
+		case 1:
+			ok = stringField(&h.ID, m.val)
+		case 2:
+			ok = stringField(&h.TaskID, m.val)
+		case 3:
+			ok = stringField(&h.ContextID, m.val)
+		case 4:
+			h.Status = json.RawMessage(m.val)
+		case 5:
+			switch string(m.val) {
+			case "true":
+				h.Final = true
+			case "false":
+				h.Final = false
+			case "null":
+			default:
+				return resultHead{}, false
+			}
+		}
+		if !ok {
+			return resultHead{}, false
+		}
+	}
+	return h, true
+}
+
+// fastState reads status.state as state does, and reports false when it
+// cannot say the same.
+func fastState(status []byte) (TaskState, bool) {
+	var buf [8]member
+	ms, ok := readObject(status, buf[:0])
+	if !ok || !sortedMembers(ms) {
+		return "", false
+	}
+	var st string
+	for _, m := range ms {
+		f, ok := fieldOf(m.key, "state")
+		if !ok || f == 0 && !stringField(&st, m.val) {
+			return "", false
+		}
+	}
+	return TaskState(st), true
+}
