@@ -9,7 +9,6 @@ require (
 	github.com/aws/aws-sdk-go-v2/credentials v1.21.0
 	github.com/aws/aws-sdk-go-v2/service/bedrockruntime v1.63.13
 	github.com/aws/smithy-go v1.28.9
-	github.com/coregx/ahocorasick v0.3.1
 	github.com/defenseunicorns/go-oscal v0.6.3
 	github.com/dlclark/regexp2/v2 v2.5.1
 	github.com/gin-gonic/gin v1.12.0

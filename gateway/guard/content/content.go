@@ -11,13 +11,11 @@
 // white-space runs are collapsed: write them against plain lower-case text.
 // Line breaks and tabs read as spaces, so phrases match across lines.
 //
-// Aho-Corasick comes from github.com/coregx/ahocorasick: a DFA over byte
-// classes (compact, and the fastest of the libraries compared in the
-// guardrails notes, section 3.4) whose overlapping search allocates
-// nothing when nothing matches. BobuSumisu/aho-corasick, the other one in
-// go.mod, keeps a 256-entry int64 row per trie state (2 KiB), which tenant
-// lists of thousands of phrases cannot afford. coregx is young, so the
-// tests check it against a brute-force search.
+// Aho-Corasick is package internal/ac (shared with injection and
+// secrets): a dense DFA over byte classes, one uint32 per state and class
+// (bytes in no phrase share one class, so a row is as wide as the distinct
+// bytes of the phrases), walked as four interleaved quarters of the text.
+// The tests also check it against a brute-force search.
 //
 // Limits (errors from New beyond them): MaxRegexes patterns of at most
 // MaxRegexLen bytes, each compiling to at most MaxRegexInsts instructions
@@ -41,11 +39,9 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
-	"unsafe"
-
-	"github.com/coregx/ahocorasick"
 
 	"aigw/gateway/guard"
+	"aigw/gateway/guard/internal/ac"
 	"aigw/gateway/guard/textnorm"
 )
 
@@ -102,7 +98,7 @@ type Config struct {
 // Filter finds a Config's phrases and patterns in texts. It is safe for
 // concurrent use.
 type Filter struct {
-	ac         *ahocorasick.Automaton
+	ac         *ac.Automaton
 	refs       [][]ref // per automaton pattern: who configured it
 	hasPhrases bool
 	wholeWord  bool
@@ -229,11 +225,11 @@ func (f *Filter) buildAutomaton(c Config) error {
 	if len(pats) == 0 {
 		return nil
 	}
-	ac, err := ahocorasick.NewBuilder().AddStrings(pats).Build()
+	a, err := ac.New(pats, ac.Options{})
 	if err != nil {
 		return fmt.Errorf("content: build phrase automaton: %w", err)
 	}
-	f.ac = ac
+	f.ac = a
 	return nil
 }
 
@@ -332,10 +328,10 @@ func (f *Filter) Scan(text string, out []guard.Finding) []guard.Finding {
 	norm := t.Norm
 	var found [(MaxRegexes + 63) / 64]uint64 // regexes whose literal occurs
 	if f.ac != nil && norm != "" {
-		// The automaton only reads the bytes.
-		for _, m := range f.ac.FindAllOverlapping(unsafe.Slice(unsafe.StringData(norm), len(norm))) {
+		var mbuf [32]ac.Match
+		for _, m := range f.ac.Append(mbuf[:0], norm) {
 			s, e, bounded := -1, -1, true
-			for _, r := range f.refs[m.PatternID] {
+			for _, r := range f.refs[m.Pattern] {
 				if r.need > 0 {
 					if m.End <= f.maxScan {
 						found[(r.need-1)/64] |= 1 << ((r.need - 1) % 64)

@@ -52,7 +52,7 @@ func (d *Detector) decode(a *accum, text string, l layer, rot13 bool) {
 	if strings.IndexByte(text, '%') >= 0 || strings.IndexByte(text, '&') >= 0 {
 		d.decodeTokens(a, text, l)
 	}
-	if strings.Contains(text, ".-") || strings.Contains(text, "-.") || strings.Contains(text, "...") {
+	if morseCue(text) {
 		d.decodeMorse(a, text, l)
 	}
 	if rot13 && !l.rot13d {
@@ -70,6 +70,22 @@ func (d *Detector) decode(a *accum, text string, l layer, rot13 bool) {
 	if strings.IndexByte(text, '=') >= 0 && strings.IndexByte(text, '+') >= 0 {
 		d.decodeSplit(a, text, l)
 	}
+}
+
+// morseCue says that text holds ".-", "-." or "..." (in one pass over its
+// dots).
+func morseCue(text string) bool {
+	for i := strings.IndexByte(text, '.'); i >= 0; {
+		if i > 0 && text[i-1] == '-' || i+1 < len(text) && (text[i+1] == '-' || text[i+1] == '.' && i+2 < len(text) && text[i+2] == '.') {
+			return true
+		}
+		k := strings.IndexByte(text[i+1:], '.')
+		if k < 0 {
+			return false
+		}
+		i += k + 1
+	}
+	return false
 }
 
 // b64Class marks the bytes of base64 (standard and URL-safe) runs.

@@ -7,8 +7,8 @@
 //     invisible characters removed, case folded, TR39 confusables,
 //     decimal digits, leetspeak, single-letter spacing collapsed), so that
 //     "іgnоrе", "1gn0r3" and "i g n o r e" all read "ignore".
-//  2. One Aho-Corasick pass (github.com/coregx/ahocorasick, as in package
-//     content) finds phrases and tokens. Phrases are findings on their
+//  2. One Aho-Corasick pass (package internal/ac, shared with content
+//     and secrets) finds phrases and tokens. Phrases are findings on their
 //     own (template markers, persona jailbreaks, fake "assistant:" turns
 //     at the start of a line); tokens combine by proximity within a
 //     sentence: an override verb, a qualifier and an object ("ignore … all
@@ -51,11 +51,9 @@ import (
 	"strings"
 	"sync"
 	"unicode/utf8"
-	"unsafe"
-
-	"github.com/coregx/ahocorasick"
 
 	"aigw/gateway/guard"
+	"aigw/gateway/guard/internal/ac"
 	"aigw/gateway/guard/textnorm"
 )
 
@@ -141,7 +139,7 @@ func New(c Config) *Detector {
 
 // tables are the compiled phrase tables.
 type tables struct {
-	ac    *ahocorasick.Automaton
+	ac    *ac.Automaton
 	refs  [][]ref
 	words map[string]word // the word sets, normalized
 }
@@ -173,11 +171,11 @@ var sharedTables = sync.OnceValue(func() *tables {
 		}
 		t.refs[id] = append(t.refs[id], ref{entry: e, norm: k})
 	}
-	ac, err := ahocorasick.NewBuilder().AddStrings(pats).Build()
+	a, err := ac.New(pats, ac.Options{})
 	if err != nil {
 		panic("injection: build automaton: " + err.Error()) // the tables are fixed
 	}
-	t.ac = ac
+	t.ac = a
 	return t
 })
 
@@ -308,10 +306,11 @@ func (d *Detector) analyze(a *accum, text string, l layer) {
 	var signals [][2]int // spans in text of findings and cues, for hidden-text checks
 	rot13 := false
 	if norm != "" {
-		for _, m := range d.ac.FindAllOverlapping(unsafe.Slice(unsafe.StringData(norm), len(norm))) {
+		var mbuf [64]ac.Match
+		for _, m := range d.ac.Append(mbuf[:0], norm) {
 			bounded := -1
-			for i := range d.refs[m.PatternID] {
-				r := &d.refs[m.PatternID][i]
+			for i := range d.refs[m.Pattern] {
+				r := &d.refs[m.Pattern][i]
 				if r.bound {
 					if bounded < 0 {
 						bounded = 0

@@ -171,7 +171,9 @@ func hiddenHTML(a *accum, text string, l layer, signals [][2]int, cueIn func(str
 			a.add(l, TypeHidden, "hidden.html_comment", wHiddenImper, i, stop)
 		}
 	}
-	if indexFold(text, "style") < 0 && indexFold(text, "hidden") < 0 {
+	// Tags hide text: none without a '<' (most texts), and only with a
+	// style or the hidden attribute somewhere.
+	if strings.IndexByte(text, '<') < 0 || indexFold(text, "style") < 0 && indexFold(text, "hidden") < 0 {
 		return
 	}
 	for off := 0; off < len(text); {

@@ -1,8 +1,11 @@
 package tokenize
 
 import (
+	"math/bits"
 	"unicode"
 	"unicode/utf8"
+
+	"aigw/gateway/guard/internal/swar"
 )
 
 // The pre-tokenizers split text into the pieces that BPE then merges. They
@@ -135,7 +138,26 @@ func atMultibyte(s string, i int) (size int, cl uint8) {
 // run returns the end of the run of runes of s from i that have one of the
 // classes want.
 func run(s string, i int, want uint8) int {
+	letters := want == clLower || want == clLetter
 	for i < len(s) {
+		if letters && i+8 <= len(s) {
+			// ASCII letters, eight at a time (a word's end is found
+			// without a branch per letter, and its mispredictions).
+			x := swar.Load(s, i)
+			if want == clLetter {
+				x |= 0x20 * swar.Ones // no other byte turns into a lower-case letter
+			}
+			y := x &^ swar.High
+			stop := (^(swar.GE(y, 'a') &^ swar.GE(y, 'z'+1)) | x) & swar.High // or not ASCII
+			if stop == 0 {
+				i += 8
+				continue
+			}
+			k := bits.TrailingZeros64(stop) / 8
+			if i += k; x>>(8*k)&0x80 == 0 {
+				return i // an ASCII byte that is no letter
+			}
+		}
 		if c := s[i]; c < utf8.RuneSelf {
 			if asciiClass[c]&want == 0 {
 				break
@@ -152,6 +174,22 @@ func run(s string, i int, want uint8) int {
 	return i
 }
 
+// lowerRun is run(s, i, clLower), eight ASCII bytes at a time.
+func lowerRun(s string, i int) int {
+	for ; i+8 <= len(s); i += 8 {
+		x := swar.Load(s, i)
+		y := x &^ swar.High
+		if stop := (^(swar.GE(y, 'a') &^ swar.GE(y, 'z'+1)) | x) & swar.High; stop != 0 {
+			k := bits.TrailingZeros64(stop) / 8
+			if x>>(8*k)&0x80 == 0 {
+				return i + k // an ASCII byte that is no letter
+			}
+			return run(s, i+k, clLower)
+		}
+	}
+	return run(s, i, clLower)
+}
+
 // A splitter returns the end of the piece of s that starts at byte i (i <
 // len(s)), or -1 if no alternative of the pattern matches there; the regexp
 // then skips the rune at i.
@@ -159,6 +197,13 @@ type splitter func(s string, i int) int
 
 // splitO200k is the pre-tokenizer of o200k_base.
 func splitO200k(s string, i int) int {
+	// The commonest pieces first, as wordO200k splits them: a lower-case
+	// ASCII word, after a space or not.
+	if c := s[i]; 'a' <= c && c <= 'z' {
+		return contraction(s, lowerRun(s, i+1))
+	} else if c == ' ' && i+1 < len(s) && 'a' <= s[i+1] && s[i+1] <= 'z' {
+		return contraction(s, lowerRun(s, i+2))
+	}
 	n, cl := at(s, i)
 	if cl&(clPrefix|clUpper|clLower) != 0 {
 		if j := wordO200k(s, i, n, cl); j > 0 {

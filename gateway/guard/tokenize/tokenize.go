@@ -187,16 +187,19 @@ func Text(enc Encoding, s string) int {
 	}
 	// Agents resend the same long texts on every turn (system prompt,
 	// tool declarations, the history): counts of long texts are cached.
-	k := cacheKey{enc: enc, size: len(s), hash: maphash.String(cacheSeed, s)}
-	if n, ok := countCache.Load(k); ok {
-		return n.(int)
+	h := maphash.String(cacheSeed, s) ^ uint64(len(s))*0x9e3779b97f4a7c15
+	if enc == Cl100kBase {
+		h ^= 0xd6e8feb86659fd93
+	}
+	slot := &countCache[h&(cacheSlots-1)]
+	tag := h >> cacheCountBits << cacheCountBits
+	if e := slot.Load(); e != 0 && e&^(1<<cacheCountBits-1) == tag {
+		return int(e & (1<<cacheCountBits - 1))
 	}
 	n := count(enc, s)
-	if cacheSize.Add(1) > cacheMax {
-		countCache.Clear()
-		cacheSize.Store(0)
+	if n < 1<<cacheCountBits {
+		slot.Store(tag | uint64(n))
 	}
-	countCache.Store(k, n)
 	return n
 }
 
@@ -204,24 +207,21 @@ func count(enc Encoding, s string) int {
 	return encoderOf(enc).count(s)
 }
 
-// The cache of counts of long texts: keyed by encoding, length and a
-// 64-bit hash (a collision would only skew an estimate that the provider's
-// usage settles), cleared whole when it holds cacheMax entries.
+// The cache of counts of long texts: cacheSlots slots, each 0 (empty) or
+// the high bits of a 64-bit hash of the encoding, the length and the bytes
+// (a collision would only skew an estimate that the provider's usage
+// settles) above a count; a text evicts the one in its slot. The cache
+// holds no pointers, so the garbage collector has nothing to scan in it,
+// and Text allocates nothing.
 const (
-	cacheMin = 256
-	cacheMax = 1 << 16
+	cacheMin       = 256
+	cacheSlots     = 1 << 16
+	cacheCountBits = 28 // counts from 1<<28 on are not cached
 )
-
-type cacheKey struct {
-	enc  Encoding
-	size int
-	hash uint64
-}
 
 var (
 	cacheSeed  = maphash.MakeSeed()
-	countCache sync.Map
-	cacheSize  atomic.Int64
+	countCache [cacheSlots]atomic.Uint64
 )
 
 // Chat framing, as OpenAI's cookbook counts it ("How to count tokens with
