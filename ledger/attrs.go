@@ -21,15 +21,7 @@ func appendAttrs(out []byte, m map[string]any, depth int) ([]byte, error) {
 	for k := range m {
 		keys = append(keys, k)
 	}
-	slices.SortFunc(keys, func(a, b string) int {
-		switch {
-		case a == b:
-			return 0
-		case lessUTF16(a, b):
-			return -1
-		}
-		return 1
-	})
+	slices.SortFunc(keys, compareUTF16[string])
 	out = append(out, '{')
 	var err error
 	for i, k := range keys {

@@ -204,15 +204,7 @@ func (p *canonParser) object(depth int) error {
 		break
 	}
 	if !sorted {
-		slices.SortStableFunc(members, func(a, b span) int {
-			if lessUTF16(a.key, b.key) {
-				return -1
-			}
-			if lessUTF16(b.key, a.key) {
-				return 1
-			}
-			return 0
-		})
+		slices.SortStableFunc(members, func(a, b span) int { return compareUTF16(a.key, b.key) })
 		for i := 1; i < len(members); i++ {
 			if bytes.Equal(members[i-1].key, members[i].key) {
 				return p.errf("duplicate key %q", members[i].key)
@@ -491,6 +483,17 @@ func lessUTF16[T ~string | ~[]byte](a, b T) bool {
 		}
 	}
 	return len(ua) < len(ub)
+}
+
+// compareUTF16 is lessUTF16 as a three-way comparison, for slices.SortFunc.
+func compareUTF16[T ~string | ~[]byte](a, b T) int {
+	switch {
+	case string(a) == string(b):
+		return 0
+	case lessUTF16(a, b):
+		return -1
+	}
+	return 1
 }
 
 // FormatNumber formats a finite float64 as ECMAScript's Number.prototype.toString.
