@@ -24,33 +24,43 @@ func FuzzPhrasesAgreeWithBruteForce(f *testing.F) {
 	flt := mustNew(f, Config{Phrases: fuzzPhrases})
 	f.Fuzz(func(t *testing.T, text string) {
 		for _, s := range []string{text, strings.Repeat(text+" bomb ", 1024/(len(text)+6)+1)} {
-			got := flt.Scan(s, nil)
-			norm := textnorm.Normalize(s, shadowOptions)
-			var want []guard.Finding
-			for _, p := range fuzzPhrases {
-				k := strings.TrimSpace(textnorm.Normalize(p, shadowOptions).Norm)
-				for i := 0; i+len(k) <= len(norm.Norm); i++ {
-					if strings.HasPrefix(norm.Norm[i:], k) {
-						st, e := norm.Span(i, i+len(k))
-						want = append(want, guard.Finding{Type: TypePhrase, Start: st, End: e, Score: 1, Rule: p})
-					}
-				}
-			}
-			cmp := func(a, b guard.Finding) int {
-				if a.Start != b.Start {
-					return a.Start - b.Start
-				}
-				if a.End != b.End {
-					return a.End - b.End
-				}
-				return strings.Compare(a.Rule, b.Rule)
-			}
-			slices.SortFunc(got, cmp)
-			slices.SortFunc(want, cmp)
-			want = slices.CompactFunc(want, func(a, b guard.Finding) bool { return cmp(a, b) == 0 })
+			got, want := sortFindings(flt.Scan(s, nil)), bruteForcePhrases(s, fuzzPhrases)
 			if !slices.Equal(got, want) {
 				t.Fatalf("Scan(%q):\n%v\nbrute force:\n%v", s, got, want)
 			}
 		}
 	})
+}
+
+// bruteForcePhrases returns the occurrences of phrases in the shadow of
+// text, mapped back to the text, each once, in sortFindings' order.
+func bruteForcePhrases(text string, phrases []string) []guard.Finding {
+	norm := textnorm.Normalize(text, shadowOptions)
+	var want []guard.Finding
+	for _, p := range phrases {
+		k := strings.TrimSpace(textnorm.Normalize(p, shadowOptions).Norm)
+		for i := 0; i+len(k) <= len(norm.Norm); i++ {
+			if strings.HasPrefix(norm.Norm[i:], k) {
+				s, e := norm.Span(i, i+len(k))
+				want = append(want, guard.Finding{Type: TypePhrase, Start: s, End: e, Score: 1, Rule: p})
+			}
+		}
+	}
+	return slices.CompactFunc(sortFindings(want), func(a, b guard.Finding) bool { return compareFindings(a, b) == 0 })
+}
+
+// sortFindings sorts fs by start, end and rule, and returns it.
+func sortFindings(fs []guard.Finding) []guard.Finding {
+	slices.SortFunc(fs, compareFindings)
+	return fs
+}
+
+func compareFindings(a, b guard.Finding) int {
+	if a.Start != b.Start {
+		return a.Start - b.Start
+	}
+	if a.End != b.End {
+		return a.End - b.End
+	}
+	return strings.Compare(a.Rule, b.Rule)
 }

@@ -35,7 +35,6 @@ import (
 	"regexp/syntax"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -322,8 +321,8 @@ func (f *Filter) Scan(text string, out []guard.Finding) []guard.Finding {
 	if text == "" || f.ac == nil && len(f.regexes) == 0 {
 		return out
 	}
-	buf := shadowBufs.Get().(*textnorm.Buffer)
-	defer putShadowBuf(buf)
+	buf := textnorm.GetBuffer()
+	defer textnorm.PutBuffer(buf)
 	t := textnorm.NormalizeInto(buf, text, shadowOptions)
 	norm := t.Norm
 	var found [(MaxRegexes + 63) / 64]uint64 // regexes whose literal occurs
@@ -379,20 +378,6 @@ func (f *Filter) Scan(text string, out []guard.Finding) []guard.Finding {
 	}
 	return out
 }
-
-// shadowBufs keep the memory of shadows between Scans.
-var shadowBufs = sync.Pool{New: func() any { return new(textnorm.Buffer) }}
-
-// putShadowBuf returns a buffer to shadowBufs unless it grew past what
-// common texts need.
-func putShadowBuf(b *textnorm.Buffer) {
-	if b.Cap() <= maxPooledShadow {
-		shadowBufs.Put(b)
-	}
-}
-
-// maxPooledShadow is the largest shadow buffer kept for reuse.
-const maxPooledShadow = 256 << 10
 
 // maxMatches bounds the findings of one regex in one text.
 const maxMatches = 1000

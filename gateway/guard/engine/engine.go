@@ -79,14 +79,6 @@ type check struct {
 // allocates, and every call records an event per check.
 type boxed struct{ id, typ, action, version any }
 
-// or returns v, or s boxed when v is nil (a check or policy built by hand).
-func or(v any, s string) any {
-	if v == nil {
-		return s
-	}
-	return v
-}
-
 // boxWord returns s as an interface value, without allocating for the
 // stages and verdicts events carry.
 func boxWord(s string) any {
@@ -361,9 +353,9 @@ func (d *decision) attrs(p *policy, shadow bool) map[string]any {
 	}
 	a := make(map[string]any, n)
 	c := &d.c.box
-	a["check"], a["type"], a["stage"], a["verdict"] = or(c.id, d.c.cfg.ID), or(c.typ, d.c.cfg.Type), boxWord(d.stage), boxWord(d.verdict)
-	a["action"], a["policy"], a["policy_version"] = or(c.action, d.c.cfg.Action), or(p.box.id, p.cfg.Name), or(p.box.version, p.version)
-	a["detector_version"], a["duration_us"] = or(c.version, d.c.version), d.took.Microseconds()
+	a["check"], a["type"], a["stage"], a["verdict"] = c.id, c.typ, boxWord(d.stage), boxWord(d.verdict)
+	a["action"], a["policy"], a["policy_version"] = c.action, p.box.id, p.box.version
+	a["detector_version"], a["duration_us"] = c.version, d.took.Microseconds()
 	if shadow {
 		a["shadow"] = true
 	}

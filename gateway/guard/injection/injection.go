@@ -299,7 +299,7 @@ type hit struct {
 
 // analyze scans text, a layer of the original, into a.
 func (d *Detector) analyze(a *accum, text string, l layer) {
-	buf := shadowBufs.Get().(*textnorm.Buffer)
+	buf := textnorm.GetBuffer()
 	t := textnorm.NormalizeInto(buf, text, shadowOptions)
 	norm := t.Norm
 	var hs []hit
@@ -370,26 +370,12 @@ func (d *Detector) analyze(a *accum, text string, l layer) {
 			}
 		}
 	}
-	putShadowBuf(buf) // t and norm are not used below
+	textnorm.PutBuffer(buf) // t and norm are not used below
 	d.structure(a, text, l, signals)
 	if l.depth < maxDepth {
 		d.decode(a, text, l, rot13)
 	}
 }
-
-// shadowBufs keep the memory of shadows between analyses.
-var shadowBufs = sync.Pool{New: func() any { return new(textnorm.Buffer) }}
-
-// putShadowBuf returns a buffer to shadowBufs unless it grew past what
-// common texts need.
-func putShadowBuf(b *textnorm.Buffer) {
-	if b.Cap() <= maxPooledShadow {
-		shadowBufs.Put(b)
-	}
-}
-
-// maxPooledShadow is the largest shadow buffer kept for reuse.
-const maxPooledShadow = 256 << 10
 
 // override evaluates an override verb: a qualifier then an object in the
 // same sentence, or an object alone, or a qualifier right after it ("ignore

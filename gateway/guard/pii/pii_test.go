@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"aigw/gateway/guard"
+	"aigw/gateway/guard/internal/swar"
 )
 
 // want is a finding a test expects: its type and the original text it
@@ -244,6 +245,24 @@ func TestManyPhones(t *testing.T) {
 	for k, f := range fs {
 		if f.Type != Phone || f.Score < 0.5 || k >= phoneLibBudget && f.Score > 0.6 {
 			t.Errorf("finding %d: %s", k, show(text, fs[k:k+1]))
+		}
+	}
+}
+
+// triggers, eight bytes at a time, marks what the class table marks cTrig:
+// every byte value at every position of a word.
+func TestTriggersMatchClass(t *testing.T) {
+	for c := range 256 {
+		for pos := range 8 {
+			b := []byte("xxxxxxxx")
+			b[pos] = byte(c)
+			got := triggers(swar.Load(string(b), 0))>>(8*pos)&0x80 != 0
+			if want := class[c]&cTrig != 0; got != want {
+				t.Fatalf("triggers marks byte %#x at %d: %v; class table: %v", c, pos, got, want)
+			}
+			if rest := triggers(swar.Load(string(b), 0)) &^ (0x80 << (8 * pos)); rest != 0 {
+				t.Fatalf("triggers marks other bytes than %#x at %d: %#x", c, pos, rest)
+			}
 		}
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"aigw/gateway/guard/internal/ac"
 )
 
 // rulesJSON is the default rule set. Its format follows gitleaks' config
@@ -101,7 +103,7 @@ var kinds = map[string]int{"token": kindToken, "assign": kindAssign, "url": kind
 type allowlist struct {
 	res      []*regexp.Regexp
 	matchRes []*regexp.Regexp
-	stop     *matcher // the stopwords, case-insensitive
+	stop     *ac.Automaton // the stopwords, ASCII case-insensitive
 }
 
 func (a *allowlist) allows(secret, match string) bool {
@@ -115,7 +117,7 @@ func (a *allowlist) allows(secret, match string) bool {
 			return true
 		}
 	}
-	return a.stop != nil && a.stop.any(secret)
+	return a.stop != nil && a.stop.Contains(secret)
 }
 
 func compileAllowlist(specs ...allowlistSpec) (allowlist, error) {
@@ -139,7 +141,7 @@ func compileAllowlist(specs ...allowlistSpec) (allowlist, error) {
 		stop = append(stop, s.Stopwords...)
 	}
 	if len(stop) > 0 {
-		m, err := newMatcher(stop)
+		m, err := ac.New(stop, ac.Options{Fold: true})
 		if err != nil {
 			return a, fmt.Errorf("stopwords: %w", err)
 		}
@@ -153,8 +155,8 @@ func compileAllowlist(specs ...allowlistSpec) (allowlist, error) {
 type ruleSet struct {
 	rules  []rule
 	global allowlist
-	kw     *matcher
-	byKW   [][]uint16 // keyword id → rule indexes
+	kw     *ac.Automaton // the keywords, ASCII case-insensitive
+	byKW   [][]uint16    // keyword id → rule indexes
 }
 
 const maxRules = 256
@@ -232,7 +234,7 @@ func compileRules(data []byte) (*ruleSet, error) {
 			rs.byKW[ki] = append(rs.byKW[ki], uint16(idx))
 		}
 	}
-	if rs.kw, err = newMatcher(keywords); err != nil {
+	if rs.kw, err = ac.New(keywords, ac.Options{Fold: true}); err != nil {
 		return nil, fmt.Errorf("secrets rules: keywords: %w", err)
 	}
 	return rs, nil

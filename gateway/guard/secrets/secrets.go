@@ -32,6 +32,7 @@ import (
 	"sync"
 
 	"aigw/gateway/guard"
+	"aigw/gateway/guard/internal/ac"
 )
 
 // Config configures a Detector. The zero value uses every rule with its
@@ -105,8 +106,8 @@ type stats struct {
 func (d *Detector) scan(text string, out []guard.Finding, force bool, st *stats) []guard.Finding {
 	sh := newShadow(text, force)
 	s := sh.text
-	var hitBuf [32]hit
-	hits := d.rs.kw.scan(s, hitBuf[:0])
+	var hitBuf [32]ac.Match
+	hits := d.rs.kw.Append(hitBuf[:0], s)
 	if len(hits) == 0 {
 		return out
 	}
@@ -115,12 +116,11 @@ func (d *Detector) scan(text string, out []guard.Finding, force bool, st *stats)
 	var candBuf [8]cand
 	cs := candBuf[:0]
 	for _, h := range hits {
-		start := int(h.end) - d.rs.kw.kwLen[h.kw]
-		for _, ri := range d.rs.byKW[h.kw] {
-			if start < int(done[ri]) {
+		for _, ri := range d.rs.byKW[h.Pattern] {
+			if h.Start < int(done[ri]) {
 				continue
 			}
-			c, skipTo, ok := d.try(&d.rs.rules[ri], s, start, int(h.end), st, &state)
+			c, skipTo, ok := d.try(&d.rs.rules[ri], s, h.Start, h.End, st, &state)
 			done[ri] = int32(max(int(done[ri]), skipTo))
 			if ok {
 				c.rule = int(ri)

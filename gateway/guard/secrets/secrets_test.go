@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"aigw/gateway/guard"
+	"aigw/gateway/guard/internal/ac"
 )
 
 // The fake credentials are made at run time from a seeded generator, so
@@ -308,14 +309,14 @@ func TestRuleFile(t *testing.T) {
 }
 
 func TestMatcher(t *testing.T) {
-	m, err := newMatcher([]string{"he", "she", "his", "hers", "sk-", "sk-ant-"})
+	m, err := ac.New([]string{"he", "she", "his", "hers", "sk-", "sk-ant-"}, ac.Options{Fold: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var got []string
 	text := "uSHErs and SK-ANT-x"
-	for _, h := range m.scan(text, nil) {
-		got = append(got, fmt.Sprintf("%d:%s", h.end, text[int(h.end)-m.kwLen[h.kw]:h.end]))
+	for _, h := range m.Append(nil, text) {
+		got = append(got, fmt.Sprintf("%d:%s", h.End, text[h.Start:h.End]))
 	}
 	want := []string{"4:SHE", "4:HE", "6:HErs", "14:SK-", "18:SK-ANT-"}
 	if !slices.Equal(got, want) {
@@ -323,25 +324,23 @@ func TestMatcher(t *testing.T) {
 	}
 }
 
-// scan, which splits long texts in two halves scanned at once, finds what
-// one pass from the start finds, keywords across the middle included.
+// The keyword automaton, which walks long texts as four quarters at once,
+// finds what one pass from the start finds, keywords across the quarters'
+// boundaries included.
 func TestMatcherSplit(t *testing.T) {
 	d := New(Config{})
 	m := d.rs.kw
 	words := []string{"ghp_", "AKIA", "sk-ant-", "xoxb-", "password", "secret", "token", " ", "-----BEGIN ", "api_key=", "x", "ab"}
-	seed := uint64(3)
-	rnd := func(n int) int {
-		seed = seed*6364136223846793005 + 1442695040888963407
-		return int(seed>>33) % n
-	}
+	rng := rand.New(rand.NewPCG(3, 3))
 	for range 300 {
 		var sb strings.Builder
-		for sb.Len() < 512+rnd(2048) {
-			sb.WriteString(words[rnd(len(words))])
+		for sb.Len() < 512+rng.IntN(2048) {
+			sb.WriteString(words[rng.IntN(len(words))])
 		}
 		s := sb.String()
-		if got, want := m.scan(s, nil), m.scanFrom(s, 0, 0, nil); !slices.Equal(got, want) {
-			t.Fatalf("scan(%q) = %v; one pass: %v", s, got, want)
+		want, _ := m.Walk(nil, s, 0, 0)
+		if got := m.Append(nil, s); !slices.Equal(got, want) {
+			t.Fatalf("Append(%q) = %v; one pass: %v", s, got, want)
 		}
 	}
 }

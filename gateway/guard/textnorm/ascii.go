@@ -2,6 +2,7 @@ package textnorm
 
 import (
 	"math/bits"
+	"strings"
 
 	"aigw/gateway/guard/internal/swar"
 )
@@ -159,13 +160,8 @@ func (b *builder) outputCollapsed(i, k int) {
 				b.mapRun(from, p)
 			}
 			r := rune(' ')
-			if !b.opt.Spaces {
-				for _, c := range []byte(s[p:e]) {
-					if c == '\n' || c == '\r' {
-						r = '\n'
-						break
-					}
-				}
+			if !b.opt.Spaces && strings.ContainsAny(s[p:e], "\n\r") {
+				r = '\n' // as flushSpace: a run with a line break is one
 			}
 			b.put(atom{r: r, s: int32(p), e: int32(e)})
 			from = e

@@ -26,8 +26,24 @@ type Buffer struct {
 	runs []run
 }
 
-// Cap is the number of bytes of text buf holds memory for.
-func (buf *Buffer) Cap() int { return cap(buf.out) }
+// buffers is the pool of GetBuffer and PutBuffer, shared by the detectors
+// (each holds a Buffer only while it scans a text).
+var buffers = sync.Pool{New: func() any { return new(Buffer) }}
+
+// GetBuffer returns a Buffer from a pool; give it back with PutBuffer once
+// the Texts made in it are no longer used.
+func GetBuffer() *Buffer { return buffers.Get().(*Buffer) }
+
+// PutBuffer returns buf to GetBuffer's pool, unless it grew past what
+// common texts need.
+func PutBuffer(buf *Buffer) {
+	if cap(buf.out) <= maxPooledBuffer {
+		buffers.Put(buf)
+	}
+}
+
+// maxPooledBuffer is the largest Buffer, in bytes of text, kept for reuse.
+const maxPooledBuffer = 256 << 10
 
 // NormalizeInto is Normalize, with the copy in buf's memory: the Text it
 // returns is valid only until buf is used again.

@@ -2,6 +2,7 @@ package textnorm
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -265,15 +266,11 @@ func TestFastPathsAgree(t *testing.T) {
 	var buf Buffer
 	alphabet := []string{"a", "b", "Z", "1", "0", "@", "$", " ", " ", "  ", "\t", "\n", "\r", ".", "-", "'", ",", "(", "#",
 		"\x00", "\x7f", "é", "\u00a0", "\u200b", "і", "ab", "word", "Word ", " a ", "x.y", "i g n", "\n\n", "    "}
-	seed := uint64(1)
-	rnd := func(n int) int {
-		seed = seed*6364136223846793005 + 1442695040888963407
-		return int(seed>>33) % n
-	}
+	rng := rand.New(rand.NewPCG(1, 1))
 	for range 4000 {
 		var sb strings.Builder
-		for n := rnd(40); n >= 0; n-- {
-			sb.WriteString(alphabet[rnd(len(alphabet))])
+		for n := rng.IntN(40); n >= 0; n-- {
+			sb.WriteString(alphabet[rng.IntN(len(alphabet))])
 		}
 		in := sb.String()
 		for bits := range 64 {

@@ -147,8 +147,7 @@ func run(s string, i int, want uint8) int {
 			if want == clLetter {
 				x |= 0x20 * swar.Ones // no other byte turns into a lower-case letter
 			}
-			y := x &^ swar.High
-			stop := (^(swar.GE(y, 'a') &^ swar.GE(y, 'z'+1)) | x) & swar.High // or not ASCII
+			stop := notLower(x)
 			if stop == 0 {
 				i += 8
 				continue
@@ -174,12 +173,18 @@ func run(s string, i int, want uint8) int {
 	return i
 }
 
+// notLower marks the bytes of x that are not lower-case ASCII letters
+// (non-ASCII ones included).
+func notLower(x uint64) uint64 {
+	y := x &^ swar.High
+	return (^(swar.GE(y, 'a') &^ swar.GE(y, 'z'+1)) | x) & swar.High
+}
+
 // lowerRun is run(s, i, clLower), eight ASCII bytes at a time.
 func lowerRun(s string, i int) int {
 	for ; i+8 <= len(s); i += 8 {
 		x := swar.Load(s, i)
-		y := x &^ swar.High
-		if stop := (^(swar.GE(y, 'a') &^ swar.GE(y, 'z'+1)) | x) & swar.High; stop != 0 {
+		if stop := notLower(x); stop != 0 {
 			k := bits.TrailingZeros64(stop) / 8
 			if x>>(8*k)&0x80 == 0 {
 				return i + k // an ASCII byte that is no letter
@@ -210,16 +215,7 @@ func splitO200k(s string, i int) int {
 			return j
 		}
 	}
-	if cl&clNumber != 0 {
-		return numberEnd(s, i)
-	}
-	if j := punctEnd(s, i, true); j > 0 {
-		return j
-	}
-	if cl&clSpace != 0 {
-		return spaceEnd(s, i)
-	}
-	return -1
+	return otherEnd(s, i, cl, true)
 }
 
 // splitCl100k is the pre-tokenizer of cl100k_base.
@@ -236,10 +232,17 @@ func splitCl100k(s string, i int) int {
 	if cl&clLetter != 0 {
 		return run(s, i, clLetter)
 	}
+	return otherEnd(s, i, cl, false)
+}
+
+// otherEnd matches the alternatives both patterns end with at i, where a
+// rune of classes cl is: \p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+
+// ([\r\n]* without slash: cl100k). It returns -1 if none matches.
+func otherEnd(s string, i int, cl uint8, slash bool) int {
 	if cl&clNumber != 0 {
 		return numberEnd(s, i)
 	}
-	if j := punctEnd(s, i, false); j > 0 {
+	if j := punctEnd(s, i, slash); j > 0 {
 		return j
 	}
 	if cl&clSpace != 0 {

@@ -187,7 +187,7 @@ func Text(enc Encoding, s string) int {
 	}
 	// Agents resend the same long texts on every turn (system prompt,
 	// tool declarations, the history): counts of long texts are cached.
-	h := maphash.String(cacheSeed, s) ^ uint64(len(s))*0x9e3779b97f4a7c15
+	h := maphash.String(cacheSeed, s)
 	if enc == Cl100kBase {
 		h ^= 0xd6e8feb86659fd93
 	}
@@ -208,8 +208,8 @@ func count(enc Encoding, s string) int {
 }
 
 // The cache of counts of long texts: cacheSlots slots, each 0 (empty) or
-// the high bits of a 64-bit hash of the encoding, the length and the bytes
-// (a collision would only skew an estimate that the provider's usage
+// the high bits of a 64-bit hash of the encoding and the bytes (a
+// collision would only skew an estimate that the provider's usage
 // settles) above a count; a text evicts the one in its slot. The cache
 // holds no pointers, so the garbage collector has nothing to scan in it,
 // and Text allocates nothing.
