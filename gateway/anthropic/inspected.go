@@ -95,11 +95,7 @@ func (s *InspectedStream) Next() (*gateway.ChatChunk, error) {
 		}
 		ev, err := s.events.next()
 		if err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				s.err = fmt.Errorf("%s: %w", s.tr.provider, gateway.ErrStreamCut)
-			} else {
-				s.err = fmt.Errorf("%s: read stream: %w: %w", s.tr.provider, gateway.ErrStreamCut, err)
-			}
+			s.err = s.tr.cut(err)
 			return nil, s.err
 		}
 		if !ev.hasData { // comments, or a stray blank line

@@ -253,48 +253,38 @@ func deltaText(t *testing.T, ev string) string {
 	return e.Delta.Text
 }
 
+// redactStep is a step of TestInspectedStreamRedaction: after pushing the
+// first at chunks (2 are message_start and content_block_start), replace
+// old by new in the text held, then release `release` chunks (-1: all).
+type redactStep struct {
+	at       int
+	old, new string
+	release  int
+}
+
 func TestInspectedStreamRedaction(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		deltas []string
-		// steps: after pushing the first `at` chunks (2 are
-		// message_start and content_block_start), replace old by new in
-		// the text held, then release `release` chunks (-1: all).
-		steps []struct {
-			at       int
-			old, new string
-			release  int
-		}
-		want []string // the deltas as sent ("" for one not sent)
+		steps  []redactStep
+		want   []string // the deltas as sent ("" for one not sent)
 	}{
 		{
 			name:   "across two deltas",
 			deltas: []string{"Mail me at bob@exa", "mple.com today.", " Thanks!"},
-			steps: []struct {
-				at       int
-				old, new string
-				release  int
-			}{{4, "bob@example.com", "<EMAIL_1>", -1}},
-			want: []string{"Mail me at <EMAIL_1>", " today.", " Thanks!"},
+			steps:  []redactStep{{4, "bob@example.com", "<EMAIL_1>", -1}},
+			want:   []string{"Mail me at <EMAIL_1>", " today.", " Thanks!"},
 		},
 		{
 			name:   "a delta wholly redacted",
 			deltas: []string{"ab 41", "11-1111-", "1111-1111 cd"},
-			steps: []struct {
-				at       int
-				old, new string
-				release  int
-			}{{5, "4111-1111-1111-1111", "<CARD_1>", -1}},
-			want: []string{"ab <CARD_1>", "", " cd"},
+			steps:  []redactStep{{5, "4111-1111-1111-1111", "<CARD_1>", -1}},
+			want:   []string{"ab <CARD_1>", "", " cd"},
 		},
 		{
 			name:   "twice, the second head emptied by the first",
 			deltas: []string{"x secret1 ", "y ", "z ", "secret2 w"},
-			steps: []struct {
-				at       int
-				old, new string
-				release  int
-			}{
+			steps: []redactStep{
 				{4, "secret1", "[R]", 3}, // message_start, block start, the head
 				{6, "secret2", "[R]", -1},
 			},
@@ -303,22 +293,14 @@ func TestInspectedStreamRedaction(t *testing.T) {
 		{
 			name:   "a change within a character's bytes",
 			deltas: []string{"pré", "fix"},
-			steps: []struct {
-				at       int
-				old, new string
-				release  int
-			}{{4, "é", "è", -1}},
-			want: []string{"prè", "fix"},
+			steps:  []redactStep{{4, "é", "è", -1}},
+			want:   []string{"prè", "fix"},
 		},
 		{
 			name:   "multibyte characters at the edges",
 			deltas: []string{"é€ sécr", "et1 ü"},
-			steps: []struct {
-				at       int
-				old, new string
-				release  int
-			}{{4, "sécret1", "ß", -1}},
-			want: []string{"é€ ß", " ü"},
+			steps:  []redactStep{{4, "sécret1", "ß", -1}},
+			want:   []string{"é€ ß", " ü"},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -81,11 +81,7 @@ func (s *stream) Next() (*gateway.ChatChunk, error) {
 		}
 		ev, err := s.sse.Next()
 		if err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				s.err = fmt.Errorf("%s: %w", s.provider, gateway.ErrStreamCut)
-			} else {
-				s.err = fmt.Errorf("%s: read stream: %w: %w", s.provider, gateway.ErrStreamCut, err)
-			}
+			s.err = s.cut(err)
 			return nil, s.err
 		}
 		c, err := s.event(ev)
@@ -97,6 +93,15 @@ func (s *stream) Next() (*gateway.ChatChunk, error) {
 			return c, nil
 		}
 	}
+}
+
+// cut is the error of a stream whose reading failed with err: it ended
+// before message_stop.
+func (s *stream) cut(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%s: %w", s.provider, gateway.ErrStreamCut)
+	}
+	return fmt.Errorf("%s: read stream: %w: %w", s.provider, gateway.ErrStreamCut, err)
 }
 
 // event translates one event into a chunk, or nil when it makes none.

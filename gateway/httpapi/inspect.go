@@ -50,12 +50,7 @@ func (p *passedEvents) begin() {
 	if p.began {
 		return
 	}
-	h := p.c.Writer.Header()
-	h.Set("Content-Type", "text/event-stream; charset=utf-8")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	copyHeaders(h, p.header)
-	p.c.Writer.WriteHeader(200)
+	beginEvents(p.c.Writer, p.header)
 	p.began = true
 }
 

@@ -79,15 +79,20 @@ func newGuardedAPI(t testing.TB, baseURL string, policy engine.PolicyConfig) *gu
 	return &guardedAPI{url: srv.URL, rec: rec}
 }
 
-// post sends a /v1/messages request to url with key and returns the status,
-// the body and the trace id.
-func postMessages(t *testing.T, url, key, body string) (int, []byte, string) {
-	t.Helper()
+// messagesRequest is a /v1/messages request to url with key.
+func messagesRequest(url, key, body string) *http.Request {
 	req, _ := http.NewRequest("POST", url+"/v1/messages", strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("x-api-key", key)
 	req.Header.Set("anthropic-version", "2023-06-01")
-	resp, err := http.DefaultClient.Do(req)
+	return req
+}
+
+// postMessages sends a /v1/messages request to url with key and returns
+// the status, the body and the trace id.
+func postMessages(t *testing.T, url, key, body string) (int, []byte, string) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(messagesRequest(url, key, body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -442,11 +447,7 @@ func TestMessagesStreamInspectedNatively(t *testing.T) {
 		first := sse(evMessageStart, textStart(0), textDelta(0, "Some text, held back."))
 		gate := make(chan struct{})
 		g := newGuardedAPI(t, gatedUpstream(t, first, []byte(errEv), gate), words())
-		req, _ := http.NewRequest("POST", g.url+"/v1/messages", strings.NewReader(streamRequest))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("x-api-key", "agent-key")
-		req.Header.Set("anthropic-version", "2023-06-01")
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := http.DefaultClient.Do(messagesRequest(g.url, "agent-key", streamRequest))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -484,11 +485,7 @@ func BenchmarkMessagesStream(b *testing.B) {
 		{ID: "words", Type: engine.TypeContent, Stages: []string{engine.StageOutput}, Action: engine.ActionBlock, Phrases: []string{"project zephyr"}}}})
 	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	call := func(b *testing.B, url, key string) {
-		req, _ := http.NewRequest("POST", url+"/v1/messages", strings.NewReader(streamRequest))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("x-api-key", key)
-		req.Header.Set("anthropic-version", "2023-06-01")
-		resp, err := c.Do(req)
+		resp, err := c.Do(messagesRequest(url, key, streamRequest))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -515,4 +512,30 @@ func BenchmarkMessagesStream(b *testing.B) {
 			call(b, inspected.url, "agent-key")
 		}
 	})
+}
+
+// TestMessagesStreamCopiedRecordsBody: a stream passed through byte for
+// byte whose message_stop came in the same read as events before it (here
+// the whole stream in one write) is recorded as the agent received it,
+// those events included.
+func TestMessagesStreamCopiedRecordsBody(t *testing.T) {
+	stream := textAnswer("Hello", " there.")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
+		w.Write(stream)
+	}))
+	t.Cleanup(srv.Close)
+	g := newGuardedAPI(t, srv.URL, engine.PolicyConfig{})
+	status, got, trace := postMessages(t, g.url, "agent-key", streamRequest)
+	if status != 200 || !bytes.Equal(got, stream) {
+		t.Fatalf("%d: %q", status, got)
+	}
+	g.expectEnd(t, trace, ledger.KindResponse, 200, 31, 42)
+	evs, pls := g.rec.since(0)
+	for i, ev := range evs {
+		if ev.TraceID == trace && ev.Kind == ledger.KindResponse && !bytes.Equal(pls[i], stream) {
+			t.Fatalf("response recorded %q; want the stream as sent", pls[i])
+		}
+	}
 }

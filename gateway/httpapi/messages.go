@@ -250,6 +250,17 @@ func (m *messagesCall) forward(ctx context.Context, rp gateway.RawProvider, t ga
 	return nil
 }
 
+// beginEvents starts an Anthropic event stream: its status and headers,
+// with the ids of the upstream's answer (upstream nil: none).
+func beginEvents(w gin.ResponseWriter, upstream http.Header) {
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream; charset=utf-8")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	copyHeaders(h, upstream)
+	w.WriteHeader(200)
+}
+
 func copyHeaders(dst, src http.Header) {
 	for _, h := range []string{"request-id", "anthropic-organization-id"} {
 		if v := src.Get(h); v != "" {
@@ -318,12 +329,7 @@ func (m *messagesCall) copyStream() int {
 		return 503
 	}
 	w := m.c.Writer
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream; charset=utf-8")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	copyHeaders(h, m.raw.Header)
-	w.WriteHeader(200)
+	beginEvents(w, m.raw.Header)
 	ttfb := time.Since(start)
 	stopMark := []byte("event: message_stop")
 	pending := m.native
@@ -334,6 +340,7 @@ func (m *messagesCall) copyStream() int {
 			// The clean end: everything before it, then the ledger, then it.
 			w.Write(pending[:i])
 			w.Flush()
+			m.sent = append(m.sent, pending[:i]...)
 			rest := pending[i:]
 			for readErr == nil {
 				var n int
@@ -435,11 +442,7 @@ func (a *anthropicChunks) begin() {
 	if a.started {
 		return
 	}
-	h := a.c.Writer.Header()
-	h.Set("Content-Type", "text/event-stream; charset=utf-8")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	a.c.Writer.WriteHeader(200)
+	beginEvents(a.c.Writer, nil)
 	a.started = true
 }
 

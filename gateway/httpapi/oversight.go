@@ -242,11 +242,11 @@ func (a *Admin) pendingApprovals(c *gin.Context) {
 // log and kind, action "<action>.failed", naming the event it undoes, so
 // that the log never claims in force what is not.
 func (a *Admin) unapplied(c *gin.Context, ev *ledger.Event, err error) {
-	a.Logger.Error("a change was recorded but not applied", "log", ev.Tenant, "kind", ev.Kind, "event_id", ev.ID, "err", err)
 	action, ok := ev.Attrs["action"]
 	if !ok { // an approval: its kind names it
 		action = ev.Kind
 	}
+	a.Logger.Error("a change was recorded but not applied", "log", ev.Tenant, "kind", ev.Kind, "action", action, "event_id", ev.ID, "err", err)
 	attrs := map[string]any{"action": fmt.Sprint(action) + ".failed", "event_id": ev.ID}
 	if t, ok := ev.Attrs["tenant"]; ok {
 		attrs["tenant"] = t

@@ -60,7 +60,9 @@ type Counter interface {
 	Reserve(ctx context.Context, tenant, id string, lines []Line, usd, tokens int64, hold time.Duration) (Admission, error)
 	// Settle releases reservation id (if still held) and adds the spend
 	// on the keys; a second Settle of the same id does nothing and
-	// reports dup. It returns the counters after.
+	// reports dup. It returns the counters after. The settlement must
+	// land even when ctx is canceled (the agent went away): an
+	// implementation that waits bounds the wait itself.
 	Settle(ctx context.Context, tenant, id string, keys []string, usd, tokens int64) (states []State, dup bool, err error)
 	// Read returns the counters (zero for unknown keys).
 	Read(ctx context.Context, tenant string, keys []string) ([]State, error)

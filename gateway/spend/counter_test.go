@@ -303,3 +303,21 @@ func TestMemoryForgets(t *testing.T) {
 		t.Fatal("a settled id is remembered for ever")
 	}
 }
+
+// TestCounterSettleCanceled: a settlement lands even when its call's
+// context is canceled (the agent went away).
+func TestCounterSettleCanceled(t *testing.T) {
+	counters(t, func(t *testing.T, newCounter func() Counter) {
+		c := newCounter()
+		lines := []Line{{Key: "k:1", LimitUSD: 1000, Expires: time.Now().Add(time.Hour)}}
+		if adm, err := c.Reserve(t.Context(), "t", "r1", lines, 10, 1, time.Minute); err != nil || !adm.OK {
+			t.Fatalf("%+v %v", adm, err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		st, dup, err := c.Settle(ctx, "t", "r1", []string{"k:1"}, 7, 1)
+		if err != nil || dup || st[0] != (State{SpentUSD: 7, SpentTokens: 1}) {
+			t.Fatalf("settled %+v dup %v: %v", st, dup, err)
+		}
+	})
+}

@@ -17,16 +17,15 @@ import (
 // scope and window start (the window's end and the limits are in the
 // budget's admin event).
 type window struct {
-	start, end     time.Time
-	startNs, endNs int64
-	line           Line
-	id, scope      []byte
-	startJSON      []byte
+	start, end time.Time
+	line       Line
+	id, scope  []byte
+	startJSON  []byte
 }
 
 func newWindow(b *Budget, start, end time.Time) *window {
 	w := &window{
-		start: start, end: end, startNs: start.UnixNano(), endNs: end.UnixNano(),
+		start: start, end: end,
 		line:      Line{Key: lineKey(b, start), LimitTokens: b.LimitTokens, Expires: end.Add(counterGrace)},
 		id:        appendString(nil, b.ID),
 		scope:     appendString(nil, b.Scope.String()),

@@ -73,8 +73,9 @@ func (r *Redis) countersKey(tenant string) string {
 }
 
 // lib is shared by the scripts (KEYS[1] is the counters hash): decode
-// and encode a counter, sweep the hash, and load fields (sweeping first if
-// one is due).
+// and encode a counter, sweep the hash, read the counter fields packed in
+// an argument (after x and e), and load fields (sweeping first if one is
+// due).
 const lib = `
 local C = KEYS[1]
 local spack, sunpack = struct.pack, struct.unpack
@@ -126,6 +127,15 @@ local function sweep(now)
   if nx then set[#set+1] = 'x'; set[#set+1] = spack('<d', nx) else del[#del+1] = 'x' end
   chunked('HDEL', del)
   chunked('HSET', set)
+end
+local function linefields(A, pos)
+  local fields = {'x', 'e'}
+  while pos <= #A do
+    local f
+    f, pos = sunpack('<Hc0', A, pos)
+    fields[#fields+1] = f
+  end
+  return fields
 end
 local function load(fields, now)
   local r = redis.call('HMGET', C, unpack(fields))
@@ -222,12 +232,7 @@ return res
 var settleScript = newScript(lib + `
 local A = ARGV[1]
 local now, usd, tok, le, ttl, pos = sunpack('<ddddd', A)
-local fields = {'x', 'e'}
-while pos <= #A do
-  local f
-  f, pos = sunpack('<Hc0', A, pos)
-  fields[#fields+1] = f
-end
+local fields = linefields(A, pos)
 local n = #fields - 2
 local hold = 'h:'..ARGV[2]
 fields[n+3] = hold
@@ -294,12 +299,7 @@ return res
 var readScript = newScript(lib + `
 local A = ARGV[1]
 local now, pos = sunpack('<d', A)
-local fields = {'x', 'e'}
-while pos <= #A do
-  local f
-  f, pos = sunpack('<Hc0', A, pos)
-  fields[#fields+1] = f
-end
+local fields = linefields(A, pos)
 local r = load(fields, now)
 local res = {}
 for i = 1, #fields - 2 do
@@ -390,8 +390,15 @@ func (r *Redis) Reserve(ctx context.Context, tenant, id string, lines []Line, us
 	return adm, nil
 }
 
+// settleTimeout bounds a settlement, which does not stop when its call's
+// context is canceled.
+const settleTimeout = 5 * time.Second
+
 // Settle implements Counter.
 func (r *Redis) Settle(ctx context.Context, tenant, id string, keys []string, usd, tokens int64) ([]State, bool, error) {
+	// The settlement must land even when the agent went away.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
 	now := time.Now()
 	n := 40
 	for _, k := range keys {

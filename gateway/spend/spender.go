@@ -136,7 +136,7 @@ func (s *Spender) budgets(ctx context.Context, tenant string, now time.Time) (*c
 // ends).
 func (c *cached) window(i int, now time.Time) *window {
 	w := c.windows[i].Load()
-	if t := now.UnixNano(); w != nil && t >= w.startNs && t < w.endNs {
+	if w != nil && !now.Before(w.start) && now.Before(w.end) {
 		return w
 	}
 	b := &c.budgets[i]
@@ -349,15 +349,7 @@ func (r *reservation) Settle(ctx context.Context, u *gateway.Usage, c gateway.Co
 	if u != nil {
 		usd, tokens = int64(c.Amount), int64(u.PromptTokens+u.CompletionTokens)
 	}
-	// The settlement must land even when the agent went away (Memory
-	// neither blocks nor looks at its context).
-	sctx := ctx
-	if _, local := r.s.cfg.Counter.(*Memory); !local {
-		var cancel context.CancelFunc
-		sctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-	}
-	states, dup, err := r.s.cfg.Counter.Settle(sctx, r.tenant, r.id, r.keys, usd, tokens)
+	states, dup, err := r.s.cfg.Counter.Settle(ctx, r.tenant, r.id, r.keys, usd, tokens)
 	if err != nil {
 		// The spend is in this event; the counter missed it.
 		r.s.Errors.Add(1)
