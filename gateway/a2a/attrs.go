@@ -103,14 +103,7 @@ func appendAttrValue(out []byte, v any, depth int) []byte {
 		out = strconv.AppendInt(out, t.Tokens, 10)
 		return append(out, '}')
 	case []string:
-		out = append(out, '[')
-		for i, s := range t {
-			if i > 0 {
-				out = append(out, ',')
-			}
-			out = appendAttrString(out, s)
-		}
-		return append(out, ']')
+		return appendArray(out, t, appendAttrString)
 	case []any:
 		out = append(out, '[')
 		for i, e := range t {

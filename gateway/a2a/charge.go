@@ -103,11 +103,10 @@ func (s *DelegatedSpender) Reserve(ctx context.Context, caller gateway.Caller, r
 	inner, more, gerr := s.next(ctx, caller, r)
 	evs = append(evs, more...)
 	if gerr != nil {
-		// The tenant's budgets refused it: the delegation's estimate goes back.
-		if err := p.store.Refund(context.WithoutCancel(ctx), cl.Tenant, cl.HopID, ask); err != nil {
-			p.log.Error("a2a: delegation refund", "hop", cl.HopID, "err", err)
-		}
-		return nil, evs, gerr
+		// The tenant's budgets refused it: the delegation's estimate goes
+		// back, recorded as a settlement of nothing (so every reserve
+		// event has its settle event).
+		return nil, append(evs, res.Settle(ctx, nil, gateway.Cost{})...), gerr
 	}
 	res.inner = inner
 	return res, evs, nil

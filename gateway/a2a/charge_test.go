@@ -1,11 +1,13 @@
 package a2a
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"testing"
 
 	"aigw/gateway"
+	"aigw/gateway/spend"
 )
 
 // TestDelegatedSpend: the model calls an agent makes under its delegation
@@ -112,6 +114,32 @@ func TestDelegatedSpend(t *testing.T) {
 			res.Settle(bg, nil, gateway.Cost{})
 			if got := remaining(); got.Tokens != 100 {
 				t.Errorf("after a released reservation: %+v", got)
+			}
+
+			// The tenant's own budgets refuse the call: the delegation's
+			// estimate goes back, and the ledger says so.
+			tenantBudget := []spend.Budget{{ID: "tiny", Tenant: "acme", Window: spend.Window{Kind: spend.WindowDay}, LimitTokens: 10}}
+			if err := tenantBudget[0].Validate(); err != nil {
+				t.Fatal(err)
+			}
+			next, err := spend.New(spend.Config{Counter: spend.NewMemory(),
+				Budgets: func(context.Context, string) ([]spend.Budget, error) { return tenantBudget, nil }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			withNext := &DelegatedSpender{Next: next}
+			withNext.Bind(ch.g.p)
+			before := remaining()
+			res, evs, gerr = withNext.Reserve(ctxB, b, req(20, 20, 5))
+			if gerr == nil || gerr.Code != gateway.CodeBudgetExceeded || res != nil {
+				t.Fatalf("over the tenant's budget: %v %v", res, gerr)
+			}
+			if len(evs) < 3 || action(evs[0])["action"] != "delegation.reserve" || action(evs[len(evs)-1])["action"] != "delegation.settle" ||
+				action(evs[len(evs)-1])["released"].(map[string]any)["tokens"] != 40.0 {
+				t.Errorf("events of a call the tenant's budget refused: %s", evs)
+			}
+			if got := remaining(); got != before {
+				t.Errorf("after the tenant's budget refused: %+v; want %+v", got, before)
 			}
 
 			// c's token has no model scope; b's token is not c's; another

@@ -12,11 +12,11 @@ import (
 // It takes only the plain shapes of those documents: anything unusual
 // (a key that encoding/json would match case-insensitively or that needs
 // escaping, an escaped or non-UTF-8 string where a value is read, a
-// duplicate key, a type encoding/json would refuse, nesting beyond
-// maxFastDepth, invalid JSON) makes it give up, and the caller decodes
-// with encoding/json as before. So each document means what it meant, and
-// every error is the one encoding/json's path gives (FuzzFastJSON checks
-// both paths agree).
+// duplicate key in an object forwarded as its members, a type
+// encoding/json would refuse, nesting beyond maxFastDepth, invalid JSON)
+// makes it give up, and the caller decodes with encoding/json as before.
+// So each document means what it meant, and every error is the one
+// encoding/json's path gives (FuzzFastJSON checks both paths agree).
 
 // maxFastDepth bounds the nesting the scanner follows (encoding/json
 // allows 10,000; deeper documents take its path).
@@ -429,36 +429,46 @@ func stringField(dst *string, raw []byte) bool {
 	return ok
 }
 
+// readStruct reads the object b as json.Unmarshal into a struct whose
+// JSON field names are names does: set gets each member, in document
+// order (so the last of duplicate keys wins, as in encoding/json), with
+// its field's index in names (-1: none), and reports false when it cannot
+// decode the value as encoding/json would. readStruct reports false for
+// anything but a plain object (see readObject) and for a key that
+// encoding/json could match to a field case-insensitively.
+func readStruct(b []byte, names []string, set func(f int, val []byte) bool) bool {
+	var buf [16]member
+	ms, ok := readObject(b, buf[:0])
+	if !ok {
+		return false
+	}
+	for _, m := range ms {
+		f, ok := fieldOf(m.key, names...)
+		if !ok || !set(f, m.val) {
+			return false
+		}
+	}
+	return true
+}
+
 // fastRequest decodes a JSON-RPC request as json.Unmarshal into Request
 // does, and reports false when it cannot say the same.
 func fastRequest(body []byte) (Request, bool) {
-	var buf [8]member
-	ms, ok := readObject(body, buf[:0])
-	if !ok {
-		return Request{}, false
-	}
 	var req Request
-	for _, m := range ms {
-		f, ok := fieldOf(m.key, "jsonrpc", "id", "method", "params")
-		if !ok {
-			return Request{}, false
-		}
+	ok := readStruct(body, []string{"jsonrpc", "id", "method", "params"}, func(f int, val []byte) bool {
 		switch f {
 		case 0:
-			if string(m.val) == "null" || !stringField(&req.JSONRPC, m.val) {
-				return Request{}, false
-			}
+			return string(val) != "null" && stringField(&req.JSONRPC, val)
 		case 1:
-			req.ID = json.RawMessage(m.val)
+			req.ID = val
 		case 2:
-			if string(m.val) == "null" || !stringField(&req.Method, m.val) {
-				return Request{}, false
-			}
+			return string(val) != "null" && stringField(&req.Method, val)
 		case 3:
-			req.Params = json.RawMessage(m.val)
+			req.Params = val
 		}
-	}
-	return req, true
+		return true
+	})
+	return req, ok
 }
 
 // fastSend reads message/send params as parseSend does, and reports false
@@ -575,14 +585,9 @@ func readParts(m *messageHead, raw []byte) bool {
 		m.Parts = m.Parts[:0]
 		return true
 	}
-	var buf [4]member
 	for {
 		vs := s.i
 		if !s.value(1) {
-			return false
-		}
-		ps, ok := readObject(raw[vs:s.i], buf[:0])
-		if !ok || !sortedMembers(ps) {
 			return false
 		}
 		var part struct {
@@ -590,21 +595,19 @@ func readParts(m *messageHead, raw []byte) bool {
 			File json.RawMessage `json:"file"`
 			Data json.RawMessage `json:"data"`
 		}
-		for _, pm := range ps {
-			f, ok := fieldOf(pm.key, "kind", "file", "data")
-			if !ok {
-				return false
-			}
+		ok := readStruct(raw[vs:s.i], []string{"kind", "file", "data"}, func(f int, val []byte) bool {
 			switch f {
 			case 0:
-				if !stringField(&part.Kind, pm.val) {
-					return false
-				}
+				return stringField(&part.Kind, val)
 			case 1:
-				part.File = json.RawMessage(pm.val)
+				part.File = val
 			case 2:
-				part.Data = json.RawMessage(pm.val)
+				part.Data = val
 			}
+			return true
+		})
+		if !ok {
+			return false
 		}
 		m.Parts = append(m.Parts, part)
 		s.ws()
@@ -626,91 +629,59 @@ func readParts(m *messageHead, raw []byte) bool {
 // Response does, when it holds no error object; it reports false when it
 // cannot say the same.
 func fastResponse(b []byte) (Response, bool) {
-	var buf [8]member
-	ms, ok := readObject(b, buf[:0])
-	if !ok || !sortedMembers(ms) {
-		return Response{}, false
-	}
 	var res Response
-	for _, m := range ms {
-		f, ok := fieldOf(m.key, "jsonrpc", "id", "result", "error")
-		if !ok {
-			return Response{}, false
-		}
+	ok := readStruct(b, []string{"jsonrpc", "id", "result", "error"}, func(f int, val []byte) bool {
 		switch f {
 		case 0:
-			ok = stringField(&res.JSONRPC, m.val)
+			return stringField(&res.JSONRPC, val)
 		case 1:
-			res.ID = json.RawMessage(m.val)
+			res.ID = val
 		case 2:
-			res.Result = json.RawMessage(m.val)
+			res.Result = val
 		case 3:
-			ok = string(m.val) == "null"
+			return string(val) == "null"
 		}
-		if !ok {
-			return Response{}, false
-		}
-	}
-	return res, true
+		return true
+	})
+	return res, ok
 }
 
 // fastResultHead decodes a result as json.Unmarshal into resultHead does,
 // and reports false when it cannot say the same.
 func fastResultHead(b []byte) (resultHead, bool) {
-	var buf [16]member
-	ms, ok := readObject(b, buf[:0])
-	if !ok || !sortedMembers(ms) {
-		return resultHead{}, false
-	}
 	var h resultHead
-	for _, m := range ms {
-		f, ok := fieldOf(m.key, "kind", "id", "taskId", "contextId", "status", "final")
-		if !ok {
-			return resultHead{}, false
-		}
+	ok := readStruct(b, []string{"kind", "id", "taskId", "contextId", "status", "final"}, func(f int, val []byte) bool {
 		switch f {
 		case 0:
-			ok = stringField(&h.Kind, m.val)
+			return stringField(&h.Kind, val)
 		case 1:
-			ok = stringField(&h.ID, m.val)
+			return stringField(&h.ID, val)
 		case 2:
-			ok = stringField(&h.TaskID, m.val)
+			return stringField(&h.TaskID, val)
 		case 3:
-			ok = stringField(&h.ContextID, m.val)
+			return stringField(&h.ContextID, val)
 		case 4:
-			h.Status = json.RawMessage(m.val)
+			h.Status = val
 		case 5:
-			switch string(m.val) {
+			switch string(val) {
 			case "true":
 				h.Final = true
 			case "false":
 				h.Final = false
 			case "null":
 			default:
-				return resultHead{}, false
+				return false
 			}
 		}
-		if !ok {
-			return resultHead{}, false
-		}
-	}
-	return h, true
+		return true
+	})
+	return h, ok
 }
 
 // fastState reads status.state as state does, and reports false when it
 // cannot say the same.
 func fastState(status []byte) (TaskState, bool) {
-	var buf [8]member
-	ms, ok := readObject(status, buf[:0])
-	if !ok || !sortedMembers(ms) {
-		return "", false
-	}
 	var st string
-	for _, m := range ms {
-		f, ok := fieldOf(m.key, "state")
-		if !ok || f == 0 && !stringField(&st, m.val) {
-			return "", false
-		}
-	}
-	return TaskState(st), true
+	ok := readStruct(status, []string{"state"}, func(f int, val []byte) bool { return f != 0 || stringField(&st, val) })
+	return TaskState(st), ok
 }

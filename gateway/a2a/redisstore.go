@@ -359,15 +359,16 @@ func (s *RedisStore) Spend(ctx context.Context, tenant, id string, b Budget, for
 	if len(res) != 3 {
 		return Budget{}, fmt.Errorf("spend of hop %s: redis: short script answer", id)
 	}
+	if res[0] == "notfound" {
+		return Budget{}, fmt.Errorf("spend of hop %s: %w", id, ErrNotFound)
+	}
 	usd, err1 := strconv.ParseInt(res[1], 10, 64)
 	tok, err2 := strconv.ParseInt(res[2], 10, 64)
-	if err := errors.Join(err1, err2); err != nil && res[0] != "notfound" {
+	if err := errors.Join(err1, err2); err != nil {
 		return Budget{}, fmt.Errorf("spend of hop %s: stored budget: %w", id, err)
 	}
 	rem := Budget{NanoUSD: usd, Tokens: tok}
 	switch res[0] {
-	case "notfound":
-		return Budget{}, fmt.Errorf("spend of hop %s: %w", id, ErrNotFound)
 	case "ended":
 		return rem, fmt.Errorf("spend of hop %s: %w", id, ErrHopEnded)
 	case "exhausted":

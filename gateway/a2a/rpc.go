@@ -875,11 +875,16 @@ func (c *call) pump(w http.ResponseWriter, resp *http.Response, hop *Hop, key st
 	rd := gateway.NewSSEReader(resp.Body, int(c.p.cfg.MaxResponseBytes))
 	snap := newSnapshot(hop.Result)
 	got := false
+	release := func() {
+		if key != "" { // "": a resubscription holds no key
+			c.p.store.Release(context.WithoutCancel(c.ctx), c.caller.Tenant, key, hop.ID())
+		}
+	}
 	end := func(e *RPCError, outcome string) {
 		if !got && isNew && hop.State == "" {
 			c.failedSilently(hop, parent)
 		}
-		c.p.store.Release(context.WithoutCancel(c.ctx), c.caller.Tenant, key, hop.ID())
+		release()
 		c.callEvent(hop, outcome, e, c.body, nil)
 		if err := c.ready(); err != nil {
 			e = ledgerUnavailable()
@@ -900,6 +905,10 @@ func (c *call) pump(w http.ResponseWriter, resp *http.Response, hop *Hop, key st
 			end(rpcErr(CodeUpstreamUnavailable, ReasonUpstreamUnavailable, "Agent %q's stream was cut.", c.ag.Name), OutcomeUpstream)
 			return
 		}
+		// ev.Data is rd's buffer, reused by the next event, and what is
+		// parsed of it aliases it: the store copies what it keeps, and the
+		// events that carry parts of it are published (encoded) before the
+		// next read.
 		res, rerr := parseResponse(c.ag, ev.Data)
 		if rerr == nil && res.Error != nil {
 			rerr = res.Error
@@ -938,7 +947,7 @@ func (c *call) pump(w http.ResponseWriter, resp *http.Response, hop *Hop, key st
 		}
 	}
 	if !got {
-		c.p.store.Release(ctx, c.caller.Tenant, key, hop.ID())
+		release()
 	}
 	c.callEvent(hop, OutcomeOK, nil, c.payload(isNew), map[string]any{"stream": true})
 	if err := c.ready(); err != nil && !sw.started {
@@ -1054,18 +1063,11 @@ func (c *call) get(w http.ResponseWriter, req Request) {
 		return
 	}
 	if (hop.State.Terminal() || hop.UpstreamTaskID == "") && hop.Result != nil {
-		c.callEvent(hop, OutcomeOK, nil, nil, map[string]any{"from_store": true})
-		if err := c.ready(); err != nil {
-			writeRPC(w, http.StatusOK, c.id, nil, ledgerUnavailable())
-			return
-		}
-		writeRPC(w, http.StatusOK, c.id, hop.Result, nil)
+		c.fromStore(w, hop, false)
 		return
 	}
 	if hop.UpstreamTaskID == "" {
-		c.callEvent(hop, OutcomeError, nil, nil, nil)
-		c.ready()
-		writeRPC(w, http.StatusOK, c.id, nil, rpcErr(CodeInProgress, ReasonInProgress, "Task %s is not created by agent %q yet; retry later.", hop.ID(), c.ag.Name))
+		c.notCreated(w, hop)
 		return
 	}
 	params := map[string]any{"id": hop.UpstreamTaskID}
@@ -1074,6 +1076,30 @@ func (c *call) get(w http.ResponseWriter, req Request) {
 	}
 	out, rerr := c.onUpstream(hop, MethodGet, params)
 	c.finish(w, hop, out, rerr)
+}
+
+// fromStore answers a call on hop with its result as the store holds it
+// (as one event when stream).
+func (c *call) fromStore(w http.ResponseWriter, hop *Hop, stream bool) {
+	extra := map[string]any{"from_store": true}
+	if stream {
+		extra["stream"] = true
+	}
+	c.callEvent(hop, OutcomeOK, nil, nil, extra)
+	if err := c.ready(); err != nil {
+		writeRPC(w, http.StatusOK, c.id, nil, ledgerUnavailable())
+		return
+	}
+	c.answer(w, stream, hop.Result, nil)
+}
+
+// notCreated refuses a call on hop's task, which its agent has not
+// created yet (the event records why).
+func (c *call) notCreated(w http.ResponseWriter, hop *Hop) {
+	e := rpcErr(CodeInProgress, ReasonInProgress, "Task %s is not created by agent %q yet; retry later.", hop.ID(), c.ag.Name)
+	c.callEvent(hop, OutcomeError, e, nil, nil)
+	c.ready()
+	writeRPC(w, http.StatusOK, c.id, nil, e)
 }
 
 // resubscribe answers tasks/resubscribe: the callee's stream of the task's
@@ -1086,18 +1112,11 @@ func (c *call) resubscribe(w http.ResponseWriter, req Request) {
 		return
 	}
 	if hop.State.Terminal() && hop.Result != nil {
-		c.callEvent(hop, OutcomeOK, nil, nil, map[string]any{"from_store": true, "stream": true})
-		if err := c.ready(); err != nil {
-			writeRPC(w, http.StatusOK, c.id, nil, ledgerUnavailable())
-			return
-		}
-		c.answer(w, true, hop.Result, nil)
+		c.fromStore(w, hop, true)
 		return
 	}
 	if hop.UpstreamTaskID == "" {
-		c.callEvent(hop, OutcomeError, nil, nil, nil)
-		c.ready()
-		writeRPC(w, http.StatusOK, c.id, nil, rpcErr(CodeInProgress, ReasonInProgress, "Task %s is not created by agent %q yet; retry later.", hop.ID(), c.ag.Name))
+		c.notCreated(w, hop)
 		return
 	}
 	params, err := json.Marshal(map[string]any{"id": hop.UpstreamTaskID})

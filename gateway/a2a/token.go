@@ -251,12 +251,17 @@ func appendStrings(out []byte, ss []string) []byte {
 	if ss == nil {
 		return append(out, "null"...)
 	}
+	return appendArray(out, ss, appendQuoted)
+}
+
+// appendArray appends ss as a JSON array, each string written by quote.
+func appendArray(out []byte, ss []string, quote func(out []byte, s string) []byte) []byte {
 	out = append(out, '[')
 	for i, s := range ss {
 		if i > 0 {
 			out = append(out, ',')
 		}
-		out = appendQuoted(out, s)
+		out = quote(out, s)
 	}
 	return append(out, ']')
 }
