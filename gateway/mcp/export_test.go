@@ -1,6 +1,7 @@
 package mcp
 
 import (
+	"maps"
 	"slices"
 	"time"
 )
@@ -9,12 +10,7 @@ import (
 func (s *Server) TenantServers() []string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	var out []string
-	for name := range s.tenants {
-		out = append(out, name)
-	}
-	slices.Sort(out)
-	return out
+	return slices.Sorted(maps.Keys(s.tenants))
 }
 
 // FreeIdleTenants frees, as if their idle time had run out, the servers
@@ -37,3 +33,6 @@ func (s *Server) ServesSession(tenant, id string) bool {
 	}
 	return false
 }
+
+// WriteSSE writes data to w as one event of a relay's event stream.
+var WriteSSE = writeSSE

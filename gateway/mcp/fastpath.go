@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"aigw/gateway"
@@ -179,8 +180,8 @@ func (s *Server) fastCall(w http.ResponseWriter, r *http.Request, c *gateway.Cal
 			if k != "progressToken" {
 				return false // per-request protocol metadata (SEP-2575) and the like: the SDK's
 			}
-			if len(v) > 0 && (v[0] == '"' || v[0] == '-' || v[0] >= '0' && v[0] <= '9') {
-				token = v // a string or a number
+			if validID(v) {
+				token = v // a string or a number, as ids are
 			}
 		}
 	}
@@ -199,18 +200,7 @@ func (s *Server) fastCall(w http.ResponseWriter, r *http.Request, c *gateway.Cal
 	}
 	*rl = relay{s: s, rq: rq, u: u, tool: tool, sess: sess, w: w, token: token}
 	res, je := s.invoke(r.Context(), rq, u, tool, m.Params.Name, m.Params.Arguments, rl)
-	out := make([]byte, 0, len(res)+len(m.ID)+64)
-	out = append(out, `{"jsonrpc":"2.0","id":`...)
-	out = append(out, m.ID...)
-	if je != nil {
-		eb, _ := json.Marshal(je)
-		out = append(out, `,"error":`...)
-		out = append(out, eb...)
-	} else {
-		out = append(out, `,"result":`...)
-		out = append(out, res...)
-	}
-	out = append(out, "}\n"...)
+	out := append(appendResponse(make([]byte, 0, len(res)+len(m.ID)+64), m.ID, res, je), '\n')
 	if rl.finish(out) {
 		return true
 	}
@@ -220,6 +210,22 @@ func (s *Server) fastCall(w http.ResponseWriter, r *http.Request, c *gateway.Cal
 	w.WriteHeader(http.StatusOK)
 	w.Write(out)
 	return true
+}
+
+// appendResponse appends the JSON-RPC response to the request id: its
+// error je, or else its result.
+func appendResponse(dst []byte, id, result json.RawMessage, je *jsonrpc.Error) []byte {
+	dst = append(dst, `{"jsonrpc":"2.0","id":`...)
+	dst = append(dst, id...)
+	if je != nil {
+		eb, _ := json.Marshal(je)
+		dst = append(dst, `,"error":`...)
+		dst = append(dst, eb...)
+	} else {
+		dst = append(dst, `,"result":`...)
+		dst = append(dst, result...)
+	}
+	return append(dst, '}')
 }
 
 // validID reports whether a JSON-RPC request id is a number or a string.

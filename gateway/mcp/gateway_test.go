@@ -343,26 +343,13 @@ func TestUpstreamConnectionsReused(t *testing.T) {
 
 func TestSessions(t *testing.T) {
 	t.Parallel()
-	up := serveUpstream(t, newUpstreamServer("u"))
-	h := newHarness(t, func(c *gwmcp.Config) {
-		c.SessionTimeout = 300 * time.Millisecond
-		c.Upstreams = []gwmcp.Upstream{{Name: "up", Tenants: []string{"tenant-a", "tenant-b"}, URL: up.URL, Tools: allowAll()}}
-	})
-	waitConnected(t, h.gw)
+	h := twoTenantHarness(t, func(c *gwmcp.Config) { c.SessionTimeout = 300 * time.Millisecond })
 	cs := mustConnect(t, h.url, "key-a")
 
 	// Another key cannot call tools on the session, even of its tenant.
 	for _, key := range []string{"key-b", "key-a2"} {
 		body := `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"up__echo","arguments":{"text":"hijack"}}}`
-		req, _ := http.NewRequest("POST", h.url, strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Accept", "application/json, text/event-stream")
-		req.Header.Set("Authorization", "Bearer "+key)
-		req.Header.Set("Mcp-Session-Id", cs.ID())
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := postJSON(t, h.url, body, "Authorization", "Bearer "+key, "Mcp-Session-Id", cs.ID())
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusForbidden || bytes.Contains(b, []byte("hijack")) {

@@ -399,6 +399,40 @@ func newHarness(t testing.TB, edit func(*gwmcp.Config)) *harness {
 	return &harness{gw: gw, url: ts.URL, rec: rec}
 }
 
+// twoTenantHarness is a harness whose upstream "up" serves tenant-a and
+// tenant-b; edit changes its config further.
+func twoTenantHarness(t testing.TB, edit func(*gwmcp.Config)) *harness {
+	t.Helper()
+	up := serveUpstream(t, newUpstreamServer("u"))
+	h := newHarness(t, func(c *gwmcp.Config) {
+		c.Upstreams = []gwmcp.Upstream{{Name: "up", Tenants: []string{"tenant-a", "tenant-b"}, URL: up.URL, Tools: allowAll()}}
+		if edit != nil {
+			edit(c)
+		}
+	})
+	waitConnected(t, h.gw)
+	return h
+}
+
+// postJSON POSTs a JSON-RPC body to url as an MCP client does, with more
+// headers (k, v pairs; those with an empty value are left out).
+func postJSON(t testing.TB, url, body string, kv ...string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] != "" {
+			req.Header.Set(kv[i], kv[i+1])
+		}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
 // headerTransport adds headers to every request.
 type headerTransport struct {
 	base http.RoundTripper

@@ -3,8 +3,6 @@ package mcp
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -102,9 +100,29 @@ func (rl *relay) counts() (notes, requests int) {
 	return rl.notes, rl.requests
 }
 
+// writeSSE writes data as one "message" event and flushes it. Each line
+// of data gets a data field of its own: what is relayed as the upstream
+// sent it (a JSON message whose events had several data lines, which
+// readEvents joins with "\n") may span lines.
+//
+// SPEC: https://html.spec.whatwg.org/multipage/server-sent-events.html#event-stream-interpretation
 func writeSSE(w http.ResponseWriter, data []byte) {
 	b := make([]byte, 0, len(data)+24)
-	b = append(b, "event: message\ndata: "...)
+	b = append(b, "event: message\n"...)
+	for {
+		i := bytes.IndexAny(data, "\r\n")
+		if i < 0 {
+			break
+		}
+		b = append(b, "data: "...)
+		b = append(b, data[:i]...)
+		b = append(b, '\n')
+		if data[i] == '\r' && i+1 < len(data) && data[i+1] == '\n' {
+			i++
+		}
+		data = data[i+1:]
+	}
+	b = append(b, "data: "...)
 	b = append(b, data...)
 	b = append(b, "\n\n"...)
 	w.Write(b)
@@ -210,22 +228,13 @@ func (rl *relay) ask(ctx context.Context, m *rpcMessage) (json.RawMessage, *json
 	done := func(outcome string, answer []byte, je *jsonrpc.Error) (json.RawMessage, *jsonrpc.Error) {
 		attrs["outcome"] = outcome
 		attrs["duration_us"] = time.Since(start).Microseconds()
-		var salt [32]byte
-		rand.Read(salt[:])
 		if je != nil {
 			attrs["error"] = truncate(je.Message, 256)
 			answer, _ = json.Marshal(je)
 		}
+		payload, salt := saltedPayload("request", params, "answer", answer)
 		attrs["request_sha256"] = saltedHash(salt[:], params)
 		attrs["answer_sha256"] = saltedHash(salt[:], answer)
-		payload := make([]byte, 0, len(params)+len(answer)+112)
-		payload = append(payload, `{"request":`...)
-		payload = append(payload, params...)
-		payload = append(payload, `,"answer":`...)
-		payload = append(payload, answer...)
-		payload = append(payload, `,"salt":"`...)
-		payload = hex.AppendEncode(payload, salt[:])
-		payload = append(payload, `"}`...)
 		if lerr := s.record(ctx, rl.rq, KindMCP, attrs, payload); lerr != nil {
 			return nil, lerr
 		}
@@ -238,15 +247,11 @@ func (rl *relay) ask(ctx context.Context, m *rpcMessage) (json.RawMessage, *json
 		return done(OutcomeError, nil, &jsonrpc.Error{Code: jsonrpc.CodeMethodNotFound, Message: why})
 	}
 	if m.Method != methodListRoots {
-		var v any
-		json.Unmarshal(params, &v)
 		var b strings.Builder
-		collectStrings(&b, v, 0)
+		collectStrings(&b, params, 0)
 		if fs := s.cfg.Detector.Scan(b.String(), nil); len(fs) > 0 {
-			verdict := map[string]any{"stage": "injection", "score": roundScore(fs), "types": findingTypes(fs), "decision": InjectionFlag}
-			attrs["verdicts"] = []any{verdict}
+			attrs["verdicts"] = []any{injectionVerdict(fs, rl.u.block)}
 			if rl.u.block {
-				verdict["decision"] = InjectionBlock
 				return done(OutcomeBlocked, nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidRequest,
 					Message: "the aigw gateway withheld this request from the agent: it looks like a prompt injection"})
 			}
@@ -360,18 +365,7 @@ func (sess *session) answered(id string, msg []byte) bool {
 // reply answers a request the upstream made on its session: one POST of
 // the JSON-RPC response.
 func (u *upstream) reply(ctx context.Context, cs *sdk.ClientSession, id, result json.RawMessage, je *jsonrpc.Error) error {
-	body := make([]byte, 0, len(result)+len(id)+64)
-	body = append(body, `{"jsonrpc":"2.0","id":`...)
-	body = append(body, id...)
-	if je != nil {
-		eb, _ := json.Marshal(je)
-		body = append(body, `,"error":`...)
-		body = append(body, eb...)
-	} else {
-		body = append(body, `,"result":`...)
-		body = append(body, result...)
-	}
-	body = append(body, '}')
+	body := appendResponse(make([]byte, 0, len(result)+len(id)+64), id, result, je)
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), u.s.cfg.ConnectTimeout)
 	defer cancel()
 	req, err := u.newRequest(rctx, cs, body)

@@ -257,7 +257,9 @@ type tenant struct {
 	// srv now (from serverFor to the end of the request): a pinned tenant
 	// is never freed, so no session is connected to a freed server.
 	pins atomic.Int32
-	last atomic.Int64 // unix nanoseconds when it was last seen in use
+	// last is when it was last seen in use (unix nanoseconds): when its
+	// last pin went, or when freeIdle last saw it busy.
+	last atomic.Int64
 }
 
 // serverFor returns the MCP server of the request's tenant (the SDK asks
@@ -279,12 +281,10 @@ func (s *Server) serverFor(r *http.Request) *sdk.Server {
 // unpins it), made on first use with the context features and the tools
 // of the tenant's upstreams.
 func (s *Server) tenantServer(name string) *tenant {
-	now := time.Now().UnixNano()
 	s.mu.RLock()
 	t := s.tenants[name]
 	if t != nil {
 		t.pins.Add(1) // under s.mu: freeIdle, which holds it, sees the pin
-		t.last.Store(now)
 	}
 	s.mu.RUnlock()
 	if t != nil {
@@ -309,7 +309,6 @@ func (s *Server) tenantServer(name string) *tenant {
 		s.tenants[name] = t
 	}
 	t.pins.Add(1)
-	t.last.Store(now)
 	return t
 }
 
@@ -321,9 +320,11 @@ func (s *Server) freeIdle(now time.Time, force bool) {
 	defer s.mu.Unlock()
 	for name, t := range s.tenants {
 		busy := t.pins.Load() > 0
-		for range t.srv.Sessions() {
-			busy = true
-			break
+		if !busy {
+			for range t.srv.Sessions() {
+				busy = true
+				break
+			}
 		}
 		switch {
 		case busy:

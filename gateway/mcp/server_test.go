@@ -192,20 +192,7 @@ func TestAuthentication(t *testing.T) {
 	h := newHarness(t, nil)
 	initialize := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"x","version":"1"}}}`
 	post := func(auth, session string) *http.Response {
-		req, _ := http.NewRequest("POST", h.url, strings.NewReader(initialize))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Accept", "application/json, text/event-stream")
-		if auth != "" {
-			req.Header.Set("Authorization", auth)
-		}
-		if session != "" {
-			req.Header.Set("Mcp-Session-Id", session)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp
+		return postJSON(t, h.url, initialize, "Authorization", auth, "Mcp-Session-Id", session)
 	}
 	for _, tc := range []struct {
 		name, auth string
@@ -249,16 +236,8 @@ func TestAuthentication(t *testing.T) {
 		t.Fatalf("initialize: status %d session %q", resp.StatusCode, sid)
 	}
 	for _, key := range []string{"key-b", "key-a2"} {
-		req, _ := http.NewRequest("POST", h.url, strings.NewReader(`{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}}`))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Accept", "application/json, text/event-stream")
-		req.Header.Set("Authorization", "Bearer "+key)
-		req.Header.Set("Mcp-Session-Id", sid)
-		req.Header.Set("Mcp-Protocol-Version", "2025-11-25")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := postJSON(t, h.url, `{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{}}`,
+			"Authorization", "Bearer "+key, "Mcp-Session-Id", sid, "Mcp-Protocol-Version", "2025-11-25")
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusForbidden || bytes.Contains(body, []byte("aigw_")) {

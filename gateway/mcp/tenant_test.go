@@ -15,12 +15,7 @@ import (
 // anew, with the tools of its upstreams.
 func TestIdleTenantFreed(t *testing.T) {
 	t.Parallel()
-	up := serveUpstream(t, newUpstreamServer("u"))
-	h := newHarness(t, func(c *gwmcp.Config) {
-		c.TenantIdleTimeout = 50 * time.Millisecond
-		c.Upstreams = []gwmcp.Upstream{{Name: "up", Tenants: []string{"tenant-a", "tenant-b"}, URL: up.URL, Tools: allowAll()}}
-	})
-	waitConnected(t, h.gw)
+	h := twoTenantHarness(t, func(c *gwmcp.Config) { c.TenantIdleTimeout = 50 * time.Millisecond })
 	a := mustConnect(t, h.url, "key-a")
 	b := mustConnect(t, h.url, "key-b")
 	if got := h.gw.TenantServers(); !slices.Equal(got, []string{"tenant-a", "tenant-b"}) {
@@ -49,11 +44,7 @@ func TestIdleTenantFreed(t *testing.T) {
 // upstreams' tool changes).
 func TestIdleTenantFreeRace(t *testing.T) {
 	t.Parallel()
-	up := serveUpstream(t, newUpstreamServer("u"))
-	h := newHarness(t, func(c *gwmcp.Config) {
-		c.Upstreams = []gwmcp.Upstream{{Name: "up", Tenants: []string{"tenant-a", "tenant-b"}, URL: up.URL, Tools: allowAll()}}
-	})
-	waitConnected(t, h.gw)
+	h := twoTenantHarness(t, nil)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
