@@ -380,7 +380,9 @@ type harness struct {
 func newHarness(t testing.TB, edit func(*gwmcp.Config)) *harness {
 	t.Helper()
 	rec := &recorder{}
-	cfg := gwmcp.Config{Authenticate: authenticate, Recorder: rec, Policy: "p1", KeepAlive: 200 * time.Millisecond,
+	// Keep-alive pings of a second: shorter ones time out on a loaded
+	// machine and end upstream sessions the tests rely on.
+	cfg := gwmcp.Config{Authenticate: authenticate, Recorder: rec, Policy: "p1", KeepAlive: time.Second,
 		ReconnectMin: 20 * time.Millisecond, ReconnectMax: 200 * time.Millisecond, ConnectTimeout: 5 * time.Second,
 		Logger: ledgertest.TestLogger(t)}
 	contextConfig(&cfg)
