@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -19,10 +18,10 @@ var errMalformed = ledger.ErrMalformedBatch
 
 // The multi-row inserts: table and columns, and how many rows one statement takes.
 const (
-	entriesTable  = "entries (log_id, idx, event_id, lh, entry, chain)"
+	entriesTable  = "entries (log_id, idx, event_id, entry, chain)"
 	payloadsTable = "payloads (log_id, idx, salt, data)"
 
-	entryCols   = 6
+	entryCols   = 5
 	payloadCols = 4
 	rowsPerExec = 64
 )
@@ -59,9 +58,7 @@ func (s *Store) appendBatch(ctx context.Context, b *ledger.Batch) error {
 	// Everything but the writes is done before taking the write lock.
 	entryArgs := make([]any, 0, len(b.Entries)*entryCols)
 	for _, e := range b.Entries {
-		leaf := ledger.LeafHash(e.Data)
-		entryArgs = append(entryArgs, nil, int64(e.Index), eventIDBytes(e.EventID),
-			leafKey(leaf), e.Data, e.Chain[:])
+		entryArgs = append(entryArgs, nil, int64(e.Index), eventIDBytes(e.EventID), e.Data, e.Chain[:])
 	}
 	payloadArgs := make([]any, 0, len(b.Payloads)*payloadCols)
 	for _, p := range b.Payloads {
@@ -222,9 +219,6 @@ func sqliteCode(err error) int {
 	}
 	return 0
 }
-
-// leafKey is the lh column of an entry: the first 8 bytes of its leaf hash.
-func leafKey(leaf ledger.Hash) int64 { return int64(binary.BigEndian.Uint64(leaf[:8])) }
 
 // nonNil keeps an empty payload or salt from being stored as NULL.
 func nonNil(b []byte) []byte {

@@ -21,7 +21,7 @@ func TestQueryPlans(t *testing.T) {
 	}{
 		{"Head", qHead, "SEARCH logs USING INDEX sqlite_autoindex_logs_1 (name=?)"},
 		{"ReadEntries", qReadEntries, "SEARCH entries USING INDEX sqlite_autoindex_entries_1 (log_id=? AND idx>?)"},
-		{"LookupLeaf", qLookupLeaf, "SEARCH entries USING INDEX entries_leaf (log_id=? AND lh=?)"},
+		{"LookupLeaf", qLookupLeaf, "SEARCH tiles USING INDEX sqlite_autoindex_tiles_1 (log_id=? AND level=?)"},
 		{"Checkpoints", qCheckpoints, "SEARCH checkpoints USING PRIMARY KEY (log_id=? AND size>? AND size<?)"},
 		{"ReadPayload", qReadPayload, "SEARCH payloads USING INDEX sqlite_autoindex_payloads_1 (log_id=? AND idx=?)"},
 		{"LookupEvents", lookupEventsSQL(3), "SEARCH entries USING INDEX entries_event_id (log_id=? AND event_id=?)"},

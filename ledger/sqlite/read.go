@@ -18,10 +18,12 @@ const (
 	qHead        = "SELECT size, compact_range, chain, checkpoint FROM logs WHERE name = ?"
 	qReadEntries = `SELECT idx, event_id, entry, chain FROM entries
 		WHERE log_id = (SELECT id FROM logs WHERE name = ?) AND idx >= ? ORDER BY idx LIMIT ?`
-	// No ORDER BY idx: it makes SQLite walk the log by its primary key
-	// instead of using entries_leaf. LookupLeaf takes the smallest index.
-	qLookupLeaf = `SELECT idx, entry FROM entries
-		WHERE log_id = (SELECT id FROM logs WHERE name = ?) AND lh = ?`
+	// The level-0 tiles (the log's leaf hashes, 256 to a row) holding the
+	// leaf hash at some byte offset, in index order; the caller checks that
+	// the offset is a whole hash. There is deliberately no per-entry index
+	// on the leaf hash (migrations/0002_no_leaf_index.sql).
+	qLookupLeaf = `SELECT idx, hashes FROM tiles
+		WHERE log_id = (SELECT id FROM logs WHERE name = ?) AND level = 0 AND instr(hashes, ?) > 0 ORDER BY idx`
 	qCheckpoints = `SELECT note FROM checkpoints
 		WHERE log_id = (SELECT id FROM logs WHERE name = ?) AND size BETWEEN ? AND ? ORDER BY size`
 	qReadPayload = `SELECT salt, data, erased_at FROM payloads
@@ -147,33 +149,31 @@ func lookupEvents(ctx context.Context, q querier, logID int64, ids []string) (ma
 	return found, nil
 }
 
-// LookupLeaf implements [ledger.Store]. It finds candidates by the first 8
-// bytes of the leaf hash and confirms them by hashing their entries.
+// LookupLeaf implements [ledger.Store] by searching the level-0 tiles: it
+// costs nothing per appended entry, and a scan of the log's tiles (32 bytes
+// per entry) per lookup. Proofs by index or by event id stay O(log n).
 func (s *Store) LookupLeaf(ctx context.Context, log string, leaf ledger.Hash) (uint64, error) {
-	rows, err := s.r.QueryContext(ctx, qLookupLeaf, log, leafKey(leaf))
+	rows, err := s.r.QueryContext(ctx, qLookupLeaf, log, leaf[:])
 	if err != nil {
 		return 0, fmt.Errorf("sqlite: lookup leaf %v in log %q: %w", leaf, log, err)
 	}
 	defer rows.Close()
-	found := false
-	var first uint64
 	for rows.Next() {
-		var idx int64
-		var entry sql.RawBytes
-		if err := rows.Scan(&idx, &entry); err != nil {
+		var n int64
+		var hashes sql.RawBytes
+		if err := rows.Scan(&n, &hashes); err != nil {
 			return 0, fmt.Errorf("sqlite: lookup leaf %v in log %q: %w", leaf, log, err)
 		}
-		if (!found || uint64(idx) < first) && ledger.LeafHash(entry) == leaf {
-			found, first = true, uint64(idx)
+		for off := 0; off+ledger.HashSize <= len(hashes); off += ledger.HashSize {
+			if ledger.Hash(hashes[off:off+ledger.HashSize]) == leaf {
+				return uint64(n)*ledger.TileWidth + uint64(off/ledger.HashSize), nil
+			}
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return 0, fmt.Errorf("sqlite: lookup leaf %v in log %q: %w", leaf, log, err)
 	}
-	if !found {
-		return 0, fmt.Errorf("sqlite: leaf %v in log %q: %w", leaf, log, ledger.ErrNotFound)
-	}
-	return first, nil
+	return 0, fmt.Errorf("sqlite: leaf %v in log %q: %w", leaf, log, ledger.ErrNotFound)
 }
 
 // ReadEntries implements [ledger.Store].

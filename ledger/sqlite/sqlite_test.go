@@ -101,8 +101,8 @@ func TestTriggersRefuseRewrites(t *testing.T) {
 		"UPDATE entries SET chain = zeroblob(32) WHERE idx = 5",
 		"DELETE FROM entries WHERE idx = 303",
 		"DELETE FROM entries",
-		"INSERT OR REPLACE INTO entries SELECT log_id, idx, event_id, lh, x'7b7d', chain FROM entries WHERE idx = 7",
-		"INSERT OR REPLACE INTO entries SELECT log_id, 304, event_id, lh, entry, chain FROM entries WHERE idx = 8",
+		"INSERT OR REPLACE INTO entries SELECT log_id, idx, event_id, x'7b7d', chain FROM entries WHERE idx = 7",
+		"INSERT OR REPLACE INTO entries SELECT log_id, 304, event_id, entry, chain FROM entries WHERE idx = 8",
 		"UPDATE checkpoints SET note = x'00'",
 		"DELETE FROM checkpoints WHERE size = 304",
 		"INSERT OR REPLACE INTO checkpoints SELECT log_id, size, x'00' FROM checkpoints WHERE size = 300",
@@ -396,4 +396,44 @@ func filesContain(t *testing.T, dir string, b []byte) bool {
 		}
 	}
 	return false
+}
+
+// TestMigrateDropsLeafIndex upgrades a file written with the leaf-hash
+// column and index of migration 0001: its entries, proofs and lookups by
+// leaf hash survive 0002, and appends go on.
+func TestMigrateDropsLeafIndex(t *testing.T) {
+	t.Parallel()
+	path := tempDB(t)
+	s := openStore(t, path)
+	a := storetest.NewAppender(t, "tenant")
+	a.AppendN(t, s, 300)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Back to the shape of version 1: the lh column (filled) and its index.
+	db := rawDB(t, path)
+	for _, stmt := range []string{
+		"ALTER TABLE entries ADD COLUMN lh INTEGER NOT NULL DEFAULT 0",
+		"CREATE INDEX entries_leaf ON entries (log_id, lh)",
+		"DELETE FROM schema_migrations WHERE version = 2",
+	} {
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	db.Close()
+
+	s = openStore(t, path)
+	a.Check(t, s)
+	for _, i := range []uint64{0, 255, 256, 299} {
+		if got, err := s.LookupLeaf(t.Context(), a.Log(), ledger.LeafHash(a.Entry(i).Data)); err != nil || got != i {
+			t.Errorf("LookupLeaf(leaf of %d) = %d, %v; want %d", i, got, err, i)
+		}
+	}
+	a.AppendN(t, s, 10)
+	a.Check(t, s)
+	var cols int
+	if err := rawDB(t, path).QueryRow("SELECT count(*) FROM pragma_table_info('entries') WHERE name = 'lh'").Scan(&cols); err != nil || cols != 0 {
+		t.Errorf("entries.lh columns after the migration = %d, %v; want 0", cols, err)
+	}
 }
