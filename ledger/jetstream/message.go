@@ -4,6 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
+
+	"aigw/ledger"
 )
 
 // envelopeMagic starts a body that carries a payload (see the package
@@ -79,6 +82,54 @@ func encodeBatch(bodies [][]byte) []byte {
 		out = append(out, b...)
 	}
 	return out
+}
+
+// appendBatch appends to dst the body of a batch of events of one log (the
+// same framing as encodeBatch of their encodeBody bodies), encoding each
+// entry in place: payload(i) is event i's payload, nil for none. Each
+// event is validated as [ledger.Event.Entry] does; one with a payload
+// commits to it with a fresh salt (the event itself is not changed).
+func appendBatch(dst []byte, events []*ledger.Event, payload func(i int) []byte) ([]byte, error) {
+	n := 2
+	for i, ev := range events {
+		if ev == nil {
+			return nil, &ledger.EventError{Reason: fmt.Sprintf("nil event %d", i)}
+		}
+		n += 4 + envelopeOverhead + ledger.SaltSize + 320 + len(ev.RawAttrs) + len(payload(i))
+	}
+	out := slices.Grow(dst, n)
+	out = append(out, batchMagic[:]...)
+	for i, ev := range events {
+		if ev.Tenant != events[0].Tenant {
+			return nil, &ledger.EventError{Field: "tenant", Reason: fmt.Sprintf("a batch holds events of one log; event %d is of %q", i, ev.Tenant)}
+		}
+		lenAt := len(out)
+		out = append(out, 0, 0, 0, 0)
+		pl := payload(i)
+		if pl == nil {
+			var err error
+			if out, err = ev.AppendEntry(out); err != nil {
+				return nil, err
+			}
+		} else {
+			commitment, salt := ledger.Commit(pl, nil)
+			e := *ev
+			e.PayloadSHA256 = commitment
+			out = append(out, envelopeMagic[:]...)
+			entryLenAt := len(out)
+			out = append(out, 0, 0, 0, 0)
+			var err error
+			if out, err = e.AppendEntry(out); err != nil {
+				return nil, err
+			}
+			binary.BigEndian.PutUint32(out[entryLenAt:], uint32(len(out)-entryLenAt-4))
+			out = append(out, byte(len(salt)))
+			out = append(out, salt...)
+			out = append(out, pl...)
+		}
+		binary.BigEndian.PutUint32(out[lenAt:], uint32(len(out)-lenAt-4))
+	}
+	return out, nil
 }
 
 // isBatch reports whether a body is a batch.

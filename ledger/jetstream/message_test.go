@@ -5,6 +5,9 @@ import (
 	"errors"
 	"hash/fnv"
 	"testing"
+	"time"
+
+	"aigw/ledger"
 )
 
 func TestDecodeBody(t *testing.T) {
@@ -119,4 +122,121 @@ func fnvMod(s string, n uint32) int {
 	h := fnv.New32a()
 	h.Write([]byte(s))
 	return int(h.Sum32() % n)
+}
+
+// TestAppendBatch: the batch body encoded in place is the batch of the
+// events' own bodies (encodeBody of Entry, with the payload's commitment
+// under the salt the batch carries), and a bad event fails the batch.
+func TestAppendBatch(t *testing.T) {
+	evs := []*ledger.Event{
+		{ID: ledger.NewEventID(), Tenant: "acme", Kind: ledger.KindRequest, Time: time.Now(), Attrs: map[string]any{"model": "m"}},
+		{ID: ledger.NewEventID(), Tenant: "acme", Kind: ledger.KindRoute, Time: time.Now(), RawAttrs: []byte(`{"route":"r"}`)},
+		{ID: ledger.NewEventID(), Tenant: "acme", Kind: ledger.KindResponse, Time: time.Now()},
+		{ID: ledger.NewEventID(), Tenant: "acme", Kind: ledger.KindResponse, Time: time.Now()},
+	}
+	payloads := [][]byte{[]byte(`{"messages":[]}`), nil, []byte{}}
+	payload := func(i int) []byte {
+		if i < len(payloads) {
+			return payloads[i]
+		}
+		return nil
+	}
+	got, err := appendBatch([]byte("prefix"), evs, payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(got, []byte("prefix")) {
+		t.Fatalf("appendBatch dropped dst: %q", got[:8])
+	}
+	got = got[len("prefix"):]
+	var bodies [][]byte
+	i := 0
+	if err := splitBatch(got, func(b []byte) error {
+		_, salt, pl, err := decodeBody(b)
+		if err != nil {
+			return err
+		}
+		ev := *evs[i]
+		if p := payload(i); p != nil {
+			if !bytes.Equal(pl, p) || len(salt) != ledger.SaltSize {
+				t.Errorf("event %d: payload %q salt %d bytes; want %q and %d", i, pl, len(salt), p, ledger.SaltSize)
+			}
+			ev.PayloadSHA256, _ = ledger.Commit(p, salt)
+		}
+		entry, err := ev.Entry()
+		if err != nil {
+			return err
+		}
+		bodies = append(bodies, encodeBody(entry, salt, pl, payload(i) != nil))
+		i++
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if i != len(evs) {
+		t.Fatalf("batch holds %d events; want %d", i, len(evs))
+	}
+	if want := encodeBatch(bodies); !bytes.Equal(got, want) {
+		t.Fatalf("appendBatch =\n%q\nwant\n%q", got, want)
+	}
+	if evs[0].PayloadSHA256 != "" {
+		t.Error("appendBatch changed the caller's event")
+	}
+
+	other := *evs[1]
+	other.Tenant = "globex"
+	bad := *evs[1]
+	bad.Kind = ""
+	for name, batch := range map[string][]*ledger.Event{
+		"another log":   {evs[0], &other},
+		"invalid event": {evs[0], &bad},
+		"nil event":     {evs[0], nil},
+	} {
+		var ee *ledger.EventError
+		if _, err := appendBatch(nil, batch, payload); !errors.As(err, &ee) {
+			t.Errorf("%s: appendBatch = %v; want an *EventError", name, err)
+		}
+	}
+}
+
+// BenchmarkBatchBody encodes a call's four events (two with payloads) as a
+// batch body: each event's body on its own, then the batch of them (how
+// the producer did it), against appendBatch.
+func BenchmarkBatchBody(b *testing.B) {
+	now := time.Now()
+	evs := []*ledger.Event{
+		{ID: ledger.NewEventID(), Tenant: "acme", Kind: ledger.KindRequest, Time: now, TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", Attrs: map[string]any{"endpoint": "chat.completions", "model": "m", "stream": false, "bytes": 300}},
+		{ID: ledger.NewEventID(), Tenant: "acme", Kind: ledger.KindRoute, Time: now, TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", Attrs: map[string]any{"route": "m", "strategy": "ordered", "candidates": []any{"fake/m"}, "reason": "first healthy"}},
+		{ID: ledger.NewEventID(), Tenant: "acme", Kind: ledger.KindAttempt, Time: now, TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", Attrs: map[string]any{"n": 1, "target": "fake/m", "provider": "fake", "model": "m", "outcome": "ok", "duration_us": 120}},
+		{ID: ledger.NewEventID(), Tenant: "acme", Kind: ledger.KindResponse, Time: now, TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", Attrs: map[string]any{"status": 200, "prompt_tokens": 12, "completion_tokens": 30, "latency_us": 400}},
+	}
+	payloads := [][]byte{bytes.Repeat([]byte("q"), 300), nil, nil, bytes.Repeat([]byte("a"), 400)}
+	payload := func(i int) []byte { return payloads[i] }
+	b.Run("per-event", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			bodies := make([][]byte, len(evs))
+			for i, ev := range evs {
+				e := *ev
+				var salt []byte
+				if p := payload(i); p != nil {
+					e.PayloadSHA256, salt = ledger.Commit(p, nil)
+				}
+				entry, err := e.Entry()
+				if err != nil {
+					b.Fatal(err)
+				}
+				bodies[i] = encodeBody(entry, salt, payload(i), payload(i) != nil)
+			}
+			_ = encodeBatch(bodies)
+		}
+	})
+	b.Run("in-place", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := appendBatch(nil, evs, payload); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -234,21 +234,12 @@ func (p *Producer) PublishBatchAsync(events []*ledger.Event, payloads [][]byte) 
 	if len(events) == 1 {
 		return p.PublishAsync(events[0], payload(0))
 	}
-	bodies := make([][]byte, len(events))
-	var subject string
-	for i, ev := range events {
-		m, _, err := p.message(ev, payload(i))
-		if err != nil {
-			return nil, err
-		}
-		if i == 0 {
-			subject = m.Subject
-		} else if m.Subject != subject {
-			return nil, &ledger.EventError{Field: "tenant", Reason: fmt.Sprintf("a batch holds events of one log; event %d is of %q", i, ev.Tenant)}
-		}
-		bodies[i] = m.Data
+	body, err := appendBatch(nil, events, payload)
+	if err != nil {
+		return nil, err
 	}
-	body := encodeBatch(bodies)
+	tenant := events[0].Tenant
+	subject := p.prefixes[p.cfg.Stream.Partition(tenant)] + tenant
 	if max := p.cfg.Conn.MaxPayload(); max > 0 && int64(len(body))+64 > max {
 		return nil, &ledger.EventError{Field: "payload", Reason: fmt.Sprintf("batch of %d bytes is over the server's %d-byte limit", len(body), max)}
 	}
