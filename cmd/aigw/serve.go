@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"strings"
@@ -70,7 +72,9 @@ The ledger read API is served under /ledger/<log>/ (C2SP tlog-tiles paths,
 proofs), /ledger/logs lists the logs, /healthz reports the sequencer and
 answers 503 while the ledger's NATS connection is down.
 
-AIGW_CPUPROFILE=FILE writes a CPU profile of the run to FILE at shutdown.
+AIGW_CPUPROFILE=FILE writes a CPU profile of the run to FILE at shutdown;
+AIGW_HEAPPROFILE=FILE writes a heap profile (after a GC: the live heap) to
+FILE every 5 seconds.
 `)
 		fs.PrintDefaults()
 	}
@@ -110,6 +114,13 @@ AIGW_CPUPROFILE=FILE writes a CPU profile of the run to FILE at shutdown.
 			return err
 		}
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
+	if path := os.Getenv("AIGW_HEAPPROFILE"); path != "" {
+		// A diagnostic: the live heap, rewritten every 5 s, so the file
+		// shows the heap under load, not after shutdown.
+		stop := make(chan struct{})
+		defer close(stop)
+		go writeHeapProfiles(path, 5*time.Second, stop, lg)
 	}
 	if os.Getenv("GOGC") == "" {
 		// The ledger path allocates per event; a higher GC target measured
@@ -306,4 +317,36 @@ func requireBearer(token string, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// writeHeapProfiles writes a heap profile to path every interval (to a
+// temporary file renamed over it) until stop is closed.
+func writeHeapProfiles(path string, interval time.Duration, stop <-chan struct{}, lg *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		runtime.GC()
+		f, err := os.CreateTemp(filepath.Dir(path), ".heap-*")
+		if err != nil {
+			lg.Warn("heap profile", "err", err)
+			return
+		}
+		err = pprof.Lookup("heap").WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = os.Rename(f.Name(), path)
+		}
+		if err != nil {
+			os.Remove(f.Name())
+			lg.Warn("heap profile", "err", err)
+			return
+		}
+	}
 }
