@@ -173,7 +173,7 @@ func (p *Provider) Chat(ctx context.Context, req *gateway.ChatRequest) (*gateway
 		return nil, fmt.Errorf("%s: read response: %w", p.cfg.Name, err)
 	}
 	var out gateway.ChatResponse
-	if err := json.Unmarshal(raw, &out); err != nil {
+	if err := gateway.DecodeChatResponse(raw, &out); err != nil {
 		return nil, fmt.Errorf("%s: decode response: %w: %w", p.cfg.Name, gateway.ErrStreamMalformed, err)
 	}
 	if out.Usage == nil {
@@ -256,7 +256,7 @@ func (s *stream) Next() (*gateway.ChatChunk, error) {
 			return nil, io.EOF
 		}
 		c := new(gateway.ChatChunk)
-		if err := json.Unmarshal(ev.Data, c); err != nil {
+		if err := gateway.DecodeChatChunk(ev.Data, c); err != nil {
 			return nil, fmt.Errorf("%s: %w: %v", s.p.cfg.Name, gateway.ErrStreamMalformed, err)
 		}
 		c.Raw = append([]byte(nil), ev.Data...)

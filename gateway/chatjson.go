@@ -1,0 +1,1068 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// DecodeChatChunk decodes data, one chat.completion.chunk object, into c as
+// json.Unmarshal(data, c) does into a zero ChatChunk: c is zeroed first and
+// the result and any error are exactly encoding/json's. Raw is left nil.
+//
+// The plain shapes OpenAI-compatible upstreams send are read by a
+// hand-written scanner, about five times faster than encoding/json and
+// with a third of its allocations (BenchmarkDecodeChatChunk). Anything
+// unusual (a key encoding/json would match case-insensitively, a duplicate
+// key, a key that is escaped or not ASCII, a type encoding/json would
+// refuse or convert, a number that is not a plain integer of at most 18
+// digits, invalid UTF-8 in a decoded string, nesting beyond chatMaxDepth,
+// invalid JSON) makes it give up, and json.Unmarshal decodes data instead.
+// The FuzzDecodeChat fuzz tests check that both paths agree.
+//
+// In a document of up to chatShareMax bytes, the decoded strings without
+// escapes share one copy of data, so a string kept keeps that copy alive;
+// RawMessage fields get copies of their own. Nothing refers to data.
+func DecodeChatChunk(data []byte, c *ChatChunk) error {
+	*c = ChatChunk{}
+	d := chatDecoder{b: data}
+	if d.top() && d.chunk(c) && d.end() {
+		return nil
+	}
+	*c = ChatChunk{}
+	return json.Unmarshal(data, c)
+}
+
+// DecodeChatResponse decodes data, one chat.completion object, into r as
+// json.Unmarshal(data, r) does into a zero ChatResponse, as DecodeChatChunk
+// does a chunk (array content, for one, takes encoding/json's path).
+func DecodeChatResponse(data []byte, r *ChatResponse) error {
+	*r = ChatResponse{}
+	d := chatDecoder{b: data}
+	if d.top() && d.response(r) && d.end() {
+		return nil
+	}
+	*r = ChatResponse{}
+	return json.Unmarshal(data, r)
+}
+
+// chatMaxDepth bounds the nesting of a value the decoder skips
+// (encoding/json allows 10,000; deeper documents take its path).
+const chatMaxDepth = 200
+
+// chatDecoder reads one JSON document. Its methods that read a value start
+// at the value's first byte (white space skipped), leave d.i just past it,
+// and report false when the decoder must give up: the caller then stops at
+// once.
+type chatDecoder struct {
+	b []byte
+	i int
+	// str is b as a string when b is at most chatShareMax bytes long,
+	// made at the first non-empty string without escapes; such strings
+	// are substrings of it.
+	str string
+}
+
+// chatShareMax is the size up to which the strings of a document share one
+// copy of it: one allocation instead of one per string (each chunk of a
+// stream), at the cost of keeping the whole copy while any string is kept.
+// Larger documents (long completions, whose strings with escapes do not
+// share the copy) copy each string.
+const chatShareMax = 4096
+
+// Field names, as in the json tags of chat.go's types.
+var (
+	chunkFields        = []string{"id", "object", "created", "model", "choices", "usage", "system_fingerprint", "service_tier"}
+	chunkChoiceFields  = []string{"index", "delta", "finish_reason", "logprobs"}
+	deltaFields        = []string{"role", "content", "reasoning_content", "tool_calls", "refusal"}
+	toolCallFields     = []string{"index", "id", "type", "function"}
+	functionCallFields = []string{"name", "arguments"}
+	usageFields        = []string{"prompt_tokens", "completion_tokens", "total_tokens", "prompt_tokens_details", "completion_tokens_details"}
+	promptDetailFields = []string{"cached_tokens", "audio_tokens", "cache_creation_tokens"}
+	complDetailFields  = []string{"reasoning_tokens", "audio_tokens", "accepted_prediction_tokens", "rejected_prediction_tokens"}
+	choiceFields       = []string{"index", "message", "finish_reason", "logprobs"}
+	messageFields      = []string{"role", "content", "name", "tool_calls", "tool_call_id", "refusal", "reasoning_content", "audio", "function_call"}
+)
+
+func (d *chatDecoder) ws() {
+	for d.i < len(d.b) {
+		switch d.b[d.i] {
+		case ' ', '\t', '\n', '\r':
+			d.i++
+		default:
+			return
+		}
+	}
+}
+
+// top moves to the document's value, which must be an object.
+func (d *chatDecoder) top() bool {
+	d.ws()
+	return d.i < len(d.b) && d.b[d.i] == '{'
+}
+
+// end reports whether only white space follows the value read.
+func (d *chatDecoder) end() bool {
+	d.ws()
+	return d.i == len(d.b)
+}
+
+// at reports whether the value at d.i starts with c.
+func (d *chatDecoder) at(c byte) bool { return d.i < len(d.b) && d.b[d.i] == c }
+
+// null reads a null literal, reporting false (and reading nothing) when
+// the value is anything else.
+func (d *chatDecoder) null() bool {
+	if len(d.b)-d.i >= 4 && string(d.b[d.i:d.i+4]) == "null" {
+		d.i += 4
+		return true
+	}
+	return false
+}
+
+// field reads the key and colon of the next member of the object being
+// read (n: the members read so far; at 0, d.i is at the '{') and returns
+// the key's index in names (-1: none of them), with d.i at the value.
+// seen holds the fields read so far. It reports end after the closing
+// brace, and false for a duplicate field, for a key encoding/json could
+// match to a field case-insensitively, for a key that is escaped or not
+// ASCII, and for invalid JSON.
+func (d *chatDecoder) field(n int, names []string, seen *uint32) (f int, end, ok bool) {
+	b := d.b
+	if n == 0 {
+		d.i++
+	}
+	d.ws()
+	if d.i >= len(b) {
+		return 0, false, false
+	}
+	if b[d.i] == '}' {
+		d.i++
+		return 0, true, true
+	}
+	if n > 0 {
+		if b[d.i] != ',' {
+			return 0, false, false
+		}
+		d.i++
+		d.ws()
+	}
+	if d.i >= len(b) || b[d.i] != '"' {
+		return 0, false, false
+	}
+	ks := d.i + 1
+	j := ks
+	for j < len(b) && keyByte[b[j]] {
+		j++
+	}
+	if j >= len(b) || b[j] != '"' {
+		return 0, false, false
+	}
+	key := b[ks:j]
+	d.i = j + 1
+	d.ws()
+	if d.i >= len(b) || b[d.i] != ':' {
+		return 0, false, false
+	}
+	d.i++
+	d.ws()
+	for k, name := range names {
+		if string(key) == name {
+			if *seen&(1<<k) != 0 {
+				return 0, false, false
+			}
+			*seen |= 1 << k
+			return k, false, true
+		}
+	}
+	for _, name := range names {
+		if foldsTo(key, name) {
+			return 0, false, false
+		}
+	}
+	return -1, false, true
+}
+
+// foldsTo reports whether key (ASCII) equals name but for the case of
+// letters, as encoding/json matches keys to field names.
+func foldsTo(key []byte, name string) bool {
+	if len(key) != len(name) {
+		return false
+	}
+	for i, c := range key {
+		if c == name[i] {
+			continue
+		}
+		if l := c | 0x20; l < 'a' || l > 'z' || l != name[i]|0x20 {
+			return false
+		}
+	}
+	return true
+}
+
+// keyByte: the ASCII bytes a JSON string holds as they are.
+var keyByte = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// elem moves to the next element of the array being read (n: the elements
+// read so far; at 0, d.i is at the '['), reporting end after the closing
+// bracket.
+func (d *chatDecoder) elem(n int) (end, ok bool) {
+	if n == 0 {
+		d.i++
+	}
+	d.ws()
+	if d.i >= len(d.b) {
+		return false, false
+	}
+	if d.b[d.i] == ']' {
+		d.i++
+		return true, true
+	}
+	if n > 0 {
+		if d.b[d.i] != ',' {
+			return false, false
+		}
+		d.i++
+		d.ws()
+	}
+	return false, true
+}
+
+// chunk reads a chat.completion.chunk object.
+func (d *chatDecoder) chunk(c *ChatChunk) bool {
+	var seen uint32
+	for n := 0; ; n++ {
+		f, end, ok := d.field(n, chunkFields, &seen)
+		if !ok || end {
+			return ok
+		}
+		switch f {
+		case 0:
+			ok = d.string(&c.ID)
+		case 1:
+			ok = d.string(&c.Object)
+		case 2:
+			ok = d.int64(&c.Created)
+		case 3:
+			ok = d.string(&c.Model)
+		case 4:
+			ok = d.chunkChoices(&c.Choices)
+		case 5:
+			ok = d.usage(&c.Usage)
+		case 6:
+			ok = d.string(&c.SystemFingerprint)
+		case 7:
+			ok = d.string(&c.ServiceTier)
+		default:
+			ok = d.skip(0)
+		}
+		if !ok {
+			return false
+		}
+	}
+}
+
+// chunkChoices reads a chunk's choices: null leaves them nil, [] makes
+// them empty (not nil), as encoding/json does.
+func (d *chatDecoder) chunkChoices(cs *[]ChunkChoice) bool {
+	if d.null() {
+		*cs = nil
+		return true
+	}
+	if !d.at('[') {
+		return false
+	}
+	var s []ChunkChoice
+	for n := 0; ; n++ {
+		end, ok := d.elem(n)
+		if !ok {
+			return false
+		}
+		if end {
+			if s == nil {
+				s = []ChunkChoice{}
+			}
+			*cs = s
+			return true
+		}
+		s = append(s, ChunkChoice{})
+		if !d.at('{') || !d.chunkChoice(&s[len(s)-1]) {
+			return false
+		}
+	}
+}
+
+func (d *chatDecoder) chunkChoice(cc *ChunkChoice) bool {
+	var seen uint32
+	for n := 0; ; n++ {
+		f, end, ok := d.field(n, chunkChoiceFields, &seen)
+		if !ok || end {
+			return ok
+		}
+		switch f {
+		case 0:
+			ok = d.int(&cc.Index)
+		case 1:
+			// null leaves a struct as it is.
+			ok = d.null() || d.at('{') && d.delta(&cc.Delta)
+		case 2:
+			ok = d.stringPtr(&cc.FinishReason)
+		case 3:
+			ok = d.raw(&cc.Logprobs)
+		default:
+			ok = d.skip(0)
+		}
+		if !ok {
+			return false
+		}
+	}
+}
+
+func (d *chatDecoder) delta(dl *Delta) bool {
+	var seen uint32
+	for n := 0; ; n++ {
+		f, end, ok := d.field(n, deltaFields, &seen)
+		if !ok || end {
+			return ok
+		}
+		switch f {
+		case 0:
+			ok = d.string(&dl.Role)
+		case 1:
+			ok = d.stringPtr(&dl.Content)
+		case 2:
+			ok = d.stringPtr(&dl.ReasoningContent)
+		case 3:
+			ok = d.toolCalls(&dl.ToolCalls)
+		case 4:
+			ok = d.stringPtr(&dl.Refusal)
+		default:
+			ok = d.skip(0)
+		}
+		if !ok {
+			return false
+		}
+	}
+}
+
+func (d *chatDecoder) toolCalls(tcs *[]ToolCall) bool {
+	if d.null() {
+		*tcs = nil
+		return true
+	}
+	if !d.at('[') {
+		return false
+	}
+	var s []ToolCall
+	for n := 0; ; n++ {
+		end, ok := d.elem(n)
+		if !ok {
+			return false
+		}
+		if end {
+			if s == nil {
+				s = []ToolCall{}
+			}
+			*tcs = s
+			return true
+		}
+		s = append(s, ToolCall{})
+		if !d.at('{') || !d.toolCall(&s[len(s)-1]) {
+			return false
+		}
+	}
+}
+
+func (d *chatDecoder) toolCall(tc *ToolCall) bool {
+	var seen uint32
+	for n := 0; ; n++ {
+		f, end, ok := d.field(n, toolCallFields, &seen)
+		if !ok || end {
+			return ok
+		}
+		switch f {
+		case 0:
+			ok = d.intPtr(&tc.Index)
+		case 1:
+			ok = d.string(&tc.ID)
+		case 2:
+			ok = d.string(&tc.Type)
+		case 3:
+			ok = d.null() || d.at('{') && d.functionCall(&tc.Function)
+		default:
+			ok = d.skip(0)
+		}
+		if !ok {
+			return false
+		}
+	}
+}
+
+func (d *chatDecoder) functionCall(fc *FunctionCall) bool {
+	var seen uint32
+	for n := 0; ; n++ {
+		f, end, ok := d.field(n, functionCallFields, &seen)
+		if !ok || end {
+			return ok
+		}
+		switch f {
+		case 0:
+			ok = d.string(&fc.Name)
+		case 1:
+			ok = d.string(&fc.Arguments)
+		default:
+			ok = d.skip(0)
+		}
+		if !ok {
+			return false
+		}
+	}
+}
+
+// usage reads a usage object; null leaves *u nil.
+func (d *chatDecoder) usage(u **Usage) bool {
+	if d.null() {
+		*u = nil
+		return true
+	}
+	if !d.at('{') {
+		return false
+	}
+	v := new(Usage)
+	*u = v
+	var seen uint32
+	for n := 0; ; n++ {
+		f, end, ok := d.field(n, usageFields, &seen)
+		if !ok || end {
+			return ok
+		}
+		switch f {
+		case 0:
+			ok = d.int(&v.PromptTokens)
+		case 1:
+			ok = d.int(&v.CompletionTokens)
+		case 2:
+			ok = d.int(&v.TotalTokens)
+		case 3:
+			ok = d.promptDetails(&v.PromptTokensDetails)
+		case 4:
+			ok = d.completionDetails(&v.CompletionTokensDetails)
+		default:
+			ok = d.skip(0)
+		}
+		if !ok {
+			return false
+		}
+	}
+}
+
+func (d *chatDecoder) promptDetails(p **PromptTokensDetails) bool {
+	if d.null() {
+		*p = nil
+		return true
+	}
+	if !d.at('{') {
+		return false
+	}
+	v := new(PromptTokensDetails)
+	*p = v
+	var seen uint32
+	for n := 0; ; n++ {
+		f, end, ok := d.field(n, promptDetailFields, &seen)
+		if !ok || end {
+			return ok
+		}
+		switch f {
+		case 0:
+			ok = d.int(&v.CachedTokens)
+		case 1:
+			ok = d.int(&v.AudioTokens)
+		case 2:
+			ok = d.int(&v.CacheCreationTokens)
+		default:
+			ok = d.skip(0)
+		}
+		if !ok {
+			return false
+		}
+	}
+}
+
+func (d *chatDecoder) completionDetails(p **CompletionTokensDetails) bool {
+	if d.null() {
+		*p = nil
+		return true
+	}
+	if !d.at('{') {
+		return false
+	}
+	v := new(CompletionTokensDetails)
+	*p = v
+	var seen uint32
+	for n := 0; ; n++ {
+		f, end, ok := d.field(n, complDetailFields, &seen)
+		if !ok || end {
+			return ok
+		}
+		switch f {
+		case 0:
+			ok = d.int(&v.ReasoningTokens)
+		case 1:
+			ok = d.int(&v.AudioTokens)
+		case 2:
+			ok = d.int(&v.AcceptedPredictionTokens)
+		case 3:
+			ok = d.int(&v.RejectedPredictionTokens)
+		default:
+			ok = d.skip(0)
+		}
+		if !ok {
+			return false
+		}
+	}
+}
+
+// response reads a chat.completion object.
+func (d *chatDecoder) response(r *ChatResponse) bool {
+	var seen uint32
+	for n := 0; ; n++ {
+		f, end, ok := d.field(n, chunkFields, &seen) // the same names
+		if !ok || end {
+			return ok
+		}
+		switch f {
+		case 0:
+			ok = d.string(&r.ID)
+		case 1:
+			ok = d.string(&r.Object)
+		case 2:
+			ok = d.int64(&r.Created)
+		case 3:
+			ok = d.string(&r.Model)
+		case 4:
+			ok = d.choices(&r.Choices)
+		case 5:
+			ok = d.usage(&r.Usage)
+		case 6:
+			ok = d.string(&r.SystemFingerprint)
+		case 7:
+			ok = d.string(&r.ServiceTier)
+		default:
+			ok = d.skip(0)
+		}
+		if !ok {
+			return false
+		}
+	}
+}
+
+func (d *chatDecoder) choices(cs *[]Choice) bool {
+	if d.null() {
+		*cs = nil
+		return true
+	}
+	if !d.at('[') {
+		return false
+	}
+	var s []Choice
+	for n := 0; ; n++ {
+		end, ok := d.elem(n)
+		if !ok {
+			return false
+		}
+		if end {
+			if s == nil {
+				s = []Choice{}
+			}
+			*cs = s
+			return true
+		}
+		s = append(s, Choice{})
+		if !d.at('{') || !d.choice(&s[len(s)-1]) {
+			return false
+		}
+	}
+}
+
+func (d *chatDecoder) choice(c *Choice) bool {
+	var seen uint32
+	for n := 0; ; n++ {
+		f, end, ok := d.field(n, choiceFields, &seen)
+		if !ok || end {
+			return ok
+		}
+		switch f {
+		case 0:
+			ok = d.int(&c.Index)
+		case 1:
+			ok = d.null() || d.at('{') && d.message(&c.Message)
+		case 2:
+			ok = d.string(&c.FinishReason)
+		case 3:
+			ok = d.raw(&c.Logprobs)
+		default:
+			ok = d.skip(0)
+		}
+		if !ok {
+			return false
+		}
+	}
+}
+
+func (d *chatDecoder) message(m *Message) bool {
+	var seen uint32
+	for n := 0; ; n++ {
+		f, end, ok := d.field(n, messageFields, &seen)
+		if !ok || end {
+			return ok
+		}
+		switch f {
+		case 0:
+			ok = d.string(&m.Role)
+		case 1:
+			ok = d.content(&m.Content)
+		case 2:
+			ok = d.string(&m.Name)
+		case 3:
+			ok = d.toolCalls(&m.ToolCalls)
+		case 4:
+			ok = d.string(&m.ToolCallID)
+		case 5:
+			ok = d.string(&m.Refusal)
+		case 6:
+			ok = d.string(&m.ReasoningContent)
+		case 7:
+			ok = d.raw(&m.Audio)
+		case 8:
+			ok = d.raw(&m.FunctionCall)
+		default:
+			ok = d.skip(0)
+		}
+		if !ok {
+			return false
+		}
+	}
+}
+
+// content reads string or null content as Content.UnmarshalJSON does
+// (an array of parts is left to encoding/json).
+func (d *chatDecoder) content(c *Content) bool {
+	if d.null() {
+		*c = Content{Null: true}
+		return true
+	}
+	*c = Content{}
+	return d.at('"') && d.string(&c.Text)
+}
+
+// string reads a string into *s; null leaves *s as it is.
+func (d *chatDecoder) string(s *string) bool {
+	if d.null() {
+		return true
+	}
+	v, ok := d.text()
+	if ok {
+		*s = v
+	}
+	return ok
+}
+
+// stringPtr reads a string into a new *p; null sets *p to nil.
+func (d *chatDecoder) stringPtr(p **string) bool {
+	if d.null() {
+		*p = nil
+		return true
+	}
+	v, ok := d.text()
+	if ok {
+		*p = &v
+	}
+	return ok
+}
+
+// text reads a string as encoding/json decodes it, and reports false for
+// anything else and for a string that is not valid UTF-8 (encoding/json
+// would replace the bad bytes with U+FFFD).
+func (d *chatDecoder) text() (string, bool) {
+	b := d.b
+	if d.i >= len(b) || b[d.i] != '"' {
+		return "", false
+	}
+	start := d.i + 1
+	j := start
+	for j < len(b) {
+		c := b[j]
+		if keyByte[c] {
+			j++
+			continue
+		}
+		switch {
+		case c == '"':
+			d.i = j + 1
+			switch {
+			case j == start:
+				return "", true
+			case len(b) > chatShareMax:
+				return string(b[start:j]), true
+			case d.str == "":
+				d.str = string(b)
+			}
+			return d.str[start:j], true
+		case c == '\\':
+			return d.escaped(start, j)
+		case c < 0x20:
+			return "", false
+		}
+		r, size := utf8.DecodeRune(b[j:])
+		if r == utf8.RuneError && size == 1 {
+			return "", false
+		}
+		j += size
+	}
+	return "", false
+}
+
+// escaped decodes the string that starts at start and has its first
+// escape at j.
+func (d *chatDecoder) escaped(start, j int) (string, bool) {
+	b := d.b
+	// The decoded string is no longer than the raw one: find its end to
+	// allocate once.
+	end := j
+	for end < len(b) && b[end] != '"' {
+		if b[end] == '\\' {
+			end++
+		}
+		end++
+	}
+	if end >= len(b) {
+		return "", false
+	}
+	var sb strings.Builder
+	sb.Grow(end - start)
+	sb.Write(b[start:j])
+	for j < end {
+		if b[j] != '\\' {
+			k := j
+			for k < end && b[k] != '\\' && b[k] >= 0x20 {
+				k++
+			}
+			if k < end && b[k] < 0x20 || !utf8.Valid(b[j:k]) {
+				return "", false
+			}
+			sb.Write(b[j:k])
+			j = k
+			continue
+		}
+		// An escape: the scan for end read the byte after the backslash.
+		c := b[j+1]
+		j += 2
+		switch c {
+		case '"', '\\', '/':
+		case 'b':
+			c = '\b'
+		case 'f':
+			c = '\f'
+		case 'n':
+			c = '\n'
+		case 'r':
+			c = '\r'
+		case 't':
+			c = '\t'
+		case 'u':
+			// Four hex digits cannot hold the closing quote, so they lie
+			// before end.
+			r := hex4(b, j)
+			if r < 0 {
+				return "", false
+			}
+			j += 4
+			if utf16.IsSurrogate(r) {
+				// As encoding/json: a valid pair is one rune, anything
+				// else U+FFFD (and a second escape stays to be read).
+				r2 := rune(-1)
+				if j+1 < end && b[j] == '\\' && b[j+1] == 'u' {
+					r2 = hex4(b, j+2)
+				}
+				if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
+					r = dec
+					j += 6
+				} else {
+					r = utf8.RuneError
+				}
+			}
+			sb.WriteRune(r)
+			continue
+		default:
+			return "", false
+		}
+		sb.WriteByte(c)
+	}
+	d.i = end + 1
+	return sb.String(), true
+}
+
+// hex4 returns the rune of the four hex digits at b[i:], or -1.
+func hex4(b []byte, i int) rune {
+	if i+4 > len(b) {
+		return -1
+	}
+	var r rune
+	for _, c := range b[i : i+4] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c -= 'a' - 10
+		case 'A' <= c && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return -1
+		}
+		r = r*16 + rune(c)
+	}
+	return r
+}
+
+// integer reads a number encoding/json stores in an integer field as it
+// is: no fraction or exponent, at most 18 digits (longer ones, which may
+// overflow, are left to encoding/json).
+func (d *chatDecoder) integer() (int64, bool) {
+	b := d.b
+	j := d.i
+	neg := j < len(b) && b[j] == '-'
+	if neg {
+		j++
+	}
+	start := j
+	switch {
+	case j >= len(b):
+		return 0, false
+	case b[j] == '0':
+		j++
+	case '1' <= b[j] && b[j] <= '9':
+		for j < len(b) && '0' <= b[j] && b[j] <= '9' {
+			j++
+		}
+	default:
+		return 0, false
+	}
+	if j-start > 18 || j < len(b) && (b[j] == '.' || b[j] == 'e' || b[j] == 'E') {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b[start:j] {
+		n = n*10 + int64(c-'0')
+	}
+	if neg {
+		n = -n
+	}
+	d.i = j
+	return n, true
+}
+
+// int64 reads an integer into *v; null leaves *v as it is.
+func (d *chatDecoder) int64(v *int64) bool {
+	if d.null() {
+		return true
+	}
+	n, ok := d.integer()
+	if ok {
+		*v = n
+	}
+	return ok
+}
+
+// int reads an integer into *v; null leaves *v as it is.
+func (d *chatDecoder) int(v *int) bool {
+	if d.null() {
+		return true
+	}
+	n, ok := d.integer()
+	if !ok || int64(int(n)) != n {
+		return false
+	}
+	*v = int(n)
+	return true
+}
+
+// intPtr reads an integer into a new *p; null sets *p to nil.
+func (d *chatDecoder) intPtr(p **int) bool {
+	if d.null() {
+		*p = nil
+		return true
+	}
+	n, ok := d.integer()
+	if !ok || int64(int(n)) != n {
+		return false
+	}
+	v := int(n)
+	*p = &v
+	return true
+}
+
+// raw reads any value into *m as a copy of its bytes, as
+// json.RawMessage's UnmarshalJSON does (null included).
+func (d *chatDecoder) raw(m *json.RawMessage) bool {
+	start := d.i
+	if !d.skip(0) {
+		return false
+	}
+	*m = append(json.RawMessage(nil), d.b[start:d.i]...)
+	return true
+}
+
+// skip reads any valid JSON value at depth (nesting levels below the
+// value being skipped) and reports false for invalid JSON and for nesting
+// beyond chatMaxDepth.
+func (d *chatDecoder) skip(depth int) bool {
+	b := d.b
+	if d.i >= len(b) {
+		return false
+	}
+	switch c := b[d.i]; {
+	case c == '"':
+		return d.skipString()
+	case c == '{' || c == '[':
+		if depth >= chatMaxDepth {
+			return false
+		}
+		end := byte('}')
+		if c == '[' {
+			end = ']'
+		}
+		d.i++
+		d.ws()
+		if d.i < len(b) && b[d.i] == end {
+			d.i++
+			return true
+		}
+		for {
+			if c == '{' {
+				if d.i >= len(b) || b[d.i] != '"' || !d.skipString() {
+					return false
+				}
+				d.ws()
+				if d.i >= len(b) || b[d.i] != ':' {
+					return false
+				}
+				d.i++
+				d.ws()
+			}
+			if !d.skip(depth + 1) {
+				return false
+			}
+			d.ws()
+			if d.i >= len(b) {
+				return false
+			}
+			switch b[d.i] {
+			case ',':
+				d.i++
+				d.ws()
+			case end:
+				d.i++
+				return true
+			default:
+				return false
+			}
+		}
+	case c == '-' || '0' <= c && c <= '9':
+		return d.skipNumber()
+	case c == 't':
+		return d.literal("true")
+	case c == 'f':
+		return d.literal("false")
+	case c == 'n':
+		return d.literal("null")
+	}
+	return false
+}
+
+func (d *chatDecoder) literal(lit string) bool {
+	if !bytes.HasPrefix(d.b[d.i:], []byte(lit)) {
+		return false
+	}
+	d.i += len(lit)
+	return true
+}
+
+// skipString reads a valid JSON string (any bytes from 0x20 up but '"'
+// and '\\' as they are, valid escapes).
+func (d *chatDecoder) skipString() bool {
+	b := d.b
+	for j := d.i + 1; j < len(b); j++ {
+		switch c := b[j]; {
+		case c == '"':
+			d.i = j + 1
+			return true
+		case c == '\\':
+			j++
+			if j >= len(b) {
+				return false
+			}
+			switch b[j] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if hex4(b, j+1) < 0 {
+					return false
+				}
+				j += 4
+			default:
+				return false
+			}
+		case c < 0x20:
+			return false
+		}
+	}
+	return false
+}
+
+func (d *chatDecoder) digits() bool {
+	start := d.i
+	for d.i < len(d.b) && '0' <= d.b[d.i] && d.b[d.i] <= '9' {
+		d.i++
+	}
+	return d.i > start
+}
+
+// skipNumber reads a valid JSON number.
+func (d *chatDecoder) skipNumber() bool {
+	b := d.b
+	if b[d.i] == '-' {
+		d.i++
+	}
+	switch {
+	case d.i >= len(b):
+		return false
+	case b[d.i] == '0':
+		d.i++
+	case '1' <= b[d.i] && b[d.i] <= '9':
+		d.digits()
+	default:
+		return false
+	}
+	if d.i < len(b) && b[d.i] == '.' {
+		d.i++
+		if !d.digits() {
+			return false
+		}
+	}
+	if d.i < len(b) && (b[d.i] == 'e' || b[d.i] == 'E') {
+		d.i++
+		if d.i < len(b) && (b[d.i] == '+' || b[d.i] == '-') {
+			d.i++
+		}
+		if !d.digits() {
+			return false
+		}
+	}
+	return true
+}
