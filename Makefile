@@ -36,5 +36,7 @@ fuzz:
 	$(GO) test ./verify -run '^$$' -fuzz '^FuzzPackageManifest$$' -fuzztime 20s
 	$(GO) test ./evidence -run '^$$' -fuzz '^FuzzParseFields$$' -fuzztime 20s
 	$(GO) test ./gateway -run '^$$' -fuzz '^FuzzSSEDecoder$$' -fuzztime 20s
+	for f in FuzzDecodeChatChunk FuzzDecodeChatResponse FuzzDecodeChatValue; do \
+		$(GO) test ./gateway -run '^$$' -fuzz "^$$f$$" -fuzztime 20s || exit 1; done
 	for f in FuzzChatRequest FuzzEmbeddingsRequest; do \
 		$(GO) test ./gateway/httpapi -run '^$$' -fuzz "^$$f$$" -fuzztime 20s || exit 1; done
