@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -277,9 +278,22 @@ func (e *Engine) pick(caller gateway.Caller, model string) *policy {
 // callState is what the input side leaves for the output side.
 type callState struct {
 	p       *policy // nil: no policy matched (limits only)
-	vault   vault
+	vault   vault   // nil until PII is redacted
 	restore bool
 	res     *limits.Reservation
+	// decisions is memory for the decisions of Input (one allocation for
+	// all), dropped when it returns; newDecision allocates when it is full
+	// or nil.
+	decisions []decision
+}
+
+// newDecision returns a zero decision, from st.decisions while it has room.
+func (st *callState) newDecision() *decision {
+	if st == nil || len(st.decisions) == cap(st.decisions) {
+		return new(decision)
+	}
+	st.decisions = st.decisions[:len(st.decisions)+1]
+	return &st.decisions[len(st.decisions)-1]
 }
 
 // segment is one piece of text of a request or answer: a message's
@@ -393,7 +407,26 @@ func (d *decision) attrs(p *policy, shadow bool) map[string]any {
 	return a
 }
 
-func roundScore(f float64) string { return fmt.Sprintf("%.2f", f) }
+// roundScore is f as fmt's "%.2f", boxed: the 101 texts of scores from 0
+// to 1 are boxed once (every finding and decision records one).
+func roundScore(f float64) any {
+	var buf [32]byte
+	b := strconv.AppendFloat(buf[:0], f, 'f', 2, 64) // what fmt's %.2f writes
+	if len(b) == 4 && b[1] == '.' && (b[0] == '0' || b[0] == '1') {
+		if i := int(b[0]-'0')*100 + int(b[2]-'0')*10 + int(b[3]-'0'); i <= 100 {
+			return scoreTexts[i]
+		}
+	}
+	return string(b)
+}
+
+// scoreTexts are "0.00" to "1.00", boxed.
+var scoreTexts = func() (t [101]any) {
+	for i := range t {
+		t[i] = fmt.Sprintf("%d.%02d", i/100, i%100)
+	}
+	return t
+}()
 
 // scan runs a text check over segments of one stage and returns its
 // decision; redaction is applied in place when the check redacts.
@@ -403,7 +436,8 @@ func roundScore(f float64) string { return fmt.Sprintf("%.2f", f) }
 // incomplete (a PEM block without its end yet), so it is not redacted now;
 // d.pending is where the first such finding starts.
 func (e *Engine) scan(c *check, stage string, segs []segment, st *callState, shadow bool, tail int) (d *decision) {
-	d = &decision{c: c, stage: stage, verdict: "pass", pending: -1}
+	d = st.newDecision()
+	*d = decision{c: c, stage: stage, verdict: "pass", pending: -1}
 	start := time.Now()
 	defer func() {
 		d.took = time.Since(start)
@@ -516,7 +550,10 @@ func typesOf(fs []eventFinding) string {
 // redact replaces the findings in text: PII by reversible placeholders
 // (the call's vault), anything else by [REDACTED:<type>].
 func (e *Engine) redact(c *check, text string, fs []Finding, st *callState) string {
-	if c.cfg.Type == TypePII && st.vault != nil {
+	if c.cfg.Type == TypePII {
+		if st.vault == nil {
+			st.vault = newVault()
+		}
 		if c.cfg.Restore {
 			st.restore = true
 		}
@@ -524,13 +561,16 @@ func (e *Engine) redact(c *check, text string, fs []Finding, st *callState) stri
 	}
 	fs = mergeSpans(fs)
 	var b strings.Builder
+	b.Grow(len(text) + 32*len(fs))
 	last := 0
 	for _, f := range fs {
 		if f.Start < last || f.End > len(text) || f.Start >= f.End {
 			continue
 		}
 		b.WriteString(text[last:f.Start])
-		b.WriteString("[REDACTED:" + f.Type + "]")
+		b.WriteString("[REDACTED:")
+		b.WriteString(f.Type)
+		b.WriteByte(']')
 		last = f.End
 	}
 	b.WriteString(text[last:])
@@ -558,8 +598,9 @@ func blockError(d *decision, output bool) *gateway.Error {
 	if output {
 		status, what = 422, "answer"
 	}
-	return &gateway.Error{Status: status, Type: gateway.TypeInvalidRequest, Code: "guardrail_blocked",
-		Message: fmt.Sprintf("The %s was blocked by guardrail %q (%s, %s stage): %s.", what, d.c.cfg.ID, d.c.cfg.Type, d.stage, d.reason)}
+	// fmt.Sprintf("The %s was blocked by guardrail %q (%s, %s stage): %s.", …), in one allocation
+	msg := "The " + what + " was blocked by guardrail " + strconv.Quote(d.c.cfg.ID) + " (" + d.c.cfg.Type + ", " + d.stage + " stage): " + d.reason + "."
+	return &gateway.Error{Status: status, Type: gateway.TypeInvalidRequest, Code: "guardrail_blocked", Message: msg}
 }
 
 // finish turns decisions into an inspection: events, and the first block
@@ -598,6 +639,7 @@ func (e *Engine) finish(ctx context.Context, tenant string, p *policy, ds []*dec
 			ins.Hold = h
 		}
 	}
+	ins.Events = make([]map[string]any, 0, len(ds)+1) // room for Input's limits event
 	for _, d := range ds {
 		ins.Events = append(ins.Events, d.attrs(p, p.cfg.Shadow || d.c.cfg.Shadow))
 	}
@@ -621,7 +663,7 @@ func (e *Engine) Input(ctx context.Context, caller gateway.Caller, endpoint, mod
 		return &gateway.Inspection{Block: &gateway.Error{Status: 400, Type: gateway.TypeInvalidRequest, Code: "guardrail_uninspectable",
 			Message: "This request cannot be inspected by the guardrails that apply to it (they read requests in the OpenAI chat shape, and it does not translate to it)."}}, nil
 	}
-	st := &callState{p: p, vault: newVault()}
+	st := &callState{p: p} // its vault is made when PII is redacted
 	var limitEvent map[string]any
 	if e.limiter != nil {
 		var block *gateway.Error
@@ -635,7 +677,29 @@ func (e *Engine) Input(ctx context.Context, caller gateway.Caller, endpoint, mod
 		}
 	}
 	segs := inputSegments(req)
-	var ds []*decision
+	inputs := 0
+	for _, sg := range segs {
+		if sg.stage == StageInput {
+			inputs++
+		}
+	}
+	n, scans := 0, 0 // the input side's decisions, at most, and its scans
+	for _, c := range p.checks {
+		for _, stage := range c.cfg.Stages {
+			if stage == StageOutput {
+				continue
+			}
+			n++
+			if c.det != nil && (stage == StageInput || stage == StageToolResults) {
+				scans++
+				if c.cfg.Type == TypeInjection && stage == StageInput && inputs > 1 {
+					scans++ // scanJoined's
+				}
+			}
+		}
+	}
+	ds := make([]*decision, 0, n)
+	st.decisions = make([]decision, 0, scans)
 	for _, c := range p.checks {
 		shadow := p.cfg.Shadow || c.cfg.Shadow
 		for _, stage := range c.cfg.Stages {
@@ -664,6 +728,7 @@ func (e *Engine) Input(ctx context.Context, caller gateway.Caller, endpoint, mod
 				ins := e.finish(ctx, caller.Tenant, p, ds, false, true)
 				ins.Output = p.output
 				prependEvent(ins, limitEvent)
+				st.decisions = nil // the call's state does not keep them
 				return ins, st
 			}
 		}
@@ -671,12 +736,15 @@ func (e *Engine) Input(ctx context.Context, caller gateway.Caller, endpoint, mod
 	ins := e.finish(ctx, caller.Tenant, p, ds, false, true)
 	ins.Output = p.output
 	prependEvent(ins, limitEvent)
+	st.decisions = nil
 	return ins, st
 }
 
 func prependEvent(ins *gateway.Inspection, ev map[string]any) {
 	if ev != nil {
-		ins.Events = append([]map[string]any{ev}, ins.Events...)
+		ins.Events = append(ins.Events, nil)
+		copy(ins.Events[1:], ins.Events)
+		ins.Events[0] = ev
 	}
 }
 

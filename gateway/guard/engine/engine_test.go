@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -326,6 +327,40 @@ func TestStripToolCalls(t *testing.T) {
 		}
 		if ins.Block != nil || !slices.Equal(kept, tc.kept) || resp.Choices[0].FinishReason != tc.finish || resp.Raw != nil {
 			t.Errorf("%v: block %v, kept %v, finish %s", tc.calls, ins.Block, kept, resp.Choices[0].FinishReason)
+		}
+	}
+}
+
+// roundScore writes what fmt's "%.2f" writes (the boxed texts of 0 to 1
+// included).
+func TestRoundScore(t *testing.T) {
+	fs := []float64{0, 1, 0.5, 0.005, 0.015, 0.125, 0.995, 0.9949999, 0.99999, 1.004, 1.005, 1.5, 2, -0.0, -0.001, -1,
+		math.NaN(), math.Inf(1), math.Inf(-1), math.SmallestNonzeroFloat64, math.MaxFloat64}
+	for i := range 1000 {
+		f := float64(i) / 997
+		fs = append(fs, f, math.Nextafter(float64(i%101)/100, 2), math.Nextafter(float64(i%101)/100, -1), float64(i%201)/200)
+	}
+	for _, f := range fs {
+		got, ok := roundScore(f).(string)
+		if want := fmt.Sprintf("%.2f", f); !ok || got != want {
+			t.Errorf("roundScore(%v) = %v; want %q", f, roundScore(f), want)
+		}
+	}
+}
+
+// blockError's message is the one fmt.Sprintf wrote before.
+func TestBlockErrorMessage(t *testing.T) {
+	for _, id := range []string{"injection", `we"ird\id`, "ünï\x00", ""} {
+		for _, output := range []bool{false, true} {
+			d := &decision{c: &check{cfg: CheckConfig{ID: id, Type: TypeInjection}}, stage: StageInput, reason: "found override"}
+			what := "request"
+			if output {
+				what = "answer"
+			}
+			want := fmt.Sprintf("The %s was blocked by guardrail %q (%s, %s stage): %s.", what, d.c.cfg.ID, d.c.cfg.Type, d.stage, d.reason)
+			if got := blockError(d, output).Message; got != want {
+				t.Errorf("blockError(%q, %v) = %q; want %q", id, output, got, want)
+			}
 		}
 	}
 }

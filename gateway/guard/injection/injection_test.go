@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"aigw/gateway/guard"
 )
@@ -313,23 +314,48 @@ func TestDecodeBudget(t *testing.T) {
 	}
 }
 
+// naiveIndexFold tries strings.EqualFold at every offset: what indexFold
+// must return.
+func naiveIndexFold(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(sub)], sub) {
+			return i
+		}
+	}
+	return -1
+}
+
 // indexFold agrees with trying strings.EqualFold at every offset.
 func TestIndexFold(t *testing.T) {
-	naive := func(s, sub string) int {
-		for i := 0; i+len(sub) <= len(s); i++ {
-			if strings.EqualFold(s[i:i+len(sub)], sub) {
-				return i
-			}
-		}
-		return -1
-	}
+	naive := naiveIndexFold
 	texts := []string{"", "s", "style", "STYLE", "a Style b", "ssssstyle", "sSsStYlE", "<p style=x>", "no match here at all",
 		"hidden HIDDEN hIdDeN", "<img src=x>", "ſtyle", "sty", "xxstylx style", strings.Repeat("s", 100) + "tyle"}
 	for _, s := range texts {
-		for _, sub := range []string{"style", "hidden", "<img", "src=", "s", "</div", "<!--"} {
+		for _, sub := range []string{"style", "hidden", "<img", "src=", "s", "</div", "<!--", "</DIV", "</dív", "Style", "k", "\u212a"} {
 			if got, want := indexFold(s, sub), naive(s, sub); got != want {
 				t.Errorf("indexFold(%q, %q) = %d; want %d", s, sub, got, want)
 			}
 		}
 	}
+}
+
+// FuzzIndexFold checks indexFold's rare-byte search (ASCII subs) against
+// naiveIndexFold. (A non-ASCII sub takes indexFoldSlow, the search as it
+// was before, which differs from naiveIndexFold only for invalid UTF-8,
+// whose bytes all fold to U+FFFD.)
+func FuzzIndexFold(f *testing.F) {
+	for _, c := range [][2]string{{"a Style b", "style"}, {"ssssstyle", "style"}, {"<DIV>x</dIv>", "</div"}, {"\u212aey", "key"},
+		{"\xffhiDden\xc3", "hidden"}, {"ſtyle STYLE", "style"}} {
+		f.Add(c[0], c[1])
+	}
+	f.Fuzz(func(t *testing.T, s, sub string) {
+		for k := 0; k < len(sub); k++ {
+			if sub[k] >= utf8.RuneSelf {
+				return
+			}
+		}
+		if got, want := indexFold(s, sub), naiveIndexFold(s, sub); got != want {
+			t.Fatalf("indexFold(%q, %q) = %d; want %d", s, sub, got, want)
+		}
+	})
 }

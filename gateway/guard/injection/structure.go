@@ -172,10 +172,11 @@ func hiddenHTML(a *accum, text string, l layer, signals [][2]int, cueIn func(str
 		}
 	}
 	// Tags hide text: none without a '<' (most texts), and only with a
-	// style or the hidden attribute somewhere.
-	if strings.IndexByte(text, '<') < 0 || indexFold(text, "style") < 0 && indexFold(text, "hidden") < 0 {
-		return
-	}
+	// style or the hidden attribute somewhere. (That search waits for the
+	// first tag with attributes, the only kind hiddenStyle can find hidden:
+	// a text whose only tags have none, such as PII placeholders, costs no
+	// search for the two words.)
+	words := -1 // 1: "style" or "hidden" is in text; -1: not searched yet
 	for off := 0; off < len(text); {
 		i := strings.IndexByte(text[off:], '<')
 		if i < 0 {
@@ -194,6 +195,18 @@ func hiddenHTML(a *accum, text string, l layer, signals [][2]int, cueIn func(str
 		name := tag
 		if k := strings.IndexAny(tag, " \t\n/"); k >= 0 {
 			name = tag[:k]
+		}
+		if len(name) == len(tag) {
+			continue // no attributes: hiddenStyle("") is false
+		}
+		if words < 0 {
+			words = 0
+			if indexFold(text, "style") >= 0 || indexFold(text, "hidden") >= 0 {
+				words = 1
+			}
+		}
+		if words == 0 {
+			return
 		}
 		if !hiddenStyle(tag[len(name):]) {
 			continue
@@ -286,7 +299,15 @@ func isASCIILetter(c byte) bool {
 	return 'a' <= c|0x20 && c|0x20 <= 'z'
 }
 
-// indexFold is strings.Index for a lower-case ASCII sub, ignoring ASCII case in s.
+// indexFold is strings.Index ignoring ASCII case: for an ASCII sub (every
+// caller's but the closing tag of a non-ASCII element name), the first i
+// such that strings.EqualFold(s[i:i+len(sub)], sub), or -1. Such a window
+// of len(sub) bytes folds to sub only if it is ASCII and equal to it but
+// for the case of its letters, so the search goes from one occurrence of
+// sub's rarest byte (either case) to the next, with IndexByte, and
+// compares the bytes around it: a text full of the first byte ("s" of
+// "style") costs no comparison per occurrence. Any other sub takes
+// indexFoldSlow.
 func indexFold(s, sub string) int {
 	n := len(sub)
 	if n == 0 {
@@ -295,6 +316,91 @@ func indexFold(s, sub string) int {
 	if n > len(s) {
 		return -1
 	}
+	p := -1
+	for k := 0; k < n; k++ {
+		if sub[k] >= utf8.RuneSelf {
+			return indexFoldSlow(s, sub)
+		}
+		if p < 0 || byteRarity[sub[k]|asciiFoldBit(sub[k])] < byteRarity[sub[p]|asciiFoldBit(sub[p])] {
+			p = k
+		}
+	}
+	c0, c1 := sub[p], sub[p]
+	if isASCIILetter(c0) {
+		c0, c1 = c0|0x20, c0&^0x20
+	}
+	// Occurrences of sub[p] at q in [p, last) start a window at q-p.
+	last := len(s) - n + p + 1
+	next0, next1 := -2, -2
+	if c1 == c0 {
+		next1 = -1
+	}
+	for i := p; i < last; {
+		if next0 != -1 && next0 < i {
+			if next0 = strings.IndexByte(s[i:last], c0); next0 >= 0 {
+				next0 += i
+			}
+		}
+		if next1 != -1 && next1 < i {
+			if next1 = strings.IndexByte(s[i:last], c1); next1 >= 0 {
+				next1 += i
+			}
+		}
+		q := next0
+		if q < 0 || next1 >= 0 && next1 < q {
+			q = next1
+		}
+		if q < 0 {
+			return -1
+		}
+		if asciiEqualFold(s[q-p:q-p+n], sub) {
+			return q - p
+		}
+		i = q + 1
+	}
+	return -1
+}
+
+// asciiFoldBit is the bit that makes an ASCII letter lower case (0 for
+// any other byte).
+func asciiFoldBit(c byte) byte {
+	if isASCIILetter(c) {
+		return 0x20
+	}
+	return 0
+}
+
+// asciiEqualFold says that w equals the ASCII string sub (of the same
+// length) but for the case of ASCII letters.
+func asciiEqualFold(w, sub string) bool {
+	for k := 0; k < len(sub); k++ {
+		a, b := w[k], sub[k]
+		if a != b && (!isASCIILetter(a) || a|0x20 != b|0x20) {
+			return false
+		}
+	}
+	return true
+}
+
+// byteRarity ranks bytes by how often they occur in English text and
+// markup, rarest lowest: letters by their frequency in English, white
+// space and markup punctuation after them.
+var byteRarity = func() (t [256]uint8) {
+	const common = " etaoinshrdlcumwfgypbvkjxqz" // most frequent first
+	for c := range t {
+		t[c] = 1 // other bytes: rare
+	}
+	for k := 0; k < len(common); k++ {
+		t[common[k]] = uint8(len(common) + 1 - k)
+	}
+	return t
+}()
+
+// indexFoldSlow is indexFold as it was before the rare-byte search, for a
+// sub that is not ASCII: each occurrence of its first byte (and of its
+// upper case, for a lower-case letter) is tried with strings.EqualFold.
+func indexFoldSlow(s, sub string) int {
+	n := len(sub)
 	c0, c1 := sub[0], sub[0]
 	if 'a' <= c0 && c0 <= 'z' {
 		c1 = c0 - ('a' - 'A')

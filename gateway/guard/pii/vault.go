@@ -24,10 +24,20 @@ type Vault struct {
 // vaultMap is the vault's content; its Format keeps values out of
 // fmt's output even when a Vault is printed field by field.
 type vaultMap struct {
-	byValue map[string]string // type + "\x00" + value → placeholder
-	byPH    map[string]string // placeholder → value
-	next    map[string]int    // type tag → last number used
-	maxLen  int               // longest placeholder
+	byValue map[vaultKey]string // type and value → placeholder
+	byPH    map[string]string   // placeholder → value
+	// tags are the types seen, each with its placeholder tag and the
+	// last number used for that tag (types whose tags are one share it):
+	// a call holds a few.
+	tags   []typeTag
+	maxLen int // longest placeholder
+}
+
+type vaultKey struct{ typ, value string }
+
+type typeTag struct {
+	typ, tag string
+	last     *int // shared by the types of one tag
 }
 
 // NewVault returns an empty vault.
@@ -45,7 +55,7 @@ func (v *Vault) Redact(text string, fs []guard.Finding) string {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.m == nil {
-		v.m = &vaultMap{byValue: map[string]string{}, byPH: map[string]string{}, next: map[string]int{}}
+		v.m = &vaultMap{byValue: map[vaultKey]string{}, byPH: map[string]string{}}
 	}
 	var b strings.Builder
 	b.Grow(len(text))
@@ -61,14 +71,14 @@ func (v *Vault) Redact(text string, fs []guard.Finding) string {
 
 // placeholder returns the placeholder of value (of type typ), making one.
 func (m *vaultMap) placeholder(typ, value, text string) string {
-	key := typ + "\x00" + value
+	key := vaultKey{typ, value}
 	if ph, ok := m.byValue[key]; ok {
 		return ph
 	}
-	tag := placeholderTag(typ)
+	tag, last := m.tagOf(typ)
 	for {
-		m.next[tag]++
-		ph := "<" + tag + "_" + strconv.Itoa(m.next[tag]) + ">"
+		*last++
+		ph := "<" + tag + "_" + strconv.Itoa(*last) + ">"
 		if _, taken := m.byPH[ph]; taken || strings.Contains(text, ph) {
 			continue
 		}
@@ -77,6 +87,28 @@ func (m *vaultMap) placeholder(typ, value, text string) string {
 		m.maxLen = max(m.maxLen, len(ph))
 		return ph
 	}
+}
+
+// tagOf returns the placeholder tag of type typ and its counter.
+func (m *vaultMap) tagOf(typ string) (string, *int) {
+	for _, t := range m.tags {
+		if t.typ == typ {
+			return t.tag, t.last
+		}
+	}
+	tag := placeholderTag(typ)
+	var last *int
+	for _, t := range m.tags {
+		if t.tag == tag {
+			last = t.last
+			break
+		}
+	}
+	if last == nil {
+		last = new(int)
+	}
+	m.tags = append(m.tags, typeTag{typ: typ, tag: tag, last: last})
+	return tag, last
 }
 
 // placeholderTag makes a type name a placeholder tag: A–Z, 0–9 and _

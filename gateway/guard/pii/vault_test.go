@@ -148,3 +148,16 @@ func TestVaultConcurrent(t *testing.T) {
 		t.Errorf("Len = %d; want 6", v.Len())
 	}
 }
+
+// Types whose placeholder tags are one share its numbers; a type seen
+// again continues them.
+func TestVaultTagsShared(t *testing.T) {
+	v := NewVault()
+	fs := []guard.Finding{{Type: "a-b", Start: 0, End: 1}, {Type: "a_b", Start: 2, End: 3}, {Type: "A-B", Start: 4, End: 5}, {Type: "c", Start: 6, End: 7}}
+	if got, want := v.Redact("w x y z", fs), "<A_B_1> <A_B_2> <A_B_3> <C_1>"; got != want {
+		t.Errorf("Redact = %q; want %q", got, want)
+	}
+	if got, want := v.Redact("q", []guard.Finding{{Type: "a_b", Start: 0, End: 1}}), "<A_B_4>"; got != want {
+		t.Errorf("second Redact = %q; want %q", got, want)
+	}
+}

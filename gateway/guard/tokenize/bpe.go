@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math"
+	"math/bits"
 	"sync/atomic"
+
+	"aigw/gateway/guard/internal/swar"
 
 	"github.com/tiktoken-go/tokenizer"
 )
@@ -17,16 +20,18 @@ import (
 //
 // Tokens of up to 7 bytes (three quarters of them, most of the lookups) are
 // in an open-addressing table of their bytes packed in a uint64; longer
-// ones are in a table of slots pointing into one string holding them all.
+// ones are in a table of slots pointing into one string holding them all
+// (hashed by midHash up to 16 bytes, which covers most of them, and by
+// maphash beyond).
 type vocab struct {
 	short      []uint64 // 0 (empty) or shortKey(token)
 	shortRanks []uint32 // the rank of short[i]
 	shortShift uint     // 64 - log2(len(short))
 
-	tokens string   // every long token's bytes, concatenated
-	long   []uint64 // 0 (empty) or offset | length<<24 | rank<<32 | tag<<52
-	mask   uint64   // len(long) - 1
-	seed   maphash.Seed
+	tokens string       // every long token's bytes, concatenated
+	long   []uint64     // 0 (empty) or offset | length<<24 | rank<<32 | tag<<52
+	mask   uint64       // len(long) - 1
+	seed   maphash.Seed // of the hash of long tokens of more than midMax bytes
 
 	size int // the number of tokens
 }
@@ -93,7 +98,7 @@ func newVocab(tokens []string) *vocab {
 		if len(t) >= 1<<slotLengthBits || len(buf) >= 1<<slotOffsetBits {
 			panic(fmt.Sprintf("tokenize: token %d (%d bytes at %d) does not fit a vocab slot", rank, len(t), len(buf)))
 		}
-		h := maphash.String(v.seed, t)
+		h := v.longHash(t)
 		i := h & v.mask
 		for v.long[i] != 0 {
 			i = (i + 1) & v.mask
@@ -144,14 +149,24 @@ func shortKey(b string) uint64 {
 // rank returns the rank of token b (not empty), or noRank.
 func (v *vocab) rank(b string) uint32 {
 	if len(b) <= shortMax {
-		k := shortKey(b)
-		mask := uint64(len(v.short) - 1)
-		for i := k * hashMul >> v.shortShift; ; i = (i + 1) & mask {
-			switch v.short[i] {
-			case k:
-				return v.shortRanks[i]
-			case 0:
+		return v.shortRank(shortKey(b))
+	}
+	if len(b) <= midMax {
+		// Two words hold the bytes: hashed and compared without a call.
+		lo, hi := swar.Load(b, 0), swar.Load(b, len(b)-8)
+		h := midHash(lo, hi, len(b))
+		tag := h >> slotTagShift
+		for i := h & v.mask; ; i = (i + 1) & v.mask {
+			e := v.long[i]
+			if e == 0 {
 				return noRank
+			}
+			if e>>slotTagShift != tag || int(e>>slotOffsetBits&(1<<slotLengthBits-1)) != len(b) {
+				continue
+			}
+			off := int(e & (1<<slotOffsetBits - 1))
+			if swar.Load(v.tokens, off) == lo && swar.Load(v.tokens, off+len(b)-8) == hi {
+				return uint32(e >> (slotOffsetBits + slotLengthBits) & (1<<slotRankBits - 1))
 			}
 		}
 	}
@@ -168,6 +183,43 @@ func (v *vocab) rank(b string) uint32 {
 		off := int(e & (1<<slotOffsetBits - 1))
 		if v.tokens[off:off+len(b)] == b {
 			return uint32(e >> (slotOffsetBits + slotLengthBits) & (1<<slotRankBits - 1))
+		}
+	}
+}
+
+// midMax is the length of the longest token whose slot in the long table
+// is found with midHash (longer ones: maphash).
+const midMax = 16
+
+// longHash is the hash of a token of more than shortMax bytes in the long
+// table: midHash up to midMax bytes, else maphash.
+func (v *vocab) longHash(t string) uint64 {
+	if len(t) <= midMax {
+		return midHash(swar.Load(t, 0), swar.Load(t, len(t)-8), len(t))
+	}
+	return maphash.String(v.seed, t)
+}
+
+// midHash hashes a token of 8 to 16 bytes from its first and last eight
+// bytes (they overlap below 16) and its length: one 128-bit multiply of
+// the two words, each mixed with a constant, as wyhash does. Like
+// hashMul's, it needs no seed: the table is fixed.
+func midHash(lo, hi uint64, n int) uint64 {
+	h, l := bits.Mul64(lo^0xa0761d6478bd642f, hi^0xe7037ed1a0b428db^uint64(n))
+	h, l = bits.Mul64(h^l^0x8ebc6af09c88c6e3, uint64(n)^0x589965cc75374cc3)
+	return h ^ l
+}
+
+// shortRank returns the rank of the token of at most shortMax bytes whose
+// shortKey is k, or noRank.
+func (v *vocab) shortRank(k uint64) uint32 {
+	mask := uint64(len(v.short) - 1)
+	for i := k * hashMul >> v.shortShift; ; i = (i + 1) & mask {
+		switch v.short[i] {
+		case k:
+			return v.shortRanks[i]
+		case 0:
+			return noRank
 		}
 	}
 }

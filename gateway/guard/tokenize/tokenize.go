@@ -18,11 +18,14 @@ import (
 	_ "image/jpeg"
 	_ "image/png"
 	"math"
+	"math/bits"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unicode/utf8"
 
 	"aigw/gateway"
+	"aigw/gateway/guard/internal/swar"
 
 	"github.com/tiktoken-go/tokenizer"
 )
@@ -130,6 +133,9 @@ type encoder struct {
 	split splitter
 	vocab *vocab
 	cache *pieceCache // nil: no cache
+	// words says how an ASCII word ends for count's fast path (see
+	// fastPiece): wordsO200k, wordsCl100k, or 0 (no fast path).
+	words uint8
 }
 
 func encoderOf(enc Encoding) *encoder {
@@ -140,6 +146,17 @@ func encoderOf(enc Encoding) *encoder {
 	o200kOnce.Do(func() { o200k = newEncoder(tokenizer.O200kBase, splitO200k) })
 	return o200k
 }
+
+// What ends a lower-case ASCII word in an encoding's pre-tokenizer (after
+// which the piece is the word, with the space before it if any): any
+// ASCII byte but a lower-case letter and an apostrophe (which may start a
+// contraction) in o200k_base, whose words are [\p{Lu}…]*[\p{Ll}…]+; in
+// cl100k_base, whose words are \p{L}+, not an upper-case letter either.
+// (After a capitalized word, in either, no letter: see fastPiece.)
+const (
+	wordsO200k = 1 + iota
+	wordsCl100k
+)
 
 // Warm builds the encoders of both vocabularies now, so that the first
 // calls to count tokens do not wait for them (a gateway with token limits
@@ -154,7 +171,11 @@ func newEncoder(enc tokenizer.Encoding, split splitter) *encoder {
 	if err != nil { // both vocabularies are compiled in
 		panic("tokenize: " + err.Error())
 	}
-	return &encoder{split: split, vocab: newVocab(readVocab(c)), cache: newPieceCache()}
+	words := uint8(wordsO200k)
+	if enc == tokenizer.Cl100kBase {
+		words = wordsCl100k
+	}
+	return &encoder{split: split, vocab: newVocab(readVocab(c)), cache: newPieceCache(), words: words}
 }
 
 // count returns the number of tokens of s, which is what the library's
@@ -163,6 +184,27 @@ func (e *encoder) count(s string) int {
 	s = validRunes(s)
 	n := 0
 	for i := 0; i < len(s); {
+		// The commonest pieces, ASCII words after a space or not and
+		// punctuation before a space, are cut and looked up here, from
+		// the eight or sixteen bytes their end is found in (fastPiece),
+		// without the splitter.
+		if e.words != 0 && i+16 <= len(s) {
+			if j, key := e.fastPiece(s, i); j > i {
+				r := uint32(noRank)
+				if key != 0 {
+					r = e.vocab.shortRank(key)
+				} else {
+					r = e.vocab.rank(s[i:j])
+				}
+				if r != noRank {
+					n++
+				} else {
+					n += e.cache.count(e.vocab, s[i:j])
+				}
+				i = j
+				continue
+			}
+		}
 		j := e.split(s, i)
 		if j < 0 { // matched by no alternative of the pattern: skipped
 			size, _ := at(s, i)
@@ -173,6 +215,57 @@ func (e *encoder) count(s string) int {
 		i = j
 	}
 	return n
+}
+
+// fastPiece returns the end of the piece at s[i] (i+16 <= len(s)) when it
+// is one of the commonest, which count takes without the splitter, and,
+// for a piece of at most shortMax bytes, its shortKey:
+//   - a word of ASCII letters, lower-case but maybe the first, of at most
+//     15 bytes with the space before it if any, that an ASCII byte ends
+//     (e.words says which; after a capital, never a letter);
+//   - a punctuation byte (but an apostrophe) before a space.
+//
+// It returns i (and 0) for any other piece: the splitter cuts it.
+func (e *encoder) fastPiece(s string, i int) (int, uint64) {
+	x := swar.Load(s, i)
+	c := byte(x)
+	if byte(x>>8) == ' ' && c < utf8.RuneSelf && asciiClass[c]&clPunct != 0 && c != '\'' {
+		return i + 1, uint64(c) | 1<<8
+	}
+	from := 0 // the bit where the word starts
+	if c == ' ' {
+		from = 8
+	}
+	stop := notLower(x) >> from << from // bytes that are not lower-case letters, from the word on
+	capital := false
+	if first := byte(x >> from); 'A' <= first && first <= 'Z' {
+		stop &^= 0x80 << from
+		capital = true
+	}
+	if stop>>(from+7)&1 != 0 {
+		return i, 0 // no word there
+	}
+	k := 0 // the piece's length
+	var end byte
+	if stop != 0 {
+		k = bits.TrailingZeros64(stop) / 8
+		end = byte(x >> (8 * k))
+	} else {
+		x2 := swar.Load(s, i+8)
+		stop2 := notLower(x2)
+		if stop2 == 0 {
+			return i, 0 // a longer word
+		}
+		k = 8 + bits.TrailingZeros64(stop2)/8
+		end = byte(x2 >> (8 * (k - 8)))
+	}
+	if end >= utf8.RuneSelf || end == '\'' || (capital || e.words == wordsCl100k) && 'A' <= end && end <= 'Z' {
+		return i, 0 // the word may go on, or take a contraction
+	}
+	if k > shortMax {
+		return i + k, 0
+	}
+	return i + k, x&(1<<(8*k)-1) | 1<<(8*k) // shortKey(s[i:i+k])
 }
 
 // Text returns the number of tokens of s in enc (o200k_base unless enc is
