@@ -235,51 +235,51 @@ func (d *chatDecoder) elem(n int) (end, ok bool) {
 	return false, true
 }
 
-// chunk reads a chat.completion.chunk object.
-func (d *chatDecoder) chunk(c *ChatChunk) bool {
+// object reads an object: read is called with the index in names of each
+// member's key (-1 for a key not in names), d.i at the member's value, and
+// must read that value. It reports false as field does, or when read does.
+func (d *chatDecoder) object(names []string, read func(f int) bool) bool {
+	if !d.at('{') {
+		return false
+	}
 	var seen uint32
 	for n := 0; ; n++ {
-		f, end, ok := d.field(n, chunkFields, &seen)
+		f, end, ok := d.field(n, names, &seen)
 		if !ok || end {
 			return ok
 		}
-		switch f {
-		case 0:
-			ok = d.string(&c.ID)
-		case 1:
-			ok = d.string(&c.Object)
-		case 2:
-			ok = d.int64(&c.Created)
-		case 3:
-			ok = d.string(&c.Model)
-		case 4:
-			ok = d.chunkChoices(&c.Choices)
-		case 5:
-			ok = d.usage(&c.Usage)
-		case 6:
-			ok = d.string(&c.SystemFingerprint)
-		case 7:
-			ok = d.string(&c.ServiceTier)
-		default:
-			ok = d.skip(0)
-		}
-		if !ok {
+		if !read(f) {
 			return false
 		}
 	}
 }
 
-// chunkChoices reads a chunk's choices: null leaves them nil, [] makes
-// them empty (not nil), as encoding/json does.
-func (d *chatDecoder) chunkChoices(cs *[]ChunkChoice) bool {
+// objectPtr reads null (leaving *p nil) or an object into a new T, read
+// by read.
+func objectPtr[T any](d *chatDecoder, p **T, read func(v *T) bool) bool {
 	if d.null() {
-		*cs = nil
+		*p = nil
+		return true
+	}
+	if !d.at('{') {
+		return false
+	}
+	v := new(T)
+	*p = v
+	return read(v)
+}
+
+// array reads null (leaving *out nil) or an array whose elements are read
+// by elem; [] makes *out empty, not nil, as encoding/json does.
+func array[T any](d *chatDecoder, out *[]T, elem func(v *T) bool) bool {
+	if d.null() {
+		*out = nil
 		return true
 	}
 	if !d.at('[') {
 		return false
 	}
-	var s []ChunkChoice
+	var s []T
 	for n := 0; ; n++ {
 		end, ok := d.elem(n)
 		if !ok {
@@ -287,368 +287,212 @@ func (d *chatDecoder) chunkChoices(cs *[]ChunkChoice) bool {
 		}
 		if end {
 			if s == nil {
-				s = []ChunkChoice{}
+				s = []T{}
 			}
-			*cs = s
+			*out = s
 			return true
 		}
-		s = append(s, ChunkChoice{})
-		if !d.at('{') || !d.chunkChoice(&s[len(s)-1]) {
+		var zero T
+		s = append(s, zero)
+		if !elem(&s[len(s)-1]) {
 			return false
 		}
 	}
+}
+
+// chunk reads a chat.completion.chunk object.
+func (d *chatDecoder) chunk(c *ChatChunk) bool {
+	return d.object(chunkFields, func(f int) bool {
+		if f == 4 {
+			return array(d, &c.Choices, d.chunkChoice)
+		}
+		return d.head(f, &c.ID, &c.Object, &c.Created, &c.Model, &c.Usage, &c.SystemFingerprint, &c.ServiceTier)
+	})
+}
+
+// response reads a chat.completion object (its members are named as a
+// chunk's).
+func (d *chatDecoder) response(r *ChatResponse) bool {
+	return d.object(chunkFields, func(f int) bool {
+		if f == 4 {
+			return array(d, &r.Choices, d.choice)
+		}
+		return d.head(f, &r.ID, &r.Object, &r.Created, &r.Model, &r.Usage, &r.SystemFingerprint, &r.ServiceTier)
+	})
+}
+
+// head reads member f of chunkFields other than choices (4), the members
+// a chunk and a response share.
+func (d *chatDecoder) head(f int, id, object *string, created *int64, model *string, usage **Usage, fingerprint, tier *string) bool {
+	switch f {
+	case 0:
+		return d.string(id)
+	case 1:
+		return d.string(object)
+	case 2:
+		return d.int64(created)
+	case 3:
+		return d.string(model)
+	case 5:
+		return objectPtr(d, usage, d.usage)
+	case 6:
+		return d.string(fingerprint)
+	case 7:
+		return d.string(tier)
+	}
+	return d.skip(0)
 }
 
 func (d *chatDecoder) chunkChoice(cc *ChunkChoice) bool {
-	var seen uint32
-	for n := 0; ; n++ {
-		f, end, ok := d.field(n, chunkChoiceFields, &seen)
-		if !ok || end {
-			return ok
-		}
+	return d.object(chunkChoiceFields, func(f int) bool {
 		switch f {
 		case 0:
-			ok = d.int(&cc.Index)
+			return d.int(&cc.Index)
 		case 1:
-			// null leaves a struct as it is.
-			ok = d.null() || d.at('{') && d.delta(&cc.Delta)
+			return d.null() || d.delta(&cc.Delta) // null leaves a struct as it is
 		case 2:
-			ok = d.stringPtr(&cc.FinishReason)
+			return d.stringPtr(&cc.FinishReason)
 		case 3:
-			ok = d.raw(&cc.Logprobs)
-		default:
-			ok = d.skip(0)
+			return d.raw(&cc.Logprobs)
 		}
-		if !ok {
-			return false
-		}
-	}
+		return d.skip(0)
+	})
 }
 
 func (d *chatDecoder) delta(dl *Delta) bool {
-	var seen uint32
-	for n := 0; ; n++ {
-		f, end, ok := d.field(n, deltaFields, &seen)
-		if !ok || end {
-			return ok
-		}
+	return d.object(deltaFields, func(f int) bool {
 		switch f {
 		case 0:
-			ok = d.string(&dl.Role)
+			return d.string(&dl.Role)
 		case 1:
-			ok = d.stringPtr(&dl.Content)
+			return d.stringPtr(&dl.Content)
 		case 2:
-			ok = d.stringPtr(&dl.ReasoningContent)
+			return d.stringPtr(&dl.ReasoningContent)
 		case 3:
-			ok = d.toolCalls(&dl.ToolCalls)
+			return array(d, &dl.ToolCalls, d.toolCall)
 		case 4:
-			ok = d.stringPtr(&dl.Refusal)
-		default:
-			ok = d.skip(0)
+			return d.stringPtr(&dl.Refusal)
 		}
-		if !ok {
-			return false
-		}
-	}
-}
-
-func (d *chatDecoder) toolCalls(tcs *[]ToolCall) bool {
-	if d.null() {
-		*tcs = nil
-		return true
-	}
-	if !d.at('[') {
-		return false
-	}
-	var s []ToolCall
-	for n := 0; ; n++ {
-		end, ok := d.elem(n)
-		if !ok {
-			return false
-		}
-		if end {
-			if s == nil {
-				s = []ToolCall{}
-			}
-			*tcs = s
-			return true
-		}
-		s = append(s, ToolCall{})
-		if !d.at('{') || !d.toolCall(&s[len(s)-1]) {
-			return false
-		}
-	}
+		return d.skip(0)
+	})
 }
 
 func (d *chatDecoder) toolCall(tc *ToolCall) bool {
-	var seen uint32
-	for n := 0; ; n++ {
-		f, end, ok := d.field(n, toolCallFields, &seen)
-		if !ok || end {
-			return ok
-		}
+	return d.object(toolCallFields, func(f int) bool {
 		switch f {
 		case 0:
-			ok = d.intPtr(&tc.Index)
+			return d.intPtr(&tc.Index)
 		case 1:
-			ok = d.string(&tc.ID)
+			return d.string(&tc.ID)
 		case 2:
-			ok = d.string(&tc.Type)
+			return d.string(&tc.Type)
 		case 3:
-			ok = d.null() || d.at('{') && d.functionCall(&tc.Function)
-		default:
-			ok = d.skip(0)
+			return d.null() || d.functionCall(&tc.Function)
 		}
-		if !ok {
-			return false
-		}
-	}
+		return d.skip(0)
+	})
 }
 
 func (d *chatDecoder) functionCall(fc *FunctionCall) bool {
-	var seen uint32
-	for n := 0; ; n++ {
-		f, end, ok := d.field(n, functionCallFields, &seen)
-		if !ok || end {
-			return ok
-		}
+	return d.object(functionCallFields, func(f int) bool {
 		switch f {
 		case 0:
-			ok = d.string(&fc.Name)
+			return d.string(&fc.Name)
 		case 1:
-			ok = d.string(&fc.Arguments)
-		default:
-			ok = d.skip(0)
+			return d.string(&fc.Arguments)
 		}
-		if !ok {
-			return false
-		}
-	}
+		return d.skip(0)
+	})
 }
 
-// usage reads a usage object; null leaves *u nil.
-func (d *chatDecoder) usage(u **Usage) bool {
-	if d.null() {
-		*u = nil
-		return true
-	}
-	if !d.at('{') {
-		return false
-	}
-	v := new(Usage)
-	*u = v
-	var seen uint32
-	for n := 0; ; n++ {
-		f, end, ok := d.field(n, usageFields, &seen)
-		if !ok || end {
-			return ok
-		}
+func (d *chatDecoder) usage(v *Usage) bool {
+	return d.object(usageFields, func(f int) bool {
 		switch f {
 		case 0:
-			ok = d.int(&v.PromptTokens)
+			return d.int(&v.PromptTokens)
 		case 1:
-			ok = d.int(&v.CompletionTokens)
+			return d.int(&v.CompletionTokens)
 		case 2:
-			ok = d.int(&v.TotalTokens)
+			return d.int(&v.TotalTokens)
 		case 3:
-			ok = d.promptDetails(&v.PromptTokensDetails)
+			return objectPtr(d, &v.PromptTokensDetails, d.promptDetails)
 		case 4:
-			ok = d.completionDetails(&v.CompletionTokensDetails)
-		default:
-			ok = d.skip(0)
+			return objectPtr(d, &v.CompletionTokensDetails, d.completionDetails)
 		}
-		if !ok {
-			return false
-		}
-	}
+		return d.skip(0)
+	})
 }
 
-func (d *chatDecoder) promptDetails(p **PromptTokensDetails) bool {
-	if d.null() {
-		*p = nil
-		return true
-	}
-	if !d.at('{') {
-		return false
-	}
-	v := new(PromptTokensDetails)
-	*p = v
-	var seen uint32
-	for n := 0; ; n++ {
-		f, end, ok := d.field(n, promptDetailFields, &seen)
-		if !ok || end {
-			return ok
-		}
+func (d *chatDecoder) promptDetails(v *PromptTokensDetails) bool {
+	return d.object(promptDetailFields, func(f int) bool {
 		switch f {
 		case 0:
-			ok = d.int(&v.CachedTokens)
+			return d.int(&v.CachedTokens)
 		case 1:
-			ok = d.int(&v.AudioTokens)
+			return d.int(&v.AudioTokens)
 		case 2:
-			ok = d.int(&v.CacheCreationTokens)
-		default:
-			ok = d.skip(0)
+			return d.int(&v.CacheCreationTokens)
 		}
-		if !ok {
-			return false
-		}
-	}
+		return d.skip(0)
+	})
 }
 
-func (d *chatDecoder) completionDetails(p **CompletionTokensDetails) bool {
-	if d.null() {
-		*p = nil
-		return true
-	}
-	if !d.at('{') {
-		return false
-	}
-	v := new(CompletionTokensDetails)
-	*p = v
-	var seen uint32
-	for n := 0; ; n++ {
-		f, end, ok := d.field(n, complDetailFields, &seen)
-		if !ok || end {
-			return ok
-		}
+func (d *chatDecoder) completionDetails(v *CompletionTokensDetails) bool {
+	return d.object(complDetailFields, func(f int) bool {
 		switch f {
 		case 0:
-			ok = d.int(&v.ReasoningTokens)
+			return d.int(&v.ReasoningTokens)
 		case 1:
-			ok = d.int(&v.AudioTokens)
+			return d.int(&v.AudioTokens)
 		case 2:
-			ok = d.int(&v.AcceptedPredictionTokens)
+			return d.int(&v.AcceptedPredictionTokens)
 		case 3:
-			ok = d.int(&v.RejectedPredictionTokens)
-		default:
-			ok = d.skip(0)
+			return d.int(&v.RejectedPredictionTokens)
 		}
-		if !ok {
-			return false
-		}
-	}
-}
-
-// response reads a chat.completion object.
-func (d *chatDecoder) response(r *ChatResponse) bool {
-	var seen uint32
-	for n := 0; ; n++ {
-		f, end, ok := d.field(n, chunkFields, &seen) // the same names
-		if !ok || end {
-			return ok
-		}
-		switch f {
-		case 0:
-			ok = d.string(&r.ID)
-		case 1:
-			ok = d.string(&r.Object)
-		case 2:
-			ok = d.int64(&r.Created)
-		case 3:
-			ok = d.string(&r.Model)
-		case 4:
-			ok = d.choices(&r.Choices)
-		case 5:
-			ok = d.usage(&r.Usage)
-		case 6:
-			ok = d.string(&r.SystemFingerprint)
-		case 7:
-			ok = d.string(&r.ServiceTier)
-		default:
-			ok = d.skip(0)
-		}
-		if !ok {
-			return false
-		}
-	}
-}
-
-func (d *chatDecoder) choices(cs *[]Choice) bool {
-	if d.null() {
-		*cs = nil
-		return true
-	}
-	if !d.at('[') {
-		return false
-	}
-	var s []Choice
-	for n := 0; ; n++ {
-		end, ok := d.elem(n)
-		if !ok {
-			return false
-		}
-		if end {
-			if s == nil {
-				s = []Choice{}
-			}
-			*cs = s
-			return true
-		}
-		s = append(s, Choice{})
-		if !d.at('{') || !d.choice(&s[len(s)-1]) {
-			return false
-		}
-	}
+		return d.skip(0)
+	})
 }
 
 func (d *chatDecoder) choice(c *Choice) bool {
-	var seen uint32
-	for n := 0; ; n++ {
-		f, end, ok := d.field(n, choiceFields, &seen)
-		if !ok || end {
-			return ok
-		}
+	return d.object(choiceFields, func(f int) bool {
 		switch f {
 		case 0:
-			ok = d.int(&c.Index)
+			return d.int(&c.Index)
 		case 1:
-			ok = d.null() || d.at('{') && d.message(&c.Message)
+			return d.null() || d.message(&c.Message)
 		case 2:
-			ok = d.string(&c.FinishReason)
+			return d.string(&c.FinishReason)
 		case 3:
-			ok = d.raw(&c.Logprobs)
-		default:
-			ok = d.skip(0)
+			return d.raw(&c.Logprobs)
 		}
-		if !ok {
-			return false
-		}
-	}
+		return d.skip(0)
+	})
 }
 
 func (d *chatDecoder) message(m *Message) bool {
-	var seen uint32
-	for n := 0; ; n++ {
-		f, end, ok := d.field(n, messageFields, &seen)
-		if !ok || end {
-			return ok
-		}
+	return d.object(messageFields, func(f int) bool {
 		switch f {
 		case 0:
-			ok = d.string(&m.Role)
+			return d.string(&m.Role)
 		case 1:
-			ok = d.content(&m.Content)
+			return d.content(&m.Content)
 		case 2:
-			ok = d.string(&m.Name)
+			return d.string(&m.Name)
 		case 3:
-			ok = d.toolCalls(&m.ToolCalls)
+			return array(d, &m.ToolCalls, d.toolCall)
 		case 4:
-			ok = d.string(&m.ToolCallID)
+			return d.string(&m.ToolCallID)
 		case 5:
-			ok = d.string(&m.Refusal)
+			return d.string(&m.Refusal)
 		case 6:
-			ok = d.string(&m.ReasoningContent)
+			return d.string(&m.ReasoningContent)
 		case 7:
-			ok = d.raw(&m.Audio)
+			return d.raw(&m.Audio)
 		case 8:
-			ok = d.raw(&m.FunctionCall)
-		default:
-			ok = d.skip(0)
+			return d.raw(&m.FunctionCall)
 		}
-		if !ok {
-			return false
-		}
-	}
+		return d.skip(0)
+	})
 }
 
 // content reads string or null content as Content.UnmarshalJSON does
