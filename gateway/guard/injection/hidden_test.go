@@ -40,7 +40,7 @@ func hiddenHTMLBefore(a *accum, text string, l layer, signals [][2]int, cueIn fu
 	}
 	// Tags hide text: none without a '<' (most texts), and only with a
 	// style or the hidden attribute somewhere.
-	if strings.IndexByte(text, '<') < 0 || indexFoldSlow(text, "style") < 0 && indexFoldSlow(text, "hidden") < 0 {
+	if strings.IndexByte(text, '<') < 0 || indexFold(text, "style") < 0 && indexFold(text, "hidden") < 0 {
 		return
 	}
 	for off := 0; off < len(text); {
@@ -67,7 +67,7 @@ func hiddenHTMLBefore(a *accum, text string, l layer, signals [][2]int, cueIn fu
 		}
 		body := i + end + 1
 		stop := len(text)
-		if k := indexFoldSlow(text[body:min(len(text), body+maxRunBytes)], "</"+name); k >= 0 {
+		if k := indexFold(text[body:min(len(text), body+maxRunBytes)], "</"+name); k >= 0 {
 			stop = body + k
 		}
 		w := wHiddenAlone

@@ -340,9 +340,9 @@ func TestIndexFold(t *testing.T) {
 }
 
 // FuzzIndexFold checks indexFold's rare-byte search (ASCII subs) against
-// naiveIndexFold. (A non-ASCII sub takes indexFoldSlow, the search as it
-// was before, which differs from naiveIndexFold only for invalid UTF-8,
-// whose bytes all fold to U+FFFD.)
+// naiveIndexFold. (A non-ASCII sub is anchored at its first byte and
+// compared with strings.EqualFold, which differs from naiveIndexFold only
+// for invalid UTF-8, whose bytes all fold to U+FFFD.)
 func FuzzIndexFold(f *testing.F) {
 	for _, c := range [][2]string{{"a Style b", "style"}, {"ssssstyle", "style"}, {"<DIV>x</dIv>", "</div"}, {"\u212aey", "key"},
 		{"\xffhiDden\xc3", "hidden"}, {"ſtyle STYLE", "style"}} {

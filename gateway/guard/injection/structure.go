@@ -306,8 +306,9 @@ func isASCIILetter(c byte) bool {
 // for the case of its letters, so the search goes from one occurrence of
 // sub's rarest byte (either case) to the next, with IndexByte, and
 // compares the bytes around it: a text full of the first byte ("s" of
-// "style") costs no comparison per occurrence. Any other sub takes
-// indexFoldSlow.
+// "style") costs no comparison per occurrence. Any other sub is anchored
+// at its first byte (and that byte's upper case, for a lower-case letter)
+// and compared with strings.EqualFold.
 func indexFold(s, sub string) int {
 	n := len(sub)
 	if n == 0 {
@@ -316,20 +317,27 @@ func indexFold(s, sub string) int {
 	if n > len(s) {
 		return -1
 	}
-	p := -1
-	for k := 0; k < n; k++ {
-		if sub[k] >= utf8.RuneSelf {
-			return indexFoldSlow(s, sub)
-		}
-		if p < 0 || byteRarity[sub[k]|asciiFoldBit(sub[k])] < byteRarity[sub[p]|asciiFoldBit(sub[p])] {
+	// The anchor: sub[p], searched as c0 or c1.
+	p, ascii := 0, true
+	for k := 0; k < n && ascii; k++ {
+		if ascii = sub[k] < utf8.RuneSelf; ascii && byteRarity[sub[k]|asciiFoldBit(sub[k])] < byteRarity[sub[p]|asciiFoldBit(sub[p])] {
 			p = k
 		}
 	}
+	equal := asciiEqualFold
 	c0, c1 := sub[p], sub[p]
-	if isASCIILetter(c0) {
+	switch {
+	case !ascii:
+		p, c0, c1, equal = 0, sub[0], sub[0], strings.EqualFold
+		if 'a' <= c0 && c0 <= 'z' {
+			c1 = c0 - ('a' - 'A')
+		}
+	case isASCIILetter(c0):
 		c0, c1 = c0|0x20, c0&^0x20
 	}
-	// Occurrences of sub[p] at q in [p, last) start a window at q-p.
+	// Occurrences of the anchor at q in [p, last) start a window at q-p;
+	// the next ones of c0 and c1 (-1: none) are each searched again only
+	// once passed.
 	last := len(s) - n + p + 1
 	next0, next1 := -2, -2
 	if c1 == c0 {
@@ -353,7 +361,7 @@ func indexFold(s, sub string) int {
 		if q < 0 {
 			return -1
 		}
-		if asciiEqualFold(s[q-p:q-p+n], sub) {
+		if equal(s[q-p:q-p+n], sub) {
 			return q - p
 		}
 		i = q + 1
@@ -396,47 +404,6 @@ var byteRarity = func() (t [256]uint8) {
 	return t
 }()
 
-// indexFoldSlow is indexFold as it was before the rare-byte search, for a
-// sub that is not ASCII: each occurrence of its first byte (and of its
-// upper case, for a lower-case letter) is tried with strings.EqualFold.
-func indexFoldSlow(s, sub string) int {
-	n := len(sub)
-	c0, c1 := sub[0], sub[0]
-	if 'a' <= c0 && c0 <= 'z' {
-		c1 = c0 - ('a' - 'A')
-	}
-	// The next occurrences of c0 and c1 at or after i where sub may start
-	// (-1: none), each searched again only once passed.
-	last := len(s) - n + 1
-	next0, next1 := -2, -2
-	if c1 == c0 {
-		next1 = -1
-	}
-	for i := 0; i < last; {
-		if next0 != -1 && next0 < i {
-			if next0 = strings.IndexByte(s[i:last], c0); next0 >= 0 {
-				next0 += i
-			}
-		}
-		if next1 != -1 && next1 < i {
-			if next1 = strings.IndexByte(s[i:last], c1); next1 >= 0 {
-				next1 += i
-			}
-		}
-		j := next0
-		if j < 0 || next1 >= 0 && next1 < j {
-			j = next1
-		}
-		if j < 0 {
-			return -1
-		}
-		if strings.EqualFold(s[j:j+n], sub) {
-			return j
-		}
-		i = j + 1
-	}
-	return -1
-}
 
 // smuggling looks at the layer's text from its first non-ASCII byte from:
 // Unicode tag characters (case 14), variation-selector runs, bidi controls
