@@ -131,6 +131,18 @@ func parseDecimal(s string) (uint64, error) {
 	return strconv.ParseUint(s, 10, 64)
 }
 
+// LeafInTile returns the index of the first leaf hash equal to leaf in
+// hashes, the level-0 tile n, and reports whether there is one: the search
+// of Store.LookupLeaf in stores that keep no per-entry leaf index.
+func LeafInTile(hashes []byte, n uint64, leaf Hash) (uint64, bool) {
+	for off := 0; off+HashSize <= len(hashes); off += HashSize {
+		if Hash(hashes[off:off+HashSize]) == leaf {
+			return n*TileWidth + uint64(off/HashSize), true
+		}
+	}
+	return 0, false
+}
+
 // TileWidthAt returns the width of tile (L, N) in a tree of the given size,
 // or 0 if the tree has no hash in it yet.
 func TileWidthAt(l, n, size uint64) int {

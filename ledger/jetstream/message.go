@@ -16,19 +16,36 @@ var envelopeMagic = [2]byte{0x00, 0x01}
 // envelopeOverhead is the size of the envelope around entry, salt and payload.
 const envelopeOverhead = 2 + 4 + 1
 
-// encodeBody returns the message body of an entry; with hasPayload, the
-// envelope of entry, salt and payload.
-func encodeBody(entry, salt, payload []byte, hasPayload bool) []byte {
-	if !hasPayload {
-		return entry
+// bodySize is about the size of an event's body: its envelope, the
+// payload, its attributes when given raw and ~320 bytes of other members.
+func bodySize(ev *ledger.Event, payload []byte) int {
+	return envelopeOverhead + ledger.SaltSize + 320 + len(ev.RawAttrs) + len(payload)
+}
+
+// appendBody appends the message body of an event to dst: its entry, or,
+// with a payload (non-nil, possibly empty), the envelope of the entry
+// committing to the payload under a fresh salt, the salt and the payload.
+// It returns the commitment ("" without a payload). The event is
+// validated as [ledger.Event.Entry] does, and not changed.
+func appendBody(dst []byte, ev *ledger.Event, payload []byte) ([]byte, string, error) {
+	if payload == nil {
+		out, err := ev.AppendEntry(dst)
+		return out, "", err
 	}
-	b := make([]byte, 0, envelopeOverhead+len(entry)+len(salt)+len(payload))
-	b = append(b, envelopeMagic[:]...)
-	b = binary.BigEndian.AppendUint32(b, uint32(len(entry)))
-	b = append(b, entry...)
-	b = append(b, byte(len(salt)))
-	b = append(b, salt...)
-	return append(b, payload...)
+	commitment, salt := ledger.Commit(payload, nil)
+	e := *ev
+	e.PayloadSHA256 = commitment
+	out := append(dst, envelopeMagic[:]...)
+	lenAt := len(out)
+	out = append(out, 0, 0, 0, 0)
+	out, err := e.AppendEntry(out)
+	if err != nil {
+		return nil, "", err
+	}
+	binary.BigEndian.PutUint32(out[lenAt:], uint32(len(out)-lenAt-4))
+	out = append(out, byte(len(salt)))
+	out = append(out, salt...)
+	return append(out, payload...), commitment, nil
 }
 
 // errBody is wrapped by every error of decodeBody.
@@ -85,17 +102,15 @@ func encodeBatch(bodies [][]byte) []byte {
 }
 
 // appendBatch appends to dst the body of a batch of events of one log (the
-// same framing as encodeBatch of their encodeBody bodies), encoding each
-// entry in place: payload(i) is event i's payload, nil for none. Each
-// event is validated as [ledger.Event.Entry] does; one with a payload
-// commits to it with a fresh salt (the event itself is not changed).
+// framing of encodeBatch), each event's body (appendBody) in place:
+// payload(i) is event i's payload, nil for none.
 func appendBatch(dst []byte, events []*ledger.Event, payload func(i int) []byte) ([]byte, error) {
 	n := 2
 	for i, ev := range events {
 		if ev == nil {
 			return nil, &ledger.EventError{Reason: fmt.Sprintf("nil event %d", i)}
 		}
-		n += 4 + envelopeOverhead + ledger.SaltSize + 320 + len(ev.RawAttrs) + len(payload(i))
+		n += 4 + bodySize(ev, payload(i))
 	}
 	out := slices.Grow(dst, n)
 	out = append(out, batchMagic[:]...)
@@ -105,27 +120,9 @@ func appendBatch(dst []byte, events []*ledger.Event, payload func(i int) []byte)
 		}
 		lenAt := len(out)
 		out = append(out, 0, 0, 0, 0)
-		pl := payload(i)
-		if pl == nil {
-			var err error
-			if out, err = ev.AppendEntry(out); err != nil {
-				return nil, err
-			}
-		} else {
-			commitment, salt := ledger.Commit(pl, nil)
-			e := *ev
-			e.PayloadSHA256 = commitment
-			out = append(out, envelopeMagic[:]...)
-			entryLenAt := len(out)
-			out = append(out, 0, 0, 0, 0)
-			var err error
-			if out, err = e.AppendEntry(out); err != nil {
-				return nil, err
-			}
-			binary.BigEndian.PutUint32(out[entryLenAt:], uint32(len(out)-entryLenAt-4))
-			out = append(out, byte(len(salt)))
-			out = append(out, salt...)
-			out = append(out, pl...)
+		var err error
+		if out, _, err = appendBody(out, ev, payload(i)); err != nil {
+			return nil, err
 		}
 		binary.BigEndian.PutUint32(out[lenAt:], uint32(len(out)-lenAt-4))
 	}

@@ -2,6 +2,7 @@ package jetstream
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"hash/fnv"
 	"testing"
@@ -9,6 +10,22 @@ import (
 
 	"aigw/ledger"
 )
+
+// encodeBody returns the message body of an entry; with hasPayload, the
+// envelope of entry, salt and payload: the format appendBody writes,
+// spelled out for the tests.
+func encodeBody(entry, salt, payload []byte, hasPayload bool) []byte {
+	if !hasPayload {
+		return entry
+	}
+	b := make([]byte, 0, envelopeOverhead+len(entry)+len(salt)+len(payload))
+	b = append(b, envelopeMagic[:]...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(entry)))
+	b = append(b, entry...)
+	b = append(b, byte(len(salt)))
+	b = append(b, salt...)
+	return append(b, payload...)
+}
 
 func TestDecodeBody(t *testing.T) {
 	entry := []byte(`{"id":"x","v":1}`)

@@ -117,29 +117,26 @@ func (p *Producer) message(ev *ledger.Event, payload []byte) (*nats.Msg, string,
 	if ev == nil {
 		return nil, "", &ledger.EventError{Reason: "nil event"}
 	}
-	e := ev
-	var commitment string
-	var salt []byte
-	if payload != nil {
-		commitment, salt = ledger.Commit(payload, nil)
-		cp := *ev
-		cp.PayloadSHA256 = commitment
-		e = &cp
-	}
-	entry, err := e.Entry() // validates every field and the entry size
+	// Validates every field and the entry's size.
+	body, commitment, err := appendBody(make([]byte, 0, bodySize(ev, payload)), ev, payload)
 	if err != nil {
 		return nil, "", err
 	}
-	body := encodeBody(entry, salt, payload, payload != nil)
-	if max := p.cfg.Conn.MaxPayload(); max > 0 && int64(len(body))+int64(len(e.ID))+64 > max {
+	if max := p.cfg.Conn.MaxPayload(); max > 0 && int64(len(body))+int64(len(ev.ID))+64 > max {
 		return nil, "", &ledger.EventError{Field: "payload", Reason: fmt.Sprintf("message of %d bytes is over the server's %d-byte limit", len(body), max)}
 	}
 	m := &nats.Msg{
-		Subject: p.prefixes[p.cfg.Stream.Partition(e.Tenant)] + e.Tenant,
-		Header:  nats.Header{jetstream.MsgIDHeader: []string{e.ID}},
+		Subject: p.subject(ev.Tenant),
+		Header:  nats.Header{jetstream.MsgIDHeader: []string{ev.ID}},
 		Data:    body,
 	}
 	return m, commitment, nil
+}
+
+// subject is the subject of a tenant's events: its partition's prefix and
+// the tenant.
+func (p *Producer) subject(tenant string) string {
+	return p.prefixes[p.cfg.Stream.Partition(tenant)] + tenant
 }
 
 // Record publishes an event and returns once JetStream has acknowledged it
@@ -238,8 +235,7 @@ func (p *Producer) PublishBatchAsync(events []*ledger.Event, payloads [][]byte) 
 	if err != nil {
 		return nil, err
 	}
-	tenant := events[0].Tenant
-	subject := p.prefixes[p.cfg.Stream.Partition(tenant)] + tenant
+	subject := p.subject(events[0].Tenant)
 	if max := p.cfg.Conn.MaxPayload(); max > 0 && int64(len(body))+64 > max {
 		return nil, &ledger.EventError{Field: "payload", Reason: fmt.Sprintf("batch of %d bytes is over the server's %d-byte limit", len(body), max)}
 	}

@@ -578,10 +578,8 @@ func (s *Store) LookupLeaf(ctx context.Context, log string, leaf ledger.Hash) (u
 		if err := rows.Scan(&n, &hashes); err != nil {
 			return 0, fmt.Errorf("look up leaf in log %q: %w", log, err)
 		}
-		for off := 0; off+ledger.HashSize <= len(hashes); off += ledger.HashSize {
-			if ledger.Hash(hashes[off:off+ledger.HashSize]) == leaf {
-				return uint64(n)*ledger.TileWidth + uint64(off/ledger.HashSize), nil
-			}
+		if i, ok := ledger.LeafInTile(hashes, uint64(n), leaf); ok {
+			return i, nil
 		}
 	}
 	if err := rows.Err(); err != nil {
