@@ -404,7 +404,6 @@ var byteRarity = func() (t [256]uint8) {
 	return t
 }()
 
-
 // smuggling looks at the layer's text from its first non-ASCII byte from:
 // Unicode tag characters (case 14), variation-selector runs, bidi controls
 // (case 15) and zero-width characters inside words. Tag and
