@@ -19,41 +19,81 @@ func RSS() (int64, error) { return ProcessRSS(0) }
 // ProcessRSS returns the resident set size in bytes of process pid (0:
 // this process), from VmRSS in /proc/<pid>/status (Linux only).
 func ProcessRSS(pid int) (int64, error) {
+	m, err := ProcessMemory(pid)
+	return m.RSS, err
+}
+
+// Memory is a process's resident memory in bytes: RSS is Anon (the
+// heap, stacks and other private memory) plus File (pages of mapped
+// files, the executable's code and read-only data above all; clean, shared
+// with the page cache, but counted) plus shared memory.
+type Memory struct{ RSS, Anon, File int64 }
+
+// ProcessMemory reads VmRSS, RssAnon and RssFile of process pid (0: this
+// process) from /proc/<pid>/status (Linux only). A kernel without the
+// RssAnon and RssFile lines (before 4.5) leaves them 0.
+func ProcessMemory(pid int) (Memory, error) {
 	path := "/proc/self/status"
 	if pid > 0 {
 		path = "/proc/" + strconv.Itoa(pid) + "/status"
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return 0, fmt.Errorf("loadgen: rss: %w", err)
+		return Memory{}, fmt.Errorf("loadgen: rss: %w", err)
 	}
-	return parseVmRSS(b)
+	return parseStatus(b)
 }
 
 // parseVmRSS finds "VmRSS:  123 kB" in a /proc/<pid>/status file.
 func parseVmRSS(status []byte) (int64, error) {
+	m, err := parseStatus(status)
+	return m.RSS, err
+}
+
+// parseStatus reads the VmRSS line (required) and the RssAnon and RssFile
+// lines of a /proc/<pid>/status file, each "Name:  123 kB".
+func parseStatus(status []byte) (Memory, error) {
+	var m Memory
+	seen := false
 	for line := range bytes.Lines(status) {
-		v, ok := bytes.CutPrefix(line, []byte("VmRSS:"))
+		name, v, ok := bytes.Cut(line, []byte(":"))
 		if !ok {
+			continue
+		}
+		var dst *int64
+		switch string(name) {
+		case "VmRSS":
+			dst = &m.RSS
+		case "RssAnon":
+			dst = &m.Anon
+		case "RssFile":
+			dst = &m.File
+		default:
 			continue
 		}
 		f := bytes.Fields(v)
 		if len(f) != 2 || string(f[1]) != "kB" {
-			break
+			return Memory{}, fmt.Errorf("loadgen: rss: bad %s line in /proc status", name)
 		}
 		kb, err := strconv.ParseInt(string(f[0]), 10, 64)
 		if err != nil || kb < 0 {
-			break
+			return Memory{}, fmt.Errorf("loadgen: rss: bad %s line in /proc status", name)
 		}
-		return kb << 10, nil
+		*dst = kb << 10
+		seen = seen || dst == &m.RSS
 	}
-	return 0, errors.New("loadgen: rss: no VmRSS line in kB")
+	if !seen {
+		return Memory{}, errors.New("loadgen: rss: no VmRSS line in kB")
+	}
+	return m, nil
 }
 
 // RSSSample is one resident-set-size reading.
 type RSSSample struct {
 	Elapsed time.Duration // since the sampler started
 	Bytes   int64
+	// Anon and File split Bytes (0 where the kernel does not say).
+	Anon, File int64
 }
 
 // Sampler reads a process's resident set size at a fixed interval, for a
@@ -87,14 +127,14 @@ func (s *Sampler) loop(ctx context.Context) {
 	t := time.NewTicker(s.interval)
 	defer t.Stop()
 	for {
-		rss, err := ProcessRSS(s.pid)
+		m, err := ProcessMemory(s.pid)
 		s.mu.Lock()
 		if err != nil {
 			s.err = err
 			s.mu.Unlock()
 			return // the process is gone, or this is not Linux
 		}
-		s.samples = append(s.samples, RSSSample{Elapsed: time.Since(s.start), Bytes: rss})
+		s.samples = append(s.samples, RSSSample{Elapsed: time.Since(s.start), Bytes: m.RSS, Anon: m.Anon, File: m.File})
 		s.mu.Unlock()
 		select {
 		case <-t.C:
@@ -125,6 +165,8 @@ func (s *Sampler) Stop() ([]RSSSample, error) {
 type RSSSummary struct {
 	Samples                     int
 	First, Last, Min, Max, Mean int64
+	// MaxAnon and MaxFile split the largest sample (Max).
+	MaxAnon, MaxFile int64
 	// Drift is the relative change from the mean of the first tenth of
 	// the samples to the mean of the last tenth (at least one sample
 	// each): 0.05 means memory grew 5% over the soak.
@@ -139,10 +181,13 @@ func SummarizeRSS(samples []RSSSample) RSSSummary {
 		return RSSSummary{}
 	}
 	s := RSSSummary{Samples: n, First: samples[0].Bytes, Last: samples[n-1].Bytes, Min: samples[0].Bytes, Max: samples[0].Bytes}
+	s.MaxAnon, s.MaxFile = samples[0].Anon, samples[0].File
 	var sum float64
 	for _, x := range samples {
 		s.Min = min(s.Min, x.Bytes)
-		s.Max = max(s.Max, x.Bytes)
+		if x.Bytes > s.Max {
+			s.Max, s.MaxAnon, s.MaxFile = x.Bytes, x.Anon, x.File
+		}
 		sum += float64(x.Bytes)
 	}
 	s.Mean = int64(sum / float64(n))

@@ -30,6 +30,31 @@ func TestParseVmRSS(t *testing.T) {
 	}
 }
 
+func TestParseStatus(t *testing.T) {
+	tests := []struct {
+		name    string
+		status  string
+		want    Memory
+		wantErr bool
+	}{
+		{"split", "Name:\taigw\nVmRSS:\t  3000 kB\nRssAnon:\t  1000 kB\nRssFile:\t  1900 kB\nRssShmem:\t 100 kB\n",
+			Memory{RSS: 3000 << 10, Anon: 1000 << 10, File: 1900 << 10}, false},
+		{"old kernel", "VmRSS:\t3000 kB\n", Memory{RSS: 3000 << 10}, false},
+		{"bad anon", "VmRSS:\t3000 kB\nRssAnon:\tx kB\n", Memory{}, true},
+		{"bad file unit", "VmRSS:\t3000 kB\nRssFile:\t2 MB\n", Memory{}, true},
+		{"no VmRSS", "RssAnon:\t1000 kB\nRssFile:\t1900 kB\n", Memory{}, true},
+		{"a name that contains VmRSS", "Name:\tVmRSS:\nVmRSS:\t1 kB\n", Memory{RSS: 1 << 10}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseStatus([]byte(tt.status))
+			if got != tt.want || (err != nil) != tt.wantErr {
+				t.Errorf("got %+v, %v; want %+v, error %v", got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
 func TestRSS(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("RSS reads /proc (Linux only)")
@@ -37,6 +62,10 @@ func TestRSS(t *testing.T) {
 	rss, err := RSS()
 	if err != nil || rss < 1<<20 || rss > 64<<30 {
 		t.Errorf("RSS() = %d, %v", rss, err)
+	}
+	m, err := ProcessMemory(0)
+	if err != nil || m.Anon <= 0 || m.File <= 0 || m.Anon+m.File > m.RSS {
+		t.Errorf("ProcessMemory(0) = %+v, %v; want anon and file parts of RSS", m, err)
 	}
 }
 
@@ -82,6 +111,8 @@ func TestSummarizeRSS(t *testing.T) {
 		{"empty", nil, RSSSummary{}},
 		{"one", mib(50), RSSSummary{Samples: 1, First: 50 << 20, Last: 50 << 20, Min: 50 << 20, Max: 50 << 20, Mean: 50 << 20}},
 		{"flat", mib(40, 42, 41, 40), RSSSummary{Samples: 4, First: 40 << 20, Last: 40 << 20, Min: 40 << 20, Max: 42 << 20, Mean: 163 << 18}},
+		{"split at the peak", []RSSSample{{Bytes: 10, Anon: 4, File: 6}, {Bytes: 30, Anon: 20, File: 10}, {Bytes: 20, Anon: 5, File: 15}},
+			RSSSummary{Samples: 3, First: 10, Last: 20, Min: 10, Max: 30, MaxAnon: 20, MaxFile: 10, Mean: 20, Drift: 1}},
 		{"growing", mib(40, 40, 40, 40, 40, 40, 40, 40, 40, 40, 50, 50, 50, 50, 50, 50, 50, 50, 50, 60),
 			RSSSummary{Samples: 20, First: 40 << 20, Last: 60 << 20, Min: 40 << 20, Max: 60 << 20, Mean: 91 << 19, Drift: 0.375}},
 	}

@@ -106,6 +106,9 @@ func TestBenchGateway(t *testing.T) {
 		if s.RSS.Max <= 0 && res.Machine.OS == "linux" {
 			t.Errorf("%s: no RSS sampled", s.Name)
 		}
+		if r := s.RSS; res.Machine.OS == "linux" && (r.MaxAnon <= 0 || r.MaxFile <= 0 || r.MaxAnon+r.MaxFile > r.Max) {
+			t.Errorf("%s: RSS max %d split into anon %d and file %d", s.Name, r.Max, r.MaxAnon, r.MaxFile)
+		}
 	}
 	if hold := res.Scenarios[1].Comparison; hold.Config.Connections != 50 || len(hold.Targets) != 2 {
 		t.Errorf("hold = %d connections, %d ways", hold.Config.Connections, len(hold.Targets))
