@@ -40,3 +40,5 @@ fuzz:
 		$(GO) test ./gateway -run '^$$' -fuzz "^$$f$$" -fuzztime 20s || exit 1; done
 	for f in FuzzChatRequest FuzzEmbeddingsRequest; do \
 		$(GO) test ./gateway/httpapi -run '^$$' -fuzz "^$$f$$" -fuzztime 20s || exit 1; done
+	$(GO) test ./gateway/guard/textnorm -run '^$$' -fuzz '^FuzzShared$$' -fuzztime 20s
+	$(GO) test ./gateway/guard/engine -run '^$$' -fuzz '^FuzzSharedScans$$' -fuzztime 20s

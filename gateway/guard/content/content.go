@@ -318,12 +318,27 @@ func requiredLiteral(re *syntax.Regexp) string {
 
 // Scan appends the phrases, topics and patterns found in text to out.
 func (f *Filter) Scan(text string, out []guard.Finding) []guard.Finding {
+	return f.scan(text, nil, out)
+}
+
+// ScanShared is Scan, with text normalized through sh (so that the other
+// detectors of a call may reuse what it does).
+func (f *Filter) ScanShared(text string, sh *textnorm.Shared, out []guard.Finding) []guard.Finding {
+	return f.scan(text, sh, out)
+}
+
+func (f *Filter) scan(text string, sh *textnorm.Shared, out []guard.Finding) []guard.Finding {
 	if text == "" || f.ac == nil && len(f.regexes) == 0 {
 		return out
 	}
-	buf := textnorm.GetBuffer()
-	defer textnorm.PutBuffer(buf)
-	t := textnorm.NormalizeInto(buf, text, shadowOptions)
+	var t textnorm.Text
+	if sh != nil {
+		t = sh.Normalize(text, shadowOptions)
+	} else {
+		buf := textnorm.GetBuffer()
+		defer textnorm.PutBuffer(buf)
+		t = textnorm.NormalizeInto(buf, text, shadowOptions)
+	}
 	norm := t.Norm
 	var found [(MaxRegexes + 63) / 64]uint64 // regexes whose literal occurs
 	if f.ac != nil && norm != "" {

@@ -19,6 +19,7 @@ import (
 	"aigw/gateway/guard"
 	"aigw/gateway/guard/grounding"
 	"aigw/gateway/guard/limits"
+	"aigw/gateway/guard/textnorm"
 	"aigw/gateway/guard/tokenize"
 
 	"github.com/redis/go-redis/v9"
@@ -285,6 +286,16 @@ type callState struct {
 	// all), dropped when it returns; newDecision allocates when it is full
 	// or nil.
 	decisions []decision
+	// norm normalizes the texts of Input's scans once for the detectors
+	// that take it (sharedScanner); nil outside Input.
+	norm *textnorm.Shared
+}
+
+// sharedScanner is a Detector that can normalize text through a
+// textnorm.Shared, with what the call's other detectors normalized
+// (content and injection): ScanShared finds what Scan finds.
+type sharedScanner interface {
+	ScanShared(text string, sh *textnorm.Shared, out []Finding) []Finding
 }
 
 // newDecision returns a zero decision, from st.decisions while it has room.
@@ -452,7 +463,11 @@ func (e *Engine) scan(c *check, stage string, segs []segment, st *callState, sha
 		if sg.stage != stage {
 			continue
 		}
-		fs = c.det.Scan(*sg.text, fs[:0])
+		if ss, ok := c.det.(sharedScanner); ok && st != nil && st.norm != nil {
+			fs = ss.ScanShared(*sg.text, st.norm, fs[:0])
+		} else {
+			fs = c.det.Scan(*sg.text, fs[:0])
+		}
 		var kept []Finding
 		for _, f := range fs {
 			if f.Type == "scan_limit" {
@@ -676,6 +691,11 @@ func (e *Engine) Input(ctx context.Context, caller gateway.Caller, endpoint, mod
 			return ins, st
 		}
 	}
+	st.norm = textnorm.GetShared()
+	defer func() {
+		textnorm.PutShared(st.norm)
+		st.norm = nil
+	}()
 	segs := inputSegments(req)
 	inputs := 0
 	for _, sg := range segs {

@@ -185,7 +185,17 @@ var sharedTables = sync.OnceValue(func() *tables {
 // appended whatever the score when text is longer than MaxScanBytes or
 // holds more encoded text than the decoding budget (256 KiB, 64 payloads).
 func (d *Detector) Scan(text string, out []guard.Finding) []guard.Finding {
-	score, fs := d.Score(text)
+	return d.scan(text, nil, out)
+}
+
+// ScanShared is Scan, with text normalized through sh (so that what
+// another detector of the call normalized is reused).
+func (d *Detector) ScanShared(text string, sh *textnorm.Shared, out []guard.Finding) []guard.Finding {
+	return d.scan(text, sh, out)
+}
+
+func (d *Detector) scan(text string, sh *textnorm.Shared, out []guard.Finding) []guard.Finding {
+	score, fs := d.score(text, sh)
 	for _, f := range fs {
 		if f.Type == TypeScanLimit {
 			out = append(out, f)
@@ -201,7 +211,13 @@ func (d *Detector) Scan(text string, out []guard.Finding) []guard.Finding {
 // its own weight as Score and the span in text it came from (for a decoded
 // payload, the encoded run).
 func (d *Detector) Score(text string) (float64, []guard.Finding) {
-	a := accum{budget: maxDecodedBytes}
+	return d.score(text, nil)
+}
+
+// score is Score, the text itself (not decoded payloads) normalized
+// through sh if not nil.
+func (d *Detector) score(text string, sh *textnorm.Shared) (float64, []guard.Finding) {
+	a := accum{budget: maxDecodedBytes, shared: sh}
 	scan := text
 	if len(scan) > d.maxScan {
 		cut := d.maxScan
@@ -250,6 +266,8 @@ type accum struct {
 	budget   int // decoded bytes left
 	layers   int
 	refused  [2]int // the first run left undecoded for lack of budget
+	// shared normalizes the first text analyzed (the original), if not nil.
+	shared *textnorm.Shared
 }
 
 type ruleWeight struct {
@@ -299,8 +317,15 @@ type hit struct {
 
 // analyze scans text, a layer of the original, into a.
 func (d *Detector) analyze(a *accum, text string, l layer) {
-	buf := textnorm.GetBuffer()
-	t := textnorm.NormalizeInto(buf, text, shadowOptions)
+	var buf *textnorm.Buffer
+	var t textnorm.Text
+	if a.shared != nil && l.depth == 0 {
+		t = a.shared.Normalize(text, shadowOptions)
+		a.shared = nil // decoded layers use the pool
+	} else {
+		buf = textnorm.GetBuffer()
+		t = textnorm.NormalizeInto(buf, text, shadowOptions)
+	}
 	norm := t.Norm
 	var hs []hit
 	var signals [][2]int // spans in text of findings and cues, for hidden-text checks
@@ -370,7 +395,9 @@ func (d *Detector) analyze(a *accum, text string, l layer) {
 			}
 		}
 	}
-	textnorm.PutBuffer(buf) // t and norm are not used below
+	if buf != nil {
+		textnorm.PutBuffer(buf) // t and norm are not used below
+	}
 	d.structure(a, text, l, signals)
 	if l.depth < maxDepth {
 		d.decode(a, text, l, rot13)

@@ -64,3 +64,35 @@ func BenchmarkSpan(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkShared is content's and injection's normalizations of one 4 KiB
+// English prompt, each alone (separate) or the second derived from the
+// first (shared): with and without line breaks.
+func BenchmarkShared(b *testing.B) {
+	content := Options{Fold: true, Confusables: true, Digits: true, Collapse: true, Spaces: true}
+	injection := Options{Fold: true, Confusables: true, Digits: true, Leet: true, Collapse: true}
+	line := "We are migrating the billing service to the new cluster. Please review the runbook below, list the risks, and suggest a rollback plan with owners and deadlines. "
+	for _, in := range []struct{ name, text string }{
+		{"line", strings.Repeat(line, 4096/len(line)+1)[:4096]},
+		{"lines", strings.ReplaceAll(strings.Repeat(line, 4096/len(line)+1)[:4096], ". ", ".\n")},
+	} {
+		loadConfusables()
+		b.Run(in.name+"/separate", func(b *testing.B) {
+			var b1, b2 Buffer
+			b.SetBytes(int64(len(in.text)))
+			for b.Loop() {
+				NormalizeInto(&b1, in.text, content)
+				NormalizeInto(&b2, in.text, injection)
+			}
+		})
+		b.Run(in.name+"/shared", func(b *testing.B) {
+			var sh Shared
+			b.SetBytes(int64(len(in.text)))
+			for b.Loop() {
+				sh.Normalize(in.text, content)
+				sh.Normalize(in.text, injection)
+				sh.Reset()
+			}
+		})
+	}
+}
