@@ -44,12 +44,6 @@ func ProcessMemory(pid int) (Memory, error) {
 	return parseStatus(b)
 }
 
-// parseVmRSS finds "VmRSS:  123 kB" in a /proc/<pid>/status file.
-func parseVmRSS(status []byte) (int64, error) {
-	m, err := parseStatus(status)
-	return m.RSS, err
-}
-
 // parseStatus reads the VmRSS line (required) and the RssAnon and RssFile
 // lines of a /proc/<pid>/status file, each "Name:  123 kB".
 func parseStatus(status []byte) (Memory, error) {

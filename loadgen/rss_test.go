@@ -6,30 +6,6 @@ import (
 	"time"
 )
 
-func TestParseVmRSS(t *testing.T) {
-	tests := []struct {
-		name    string
-		status  string
-		want    int64
-		wantErr bool
-	}{
-		{"linux", "Name:\taigw\nVmPeak:\t  20000 kB\nVmRSS:\t   12345 kB\nRssAnon:\t 8000 kB\n", 12345 << 10, false},
-		{"last line", "VmRSS: 1 kB", 1024, false},
-		{"kernel thread", "Name:\tkthreadd\nState:\tS (sleeping)\n", 0, true},
-		{"bad unit", "VmRSS:\t12 MB\n", 0, true},
-		{"bad number", "VmRSS:\tx kB\n", 0, true},
-		{"empty", "", 0, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseVmRSS([]byte(tt.status))
-			if got != tt.want || (err != nil) != tt.wantErr {
-				t.Errorf("got %d, %v; want %d, error %v", got, err, tt.want, tt.wantErr)
-			}
-		})
-	}
-}
-
 func TestParseStatus(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -39,7 +15,12 @@ func TestParseStatus(t *testing.T) {
 	}{
 		{"split", "Name:\taigw\nVmRSS:\t  3000 kB\nRssAnon:\t  1000 kB\nRssFile:\t  1900 kB\nRssShmem:\t 100 kB\n",
 			Memory{RSS: 3000 << 10, Anon: 1000 << 10, File: 1900 << 10}, false},
-		{"old kernel", "VmRSS:\t3000 kB\n", Memory{RSS: 3000 << 10}, false},
+		{"old kernel", "Name:\taigw\nVmPeak:\t  20000 kB\nVmRSS:\t   12345 kB\n", Memory{RSS: 12345 << 10}, false},
+		{"last line", "VmRSS: 1 kB", Memory{RSS: 1 << 10}, false},
+		{"kernel thread", "Name:\tkthreadd\nState:\tS (sleeping)\n", Memory{}, true},
+		{"bad unit", "VmRSS:\t12 MB\n", Memory{}, true},
+		{"bad number", "VmRSS:\tx kB\n", Memory{}, true},
+		{"empty", "", Memory{}, true},
 		{"bad anon", "VmRSS:\t3000 kB\nRssAnon:\tx kB\n", Memory{}, true},
 		{"bad file unit", "VmRSS:\t3000 kB\nRssFile:\t2 MB\n", Memory{}, true},
 		{"no VmRSS", "RssAnon:\t1000 kB\nRssFile:\t1900 kB\n", Memory{}, true},
