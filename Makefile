@@ -42,3 +42,4 @@ fuzz:
 		$(GO) test ./gateway/httpapi -run '^$$' -fuzz "^$$f$$" -fuzztime 20s || exit 1; done
 	$(GO) test ./gateway/guard/textnorm -run '^$$' -fuzz '^FuzzShared$$' -fuzztime 20s
 	$(GO) test ./gateway/guard/engine -run '^$$' -fuzz '^FuzzSharedScans$$' -fuzztime 20s
+	$(GO) test ./gateway/internal/jsonscan -run '^$$' -fuzz '^FuzzValid$$' -fuzztime 20s

@@ -1,11 +1,12 @@
 package gateway
 
 import (
-	"bytes"
 	"encoding/json"
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"aigw/gateway/internal/jsonscan"
 )
 
 // DecodeChatChunk decodes data, one chat.completion.chunk object, into c as
@@ -18,7 +19,7 @@ import (
 // unusual (a key encoding/json would match case-insensitively, a duplicate
 // key, a key that is escaped or not ASCII, a type encoding/json would
 // refuse or convert, a number that is not a plain integer of at most 18
-// digits, invalid UTF-8 in a decoded string, nesting beyond chatMaxDepth,
+// digits, invalid UTF-8 in a decoded string, nesting beyond jsonscan.MaxDepth,
 // invalid JSON) makes it give up, and json.Unmarshal decodes data instead.
 // The FuzzDecodeChat fuzz tests check that both paths agree.
 //
@@ -27,7 +28,7 @@ import (
 // RawMessage fields get copies of their own. Nothing refers to data.
 func DecodeChatChunk(data []byte, c *ChatChunk) error {
 	*c = ChatChunk{}
-	d := chatDecoder{b: data}
+	d := chatDecoder{Scanner: jsonscan.Scanner{B: data}}
 	if d.top() && d.chunk(c) && d.end() {
 		return nil
 	}
@@ -40,7 +41,7 @@ func DecodeChatChunk(data []byte, c *ChatChunk) error {
 // does a chunk (array content, for one, takes encoding/json's path).
 func DecodeChatResponse(data []byte, r *ChatResponse) error {
 	*r = ChatResponse{}
-	d := chatDecoder{b: data}
+	d := chatDecoder{Scanner: jsonscan.Scanner{B: data}}
 	if d.top() && d.response(r) && d.end() {
 		return nil
 	}
@@ -48,17 +49,12 @@ func DecodeChatResponse(data []byte, r *ChatResponse) error {
 	return json.Unmarshal(data, r)
 }
 
-// chatMaxDepth bounds the nesting of a value the decoder skips
-// (encoding/json allows 10,000; deeper documents take its path).
-const chatMaxDepth = 200
-
 // chatDecoder reads one JSON document. Its methods that read a value start
-// at the value's first byte (white space skipped), leave d.i just past it,
+// at the value's first byte (white space skipped), leave d.I just past it,
 // and report false when the decoder must give up: the caller then stops at
 // once.
 type chatDecoder struct {
-	b []byte
-	i int
+	jsonscan.Scanner // the document (B) and the position (I)
 	// str is b as a string when b is at most chatShareMax bytes long,
 	// made at the first non-empty string without escapes; such strings
 	// are substrings of it.
@@ -86,73 +82,59 @@ var (
 	messageFields      = []string{"role", "content", "name", "tool_calls", "tool_call_id", "refusal", "reasoning_content", "audio", "function_call"}
 )
 
-func (d *chatDecoder) ws() {
-	for d.i < len(d.b) {
-		switch d.b[d.i] {
-		case ' ', '\t', '\n', '\r':
-			d.i++
-		default:
-			return
-		}
-	}
-}
-
 // top moves to the document's value, which must be an object.
 func (d *chatDecoder) top() bool {
-	d.ws()
-	return d.i < len(d.b) && d.b[d.i] == '{'
+	d.WS()
+	return d.I < len(d.B) && d.B[d.I] == '{'
 }
 
 // end reports whether only white space follows the value read.
 func (d *chatDecoder) end() bool {
-	d.ws()
-	return d.i == len(d.b)
+	d.WS()
+	return d.I == len(d.B)
 }
-
-// at reports whether the value at d.i starts with c.
-func (d *chatDecoder) at(c byte) bool { return d.i < len(d.b) && d.b[d.i] == c }
 
 // null reads a null literal, reporting false (and reading nothing) when
 // the value is anything else.
 func (d *chatDecoder) null() bool {
-	if len(d.b)-d.i >= 4 && string(d.b[d.i:d.i+4]) == "null" {
-		d.i += 4
+	if len(d.B)-d.I >= 4 && string(d.B[d.I:d.I+4]) == "null" {
+		d.I += 4
 		return true
 	}
 	return false
 }
 
 // field reads the key and colon of the next member of the object being
-// read (n: the members read so far; at 0, d.i is at the '{') and returns
-// the key's index in names (-1: none of them), with d.i at the value.
+// read (n: the members read so far; at 0, d.I is at the '{') and returns
+// the key's index in names (-1: none of them), with d.I at the value.
 // seen holds the fields read so far. It reports end after the closing
 // brace, and false for a duplicate field, for a key encoding/json could
 // match to a field case-insensitively, for a key that is escaped or not
 // ASCII, and for invalid JSON.
 func (d *chatDecoder) field(n int, names []string, seen *uint32) (f int, end, ok bool) {
-	b := d.b
+	b := d.B
 	if n == 0 {
-		d.i++
+		d.I++
 	}
-	d.ws()
-	if d.i >= len(b) {
+	d.WS()
+	if d.I >= len(b) {
 		return 0, false, false
 	}
-	if b[d.i] == '}' {
-		d.i++
+	if b[d.I] == '}' {
+		d.I++
 		return 0, true, true
 	}
 	if n > 0 {
-		if b[d.i] != ',' {
+		if b[d.I] != ',' {
 			return 0, false, false
 		}
-		d.i++
-		d.ws()
+		d.I++
+		d.WS()
 	}
-	if d.i >= len(b) || b[d.i] != '"' {
+	if d.I >= len(b) || b[d.I] != '"' {
 		return 0, false, false
 	}
-	ks := d.i + 1
+	ks := d.I + 1
 	j := ks
 	for j < len(b) && keyByte[b[j]] {
 		j++
@@ -161,13 +143,13 @@ func (d *chatDecoder) field(n int, names []string, seen *uint32) (f int, end, ok
 		return 0, false, false
 	}
 	key := b[ks:j]
-	d.i = j + 1
-	d.ws()
-	if d.i >= len(b) || b[d.i] != ':' {
+	d.I = j + 1
+	d.WS()
+	if d.I >= len(b) || b[d.I] != ':' {
 		return 0, false, false
 	}
-	d.i++
-	d.ws()
+	d.I++
+	d.WS()
 	for k, name := range names {
 		if string(key) == name {
 			if *seen&(1<<k) != 0 {
@@ -211,35 +193,35 @@ var keyByte = func() (t [256]bool) {
 }()
 
 // elem moves to the next element of the array being read (n: the elements
-// read so far; at 0, d.i is at the '['), reporting end after the closing
+// read so far; at 0, d.I is at the '['), reporting end after the closing
 // bracket.
 func (d *chatDecoder) elem(n int) (end, ok bool) {
 	if n == 0 {
-		d.i++
+		d.I++
 	}
-	d.ws()
-	if d.i >= len(d.b) {
+	d.WS()
+	if d.I >= len(d.B) {
 		return false, false
 	}
-	if d.b[d.i] == ']' {
-		d.i++
+	if d.B[d.I] == ']' {
+		d.I++
 		return true, true
 	}
 	if n > 0 {
-		if d.b[d.i] != ',' {
+		if d.B[d.I] != ',' {
 			return false, false
 		}
-		d.i++
-		d.ws()
+		d.I++
+		d.WS()
 	}
 	return false, true
 }
 
 // object reads an object: read is called with the index in names of each
-// member's key (-1 for a key not in names), d.i at the member's value, and
+// member's key (-1 for a key not in names), d.I at the member's value, and
 // must read that value. It reports false as field does, or when read does.
 func (d *chatDecoder) object(names []string, read func(f int) bool) bool {
-	if !d.at('{') {
+	if !d.At('{') {
 		return false
 	}
 	var seen uint32
@@ -261,7 +243,7 @@ func objectPtr[T any](d *chatDecoder, p **T, read func(v *T) bool) bool {
 		*p = nil
 		return true
 	}
-	if !d.at('{') {
+	if !d.At('{') {
 		return false
 	}
 	v := new(T)
@@ -276,7 +258,7 @@ func array[T any](d *chatDecoder, out *[]T, elem func(v *T) bool) bool {
 		*out = nil
 		return true
 	}
-	if !d.at('[') {
+	if !d.At('[') {
 		return false
 	}
 	var s []T
@@ -340,7 +322,7 @@ func (d *chatDecoder) head(f int, id, object *string, created *int64, model *str
 	case 7:
 		return d.string(tier)
 	}
-	return d.skip(0)
+	return d.Value(0)
 }
 
 func (d *chatDecoder) chunkChoice(cc *ChunkChoice) bool {
@@ -355,7 +337,7 @@ func (d *chatDecoder) chunkChoice(cc *ChunkChoice) bool {
 		case 3:
 			return d.raw(&cc.Logprobs)
 		}
-		return d.skip(0)
+		return d.Value(0)
 	})
 }
 
@@ -373,7 +355,7 @@ func (d *chatDecoder) delta(dl *Delta) bool {
 		case 4:
 			return d.stringPtr(&dl.Refusal)
 		}
-		return d.skip(0)
+		return d.Value(0)
 	})
 }
 
@@ -389,7 +371,7 @@ func (d *chatDecoder) toolCall(tc *ToolCall) bool {
 		case 3:
 			return d.null() || d.functionCall(&tc.Function)
 		}
-		return d.skip(0)
+		return d.Value(0)
 	})
 }
 
@@ -401,7 +383,7 @@ func (d *chatDecoder) functionCall(fc *FunctionCall) bool {
 		case 1:
 			return d.string(&fc.Arguments)
 		}
-		return d.skip(0)
+		return d.Value(0)
 	})
 }
 
@@ -419,7 +401,7 @@ func (d *chatDecoder) usage(v *Usage) bool {
 		case 4:
 			return objectPtr(d, &v.CompletionTokensDetails, d.completionDetails)
 		}
-		return d.skip(0)
+		return d.Value(0)
 	})
 }
 
@@ -433,7 +415,7 @@ func (d *chatDecoder) promptDetails(v *PromptTokensDetails) bool {
 		case 2:
 			return d.int(&v.CacheCreationTokens)
 		}
-		return d.skip(0)
+		return d.Value(0)
 	})
 }
 
@@ -449,7 +431,7 @@ func (d *chatDecoder) completionDetails(v *CompletionTokensDetails) bool {
 		case 3:
 			return d.int(&v.RejectedPredictionTokens)
 		}
-		return d.skip(0)
+		return d.Value(0)
 	})
 }
 
@@ -465,7 +447,7 @@ func (d *chatDecoder) choice(c *Choice) bool {
 		case 3:
 			return d.raw(&c.Logprobs)
 		}
-		return d.skip(0)
+		return d.Value(0)
 	})
 }
 
@@ -491,7 +473,7 @@ func (d *chatDecoder) message(m *Message) bool {
 		case 8:
 			return d.raw(&m.FunctionCall)
 		}
-		return d.skip(0)
+		return d.Value(0)
 	})
 }
 
@@ -503,7 +485,7 @@ func (d *chatDecoder) content(c *Content) bool {
 		return true
 	}
 	*c = Content{}
-	return d.at('"') && d.string(&c.Text)
+	return d.At('"') && d.string(&c.Text)
 }
 
 // string reads a string into *s; null leaves *s as it is.
@@ -535,11 +517,11 @@ func (d *chatDecoder) stringPtr(p **string) bool {
 // anything else and for a string that is not valid UTF-8 (encoding/json
 // would replace the bad bytes with U+FFFD).
 func (d *chatDecoder) text() (string, bool) {
-	b := d.b
-	if d.i >= len(b) || b[d.i] != '"' {
+	b := d.B
+	if d.I >= len(b) || b[d.I] != '"' {
 		return "", false
 	}
-	start := d.i + 1
+	start := d.I + 1
 	j := start
 	for j < len(b) {
 		c := b[j]
@@ -549,7 +531,7 @@ func (d *chatDecoder) text() (string, bool) {
 		}
 		switch {
 		case c == '"':
-			d.i = j + 1
+			d.I = j + 1
 			switch {
 			case j == start:
 				return "", true
@@ -576,7 +558,7 @@ func (d *chatDecoder) text() (string, bool) {
 // escaped decodes the string that starts at start and has its first
 // escape at j.
 func (d *chatDecoder) escaped(start, j int) (string, bool) {
-	b := d.b
+	b := d.B
 	// The decoded string is no longer than the raw one: find its end to
 	// allocate once.
 	end := j
@@ -649,7 +631,7 @@ func (d *chatDecoder) escaped(start, j int) (string, bool) {
 		}
 		sb.WriteByte(c)
 	}
-	d.i = end + 1
+	d.I = end + 1
 	return sb.String(), true
 }
 
@@ -679,8 +661,8 @@ func hex4(b []byte, i int) rune {
 // is: no fraction or exponent, at most 18 digits (longer ones, which may
 // overflow, are left to encoding/json).
 func (d *chatDecoder) integer() (int64, bool) {
-	b := d.b
-	j := d.i
+	b := d.B
+	j := d.I
 	neg := j < len(b) && b[j] == '-'
 	if neg {
 		j++
@@ -708,7 +690,7 @@ func (d *chatDecoder) integer() (int64, bool) {
 	if neg {
 		n = -n
 	}
-	d.i = j
+	d.I = j
 	return n, true
 }
 
@@ -755,158 +737,10 @@ func (d *chatDecoder) intPtr(p **int) bool {
 // raw reads any value into *m as a copy of its bytes, as
 // json.RawMessage's UnmarshalJSON does (null included).
 func (d *chatDecoder) raw(m *json.RawMessage) bool {
-	start := d.i
-	if !d.skip(0) {
+	start := d.I
+	if !d.Value(0) {
 		return false
 	}
-	*m = append(json.RawMessage(nil), d.b[start:d.i]...)
-	return true
-}
-
-// skip reads any valid JSON value at depth (nesting levels below the
-// value being skipped) and reports false for invalid JSON and for nesting
-// beyond chatMaxDepth.
-func (d *chatDecoder) skip(depth int) bool {
-	b := d.b
-	if d.i >= len(b) {
-		return false
-	}
-	switch c := b[d.i]; {
-	case c == '"':
-		return d.skipString()
-	case c == '{' || c == '[':
-		if depth >= chatMaxDepth {
-			return false
-		}
-		end := byte('}')
-		if c == '[' {
-			end = ']'
-		}
-		d.i++
-		d.ws()
-		if d.i < len(b) && b[d.i] == end {
-			d.i++
-			return true
-		}
-		for {
-			if c == '{' {
-				if d.i >= len(b) || b[d.i] != '"' || !d.skipString() {
-					return false
-				}
-				d.ws()
-				if d.i >= len(b) || b[d.i] != ':' {
-					return false
-				}
-				d.i++
-				d.ws()
-			}
-			if !d.skip(depth + 1) {
-				return false
-			}
-			d.ws()
-			if d.i >= len(b) {
-				return false
-			}
-			switch b[d.i] {
-			case ',':
-				d.i++
-				d.ws()
-			case end:
-				d.i++
-				return true
-			default:
-				return false
-			}
-		}
-	case c == '-' || '0' <= c && c <= '9':
-		return d.skipNumber()
-	case c == 't':
-		return d.literal("true")
-	case c == 'f':
-		return d.literal("false")
-	case c == 'n':
-		return d.literal("null")
-	}
-	return false
-}
-
-func (d *chatDecoder) literal(lit string) bool {
-	if !bytes.HasPrefix(d.b[d.i:], []byte(lit)) {
-		return false
-	}
-	d.i += len(lit)
-	return true
-}
-
-// skipString reads a valid JSON string (any bytes from 0x20 up but '"'
-// and '\\' as they are, valid escapes).
-func (d *chatDecoder) skipString() bool {
-	b := d.b
-	for j := d.i + 1; j < len(b); j++ {
-		switch c := b[j]; {
-		case c == '"':
-			d.i = j + 1
-			return true
-		case c == '\\':
-			j++
-			if j >= len(b) {
-				return false
-			}
-			switch b[j] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			case 'u':
-				if hex4(b, j+1) < 0 {
-					return false
-				}
-				j += 4
-			default:
-				return false
-			}
-		case c < 0x20:
-			return false
-		}
-	}
-	return false
-}
-
-func (d *chatDecoder) digits() bool {
-	start := d.i
-	for d.i < len(d.b) && '0' <= d.b[d.i] && d.b[d.i] <= '9' {
-		d.i++
-	}
-	return d.i > start
-}
-
-// skipNumber reads a valid JSON number.
-func (d *chatDecoder) skipNumber() bool {
-	b := d.b
-	if b[d.i] == '-' {
-		d.i++
-	}
-	switch {
-	case d.i >= len(b):
-		return false
-	case b[d.i] == '0':
-		d.i++
-	case '1' <= b[d.i] && b[d.i] <= '9':
-		d.digits()
-	default:
-		return false
-	}
-	if d.i < len(b) && b[d.i] == '.' {
-		d.i++
-		if !d.digits() {
-			return false
-		}
-	}
-	if d.i < len(b) && (b[d.i] == 'e' || b[d.i] == 'E') {
-		d.i++
-		if d.i < len(b) && (b[d.i] == '+' || b[d.i] == '-') {
-			d.i++
-		}
-		if !d.digits() {
-			return false
-		}
-	}
+	*m = append(json.RawMessage(nil), d.B[start:d.I]...)
 	return true
 }

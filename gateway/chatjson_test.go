@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"aigw/gateway/internal/jsonscan"
 )
 
 // Chunks as OpenAI and OpenAI-compatible hosts stream them.
@@ -187,17 +189,17 @@ func TestDecodeChat(t *testing.T) {
 // path (TestDecodeChat checks what it gives).
 func TestDecodeChatFast(t *testing.T) {
 	for _, doc := range chatChunkDocs {
-		d := chatDecoder{b: []byte(doc)}
+		d := chatDecoder{Scanner: jsonscan.Scanner{B: []byte(doc)}}
 		var c ChatChunk
 		if !d.top() || !d.chunk(&c) || !d.end() {
-			t.Errorf("chunk %s: fast path gave up at %d", doc, d.i)
+			t.Errorf("chunk %s: fast path gave up at %d", doc, d.I)
 		}
 	}
 	for _, doc := range append(chatResponseDocs[:7:7], chatLongDoc) {
-		d := chatDecoder{b: []byte(doc)}
+		d := chatDecoder{Scanner: jsonscan.Scanner{B: []byte(doc)}}
 		var r ChatResponse
 		if !d.top() || !d.response(&r) || !d.end() {
-			t.Errorf("response %s: fast path gave up at %d", doc, d.i)
+			t.Errorf("response %s: fast path gave up at %d", doc, d.I)
 		}
 	}
 }

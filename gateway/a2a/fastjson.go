@@ -5,22 +5,20 @@ import (
 	"encoding/json"
 	"slices"
 	"unicode/utf8"
+
+	"aigw/gateway/internal/jsonscan"
 )
 
 // The proxy's hot path reads a message/send request and an agent's answer
-// with the hand-written scanner below instead of encoding/json into maps.
+// with a hand-written reader (over jsonscan, the validating scanner) instead of encoding/json into maps.
 // It takes only the plain shapes of those documents: anything unusual
 // (a key that encoding/json would match case-insensitively or that needs
 // escaping, an escaped or non-UTF-8 string where a value is read, a
 // duplicate key in an object forwarded as its members, a type
-// encoding/json would refuse, nesting beyond maxFastDepth, invalid JSON)
+// encoding/json would refuse, nesting beyond jsonscan.MaxDepth, invalid JSON)
 // makes it give up, and the caller decodes with encoding/json as before.
 // So each document means what it meant, and every error is the one
 // encoding/json's path gives (FuzzFastJSON checks both paths agree).
-
-// maxFastDepth bounds the nesting the scanner follows (encoding/json
-// allows 10,000; deeper documents take its path).
-const maxFastDepth = 200
 
 // member is a member of a JSON object: its key as decoded, the key as
 // JSON (quoted, as encoding/json writes it), and its raw value.
@@ -122,249 +120,64 @@ func safeKeyByte(c byte) bool {
 	return c >= 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
 }
 
-// jsonScan is a validating JSON scanner.
-type jsonScan struct {
-	b []byte
-	i int
-}
-
-func (s *jsonScan) ws() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\t', '\n', '\r':
-			s.i++
-		default:
-			return
-		}
-	}
-}
-
-// str skips the string at s.i and reports whether it is valid, and
-// whether it has escapes and bytes beyond ASCII.
-func (s *jsonScan) str() (ok, esc, high bool) {
-	b := s.b
-	for i := s.i + 1; i < len(b); i++ {
-		switch c := b[i]; {
-		case c == '"':
-			s.i = i + 1
-			return true, esc, high
-		case c == '\\':
-			esc = true
-			i++
-			if i >= len(b) {
-				return false, false, false
-			}
-			switch b[i] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-			case 'u':
-				if i+4 >= len(b) {
-					return false, false, false
-				}
-				for _, h := range b[i+1 : i+5] {
-					if !(h >= '0' && h <= '9' || h >= 'a' && h <= 'f' || h >= 'A' && h <= 'F') {
-						return false, false, false
-					}
-				}
-				i += 4
-			default:
-				return false, false, false
-			}
-		case c < 0x20:
-			return false, false, false
-		case c >= 0x80:
-			high = true
-		}
-	}
-	return false, false, false
-}
-
-func (s *jsonScan) digits() bool {
-	start := s.i
-	for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
-		s.i++
-	}
-	return s.i > start
-}
-
-func (s *jsonScan) number() bool {
-	if s.b[s.i] == '-' {
-		s.i++
-	}
-	switch {
-	case s.i >= len(s.b):
-		return false
-	case s.b[s.i] == '0':
-		s.i++
-	case s.b[s.i] >= '1' && s.b[s.i] <= '9':
-		s.digits()
-	default:
-		return false
-	}
-	if s.i < len(s.b) && s.b[s.i] == '.' {
-		s.i++
-		if !s.digits() {
-			return false
-		}
-	}
-	if s.i < len(s.b) && (s.b[s.i] == 'e' || s.b[s.i] == 'E') {
-		s.i++
-		if s.i < len(s.b) && (s.b[s.i] == '+' || s.b[s.i] == '-') {
-			s.i++
-		}
-		if !s.digits() {
-			return false
-		}
-	}
-	return true
-}
-
-func (s *jsonScan) literal(lit string) bool {
-	if !bytes.HasPrefix(s.b[s.i:], []byte(lit)) {
-		return false
-	}
-	s.i += len(lit)
-	return true
-}
-
-// value skips the value at s.i (no white space before it) and reports
-// whether it is valid JSON.
-func (s *jsonScan) value(depth int) bool {
-	if s.i >= len(s.b) {
-		return false
-	}
-	switch c := s.b[s.i]; {
-	case c == '{' || c == '[':
-		if depth >= maxFastDepth {
-			return false
-		}
-		end := byte('}')
-		if c == '[' {
-			end = ']'
-		}
-		s.i++
-		s.ws()
-		if s.i < len(s.b) && s.b[s.i] == end {
-			s.i++
-			return true
-		}
-		for {
-			if c == '{' {
-				if s.i >= len(s.b) || s.b[s.i] != '"' {
-					return false
-				}
-				if ok, _, _ := s.str(); !ok {
-					return false
-				}
-				s.ws()
-				if s.i >= len(s.b) || s.b[s.i] != ':' {
-					return false
-				}
-				s.i++
-				s.ws()
-			}
-			if !s.value(depth + 1) {
-				return false
-			}
-			s.ws()
-			if s.i >= len(s.b) {
-				return false
-			}
-			switch s.b[s.i] {
-			case ',':
-				s.i++
-				s.ws()
-			case end:
-				s.i++
-				return true
-			default:
-				return false
-			}
-		}
-	case c == '"':
-		ok, _, _ := s.str()
-		return ok
-	case c == '-' || c >= '0' && c <= '9':
-		return s.number()
-	case c == 't':
-		return s.literal("true")
-	case c == 'f':
-		return s.literal("false")
-	case c == 'n':
-		return s.literal("null")
-	}
-	return false
-}
-
-// fastValid reports whether b is one valid JSON value (with white space
-// around it), nested at most maxFastDepth deep.
-func fastValid(b []byte) bool {
-	s := jsonScan{b: b}
-	s.ws()
-	if !s.value(0) {
-		return false
-	}
-	s.ws()
-	return s.i == len(s.b)
-}
-
 // readObject returns the members of the object b (one valid JSON object,
 // white space around it allowed), in document order, appended to dst. It
 // fails on anything else, on a key that is not plain (see safeKeyByte),
 // and on invalid JSON. Values are capped subslices of b.
 func readObject(b []byte, dst []member) ([]member, bool) {
-	s := jsonScan{b: b}
-	s.ws()
-	if s.i >= len(b) || b[s.i] != '{' {
+	s := jsonscan.Scanner{B: b}
+	s.WS()
+	if s.I >= len(b) || b[s.I] != '{' {
 		return nil, false
 	}
-	s.i++
-	s.ws()
-	if s.i < len(b) && b[s.i] == '}' {
-		s.i++
+	s.I++
+	s.WS()
+	if s.I < len(b) && b[s.I] == '}' {
+		s.I++
 	} else {
 		for {
-			if s.i >= len(b) || b[s.i] != '"' {
+			if s.I >= len(b) || b[s.I] != '"' {
 				return nil, false
 			}
-			ks := s.i
-			if ok, _, _ := s.str(); !ok {
+			ks := s.I
+			if ok, _, _ := s.Str(); !ok {
 				return nil, false
 			}
-			qkey := b[ks:s.i:s.i]
+			qkey := b[ks:s.I:s.I]
 			key := qkey[1 : len(qkey)-1]
 			for _, c := range key {
 				if !safeKeyByte(c) {
 					return nil, false
 				}
 			}
-			s.ws()
-			if s.i >= len(b) || b[s.i] != ':' {
+			s.WS()
+			if s.I >= len(b) || b[s.I] != ':' {
 				return nil, false
 			}
-			s.i++
-			s.ws()
-			vs := s.i
-			if !s.value(1) {
+			s.I++
+			s.WS()
+			vs := s.I
+			if !s.Value(1) {
 				return nil, false
 			}
-			dst = append(dst, member{key: key, qkey: qkey, val: b[vs:s.i:s.i]})
-			s.ws()
-			if s.i >= len(b) {
+			dst = append(dst, member{key: key, qkey: qkey, val: b[vs:s.I:s.I]})
+			s.WS()
+			if s.I >= len(b) {
 				return nil, false
 			}
-			if b[s.i] == '}' {
-				s.i++
+			if b[s.I] == '}' {
+				s.I++
 				break
 			}
-			if b[s.i] != ',' {
+			if b[s.I] != ',' {
 				return nil, false
 			}
-			s.i++
-			s.ws()
+			s.I++
+			s.WS()
 		}
 	}
-	s.ws()
-	if s.i != len(b) {
+	s.WS()
+	if s.I != len(b) {
 		return nil, false
 	}
 	return dst, true
@@ -575,19 +388,19 @@ func readParts(m *messageHead, raw []byte) bool {
 	if string(raw) == "null" {
 		return false // parts are required: parseSend says so
 	}
-	s := jsonScan{b: raw}
+	s := jsonscan.Scanner{B: raw}
 	if raw[0] != '[' {
 		return false
 	}
-	s.i = 1
-	s.ws()
-	if s.i < len(raw) && raw[s.i] == ']' {
+	s.I = 1
+	s.WS()
+	if s.I < len(raw) && raw[s.I] == ']' {
 		m.Parts = m.Parts[:0]
 		return true
 	}
 	for {
-		vs := s.i
-		if !s.value(1) {
+		vs := s.I
+		if !s.Value(1) {
 			return false
 		}
 		var part struct {
@@ -595,7 +408,7 @@ func readParts(m *messageHead, raw []byte) bool {
 			File json.RawMessage `json:"file"`
 			Data json.RawMessage `json:"data"`
 		}
-		ok := readStruct(raw[vs:s.i], []string{"kind", "file", "data"}, func(f int, val []byte) bool {
+		ok := readStruct(raw[vs:s.I], []string{"kind", "file", "data"}, func(f int, val []byte) bool {
 			switch f {
 			case 0:
 				return stringField(&part.Kind, val)
@@ -610,18 +423,18 @@ func readParts(m *messageHead, raw []byte) bool {
 			return false
 		}
 		m.Parts = append(m.Parts, part)
-		s.ws()
-		if s.i >= len(raw) {
+		s.WS()
+		if s.I >= len(raw) {
 			return false
 		}
-		if raw[s.i] == ']' {
+		if raw[s.I] == ']' {
 			return true
 		}
-		if raw[s.i] != ',' {
+		if raw[s.I] != ',' {
 			return false
 		}
-		s.i++
-		s.ws()
+		s.I++
+		s.WS()
 	}
 }
 
