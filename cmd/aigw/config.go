@@ -2,6 +2,7 @@ package main
 
 import (
 	"aigw/gateway/guard/engine"
+	"time"
 
 	"bytes"
 	"errors"
@@ -86,6 +87,13 @@ type LedgerConfig struct {
 	NATSSyncAlways bool `yaml:"nats_sync_always"`
 	// Batch is the sequencer's batch size (default 500).
 	Batch int `yaml:"batch"`
+	// DeferUnderLoad bounds how far the sequencer may fall behind while the
+	// gateway's goroutines queue for the CPU (a burst): it then commits in
+	// at most 5% of its time, gives the rest to the calls, and catches up
+	// when the burst is over. Calls wait for JetStream's acknowledgement,
+	// not for the sequencer: only the ledger's proofs and read API lag.
+	// Default 10s; negative: never defer.
+	DeferUnderLoad time.Duration `yaml:"defer_under_load"`
 	// ReadToken, when set, is required as "Authorization: Bearer <token>" by
 	// the ledger read API (/ledger/). Without it the read API serves every
 	// log to anyone who can reach the listen address (by default only this

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -1044,4 +1045,67 @@ func TestGroupCommit(t *testing.T) {
 			}
 		})
 	}
+}
+
+// While the callers are busy, the sequencer rests after a commit (sequencing
+// falls behind), and it catches up as soon as they are not; MaxDefer bounds
+// how long the events wait whatever Busy says.
+func TestBusyDefersSequencing(t *testing.T) {
+	t.Run("until not busy", func(t *testing.T) {
+		t.Parallel()
+		store := newSQLite(t)
+		e := embeddedEnv(t, store)
+		var busy atomic.Bool
+		var m jetstream.Metrics
+		e.start(store, &m, func(c *jetstream.SequencerConfig) {
+			c.Busy, c.BusyShare, c.MaxDefer = busy.Load, 1e-6, time.Hour
+		})
+		want := e.publish(3, "acme")["acme"]
+		waitSize(t, store, "acme", 3)
+		busy.Store(true)
+		first := e.publish(1, "acme")["acme"] // committed, then the loop rests (~10^6 times the commit)
+		waitSize(t, store, "acme", 4)
+		waitFor(t, func() bool { return m.Snapshot().Partitions[0].Rested > 0 }, "the loop to rest")
+		rest := e.publish(5, "acme")["acme"]
+		time.Sleep(300 * time.Millisecond)
+		if h, err := store.Head(t.Context(), "acme"); err != nil || h.Size != 4 {
+			t.Fatalf("Head while busy = %d, %v; want 4 (the events after the rest's start wait)", h.Size, err)
+		}
+		busy.Store(false)
+		waitSize(t, store, "acme", 9)
+		for _, p := range []*published{first, rest} {
+			want.ids = append(want.ids, p.ids...)
+			maps.Copy(want.payloads, p.payloads)
+		}
+		checkLog(t, store, "acme", want)
+	})
+	t.Run("at most MaxDefer", func(t *testing.T) {
+		t.Parallel()
+		store := newSQLite(t)
+		e := embeddedEnv(t, store)
+		var m jetstream.Metrics
+		e.start(store, &m, func(c *jetstream.SequencerConfig) {
+			c.Busy, c.BusyShare, c.MaxDefer = func() bool { return true }, 1e-6, 200*time.Millisecond
+		})
+		want := &published{payloads: map[string][]byte{}}
+		for range 5 { // five batches, each followed by a rest of at most 200 ms
+			p := e.publish(2, "acme")["acme"]
+			want.ids = append(want.ids, p.ids...)
+			maps.Copy(want.payloads, p.payloads)
+			waitSize(t, store, "acme", len(want.ids))
+		}
+		checkLog(t, store, "acme", want)
+		if ps := m.Snapshot().Partitions[0]; ps.Rested == 0 {
+			t.Errorf("Rested = 0 with Busy always true; want rests")
+		}
+	})
+	t.Run("bad share", func(t *testing.T) {
+		t.Parallel()
+		_, err := jetstream.StartSequencer(t.Context(), jetstream.SequencerConfig{
+			Conn: &nats.Conn{}, Sequencer: &sequencer.Sequencer{}, Store: newSQLite(t), BusyShare: 2,
+		})
+		if err == nil || !strings.Contains(err.Error(), "busy share") {
+			t.Errorf("StartSequencer with a busy share of 2: %v; want an error naming it", err)
+		}
+	})
 }

@@ -26,6 +26,8 @@ const (
 	DefaultLockRetry  = 2 * time.Second
 	DefaultMaxBackoff = 5 * time.Second
 	DefaultPurgeEvery = time.Second
+	DefaultBusyShare  = 0.05
+	DefaultMaxDefer   = 10 * time.Second
 )
 
 // SequencerConfig configures the sequencing loop of one process.
@@ -75,6 +77,25 @@ type SequencerConfig struct {
 	// stream; default [DefaultPurgeEvery]; negative never purges (the
 	// stream then relies on MaxBytes and MaxAge).
 	PurgeEvery time.Duration
+	// Busy, if set, reports whether the process's callers are short of CPU
+	// now (the gateway: the Go scheduler has a run queue). While it does,
+	// each partition rests after a commit so that committing takes at most
+	// BusyShare of its time: sequencing falls behind during a burst and
+	// catches up when the burst is over, and the burst gets the CPU.
+	// Fail-closed callers wait for JetStream's acknowledgement, never for
+	// the sequencer, so what lags is only the ledger (proofs, the read
+	// API), and by at most MaxDefer. Measured (README, Performance): the
+	// gateway's open-throttle throughput on two shared cores 7,900 ->
+	// 10,400 calls/s with a share of 0.05.
+	Busy func() bool
+	// BusyShare is the part of its time a partition may spend committing
+	// while Busy; default [DefaultBusyShare].
+	BusyShare float64
+	// MaxDefer bounds the sequencing delay that Busy may add: a batch whose
+	// oldest event has waited longer than that is followed by no rest,
+	// whatever Busy says. Default [DefaultMaxDefer]; negative: Busy is
+	// ignored.
+	MaxDefer time.Duration
 	// Metrics, if set, receives the loop's counters.
 	Metrics *Metrics
 	// Logger receives operational logs; nil discards them.
@@ -96,6 +117,8 @@ func (c *SequencerConfig) validate() error {
 		return errors.New("jetstream: sequencer needs the store (for its locks)")
 	case c.Batch < 0 || c.Batch > 10000:
 		return fmt.Errorf("jetstream: batch of %d; want 1 to 10000", c.Batch)
+	case c.BusyShare < 0 || c.BusyShare > 1:
+		return fmt.Errorf("jetstream: busy share of %g; want 0 to 1", c.BusyShare)
 	}
 	if err := c.Stream.Validate(); err != nil {
 		return err
@@ -133,6 +156,12 @@ func (c *SequencerConfig) validate() error {
 	}
 	if c.PurgeEvery == 0 {
 		c.PurgeEvery = DefaultPurgeEvery
+	}
+	if c.BusyShare == 0 {
+		c.BusyShare = DefaultBusyShare
+	}
+	if c.MaxDefer == 0 {
+		c.MaxDefer = DefaultMaxDefer
 	}
 	return nil
 }
@@ -464,6 +493,34 @@ func (r *runner) consume(p int, cons jetstream.Consumer, forgotten map[string]bo
 		case err := <-ackErr:
 			return progress, err
 		}
+		r.rest(p, c)
+	}
+}
+
+// restStep is how often a rest checks whether the callers are still busy:
+// the sequencer goes back to full speed within it of a burst's end.
+const restStep = 5 * time.Millisecond
+
+// rest yields the CPU to the callers after commit c while they are busy
+// (SequencerConfig.Busy): up to (1-share)/share times the commit's time, in
+// steps of restStep, and not past MaxDefer of the batch's oldest event.
+func (r *runner) rest(p int, c *commit) {
+	if r.cfg.Busy == nil || r.cfg.MaxDefer < 0 || len(c.b.items) == 0 {
+		return
+	}
+	share := r.cfg.BusyShare
+	want := time.Duration(float64(c.busy) * (1 - share) / share)
+	if left := r.cfg.MaxDefer - sinceOrZero(c.b.items[0].at); want > left {
+		want = left
+	}
+	var rested time.Duration
+	for rested < want && r.cfg.Busy() {
+		d := min(restStep, want-rested)
+		if !r.sleep(d) {
+			return
+		}
+		rested += d
+		r.metrics.rested(p, d)
 	}
 }
 
@@ -833,6 +890,9 @@ type PartitionStats struct {
 	// JetStream storing it and its batch being committed to the ledger and
 	// acknowledged: how far the ledger runs behind the gateways.
 	Lag time.Duration
+	// Rested is the loop's total time yielding to busy callers
+	// (SequencerConfig.Busy).
+	Rested time.Duration
 }
 
 // Snapshot is a copy of [Metrics].
@@ -916,6 +976,12 @@ func (m *Metrics) batchDone(p int, b batchStats, logs func(map[string]uint64)) {
 	ps.Waiting += b.waiting
 	ps.AckFloor, ps.Pending = b.ackFloor, b.pending
 	logs(m.logs)
+}
+
+func (m *Metrics) rested(p int, d time.Duration) {
+	m.mu.Lock()
+	m.part(p).Rested += d
+	m.mu.Unlock()
 }
 
 // purgeDue reports whether partition p should purge now, and if so records it.
