@@ -43,3 +43,4 @@ fuzz:
 	$(GO) test ./gateway/guard/textnorm -run '^$$' -fuzz '^FuzzShared$$' -fuzztime 20s
 	$(GO) test ./gateway/guard/engine -run '^$$' -fuzz '^FuzzSharedScans$$' -fuzztime 20s
 	$(GO) test ./gateway/internal/jsonscan -run '^$$' -fuzz '^FuzzValid$$' -fuzztime 20s
+	$(GO) test ./gateway/internal/h1 -run '^$$' -fuzz '^FuzzResponse$$' -fuzztime 20s
