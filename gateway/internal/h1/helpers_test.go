@@ -48,6 +48,26 @@ type rawServer struct {
 	wg    sync.WaitGroup
 }
 
+// newRouteServer answers each request on a kept-alive connection with the
+// raw bytes routes gives for its path, or def.
+func newRouteServer(t testing.TB, routes map[string]string, def string) *rawServer {
+	t.Helper()
+	return newRawServer(t, func(i int, c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			req, _, err := readRequest(br)
+			if err != nil {
+				return
+			}
+			answer, ok := routes[req.URL.Path]
+			if !ok {
+				answer = def
+			}
+			io.WriteString(c, answer)
+		}
+	})
+}
+
 func newRawServer(t testing.TB, serve func(i int, c net.Conn)) *rawServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -878,25 +878,13 @@ func TestCloseIdleConnections(t *testing.T) {
 }
 
 func TestInformational(t *testing.T) {
-	srv := newRawServer(t, func(i int, c net.Conn) {
-		br := bufio.NewReader(c)
-		for {
-			req, _, err := readRequest(br)
-			if err != nil {
-				return
-			}
-			switch req.URL.Path {
-			case "/1xx":
-				io.WriteString(c, "HTTP/1.1 100 Continue\r\n\r\n"+
-					"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"+
-					"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-			case "/101":
-				io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-			case "/many1xx":
-				io.WriteString(c, strings.Repeat("HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n", 200)+okResponse("ok"))
-			}
-		}
-	})
+	srv := newRouteServer(t, map[string]string{
+		"/1xx": "HTTP/1.1 100 Continue\r\n\r\n" +
+			"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n" +
+			"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+		"/101":     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+		"/many1xx": strings.Repeat("HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n", 200) + okResponse("ok"),
+	}, "")
 	tr := newTransport(t)
 	resp, body := get(t, tr, srv.URL+"/1xx")
 	if resp.StatusCode != 200 || body != "ok" || resp.Header.Get("Link") != "" {
@@ -930,25 +918,11 @@ func TestHeaderLimit(t *testing.T) {
 }
 
 func TestMalformedAndUnsolicited(t *testing.T) {
-	srv := newRawServer(t, func(i int, c net.Conn) {
-		br := bufio.NewReader(c)
-		for {
-			req, _, err := readRequest(br)
-			if err != nil {
-				return
-			}
-			switch req.URL.Path {
-			case "/garbage":
-				io.WriteString(c, "garbage\r\n\r\n")
-			case "/extra":
-				io.WriteString(c, okResponse("ok")+okResponse("unasked"))
-			case "/badchunk":
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nokZZZ")
-			default:
-				io.WriteString(c, okResponse("fine"))
-			}
-		}
-	})
+	srv := newRouteServer(t, map[string]string{
+		"/garbage":  "garbage\r\n\r\n",
+		"/extra":    okResponse("ok") + okResponse("unasked"),
+		"/badchunk": "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nokZZZ",
+	}, okResponse("fine"))
 	tr := newTransport(t)
 	if _, err := tr.RoundTrip(mustRequest(t, "GET", srv.URL+"/garbage", nil)); err == nil {
 		t.Error("malformed response: no error")
