@@ -87,6 +87,13 @@ type LedgerConfig struct {
 	NATSSyncAlways bool `yaml:"nats_sync_always"`
 	// Batch is the sequencer's batch size (default 500).
 	Batch int `yaml:"batch"`
+	// Linger is the group commit's window: under a steady load the
+	// sequencer commits at most once per Linger per partition, so a longer
+	// one costs less CPU per event and a shorter one spreads the commits'
+	// CPU into shorter bursts, which the calls' tail latency feels when
+	// the sequencer shares their cores. Default 5ms; negative: commit each
+	// batch as soon as it is fetched; at most 1s.
+	Linger time.Duration `yaml:"linger"`
 	// DeferUnderLoad bounds how far the sequencer may fall behind while the
 	// gateway's goroutines queue for the CPU (a burst): it then commits in
 	// at most 5% of its time, gives the rest to the calls, and catches up
@@ -173,6 +180,9 @@ func (c *Config) validate() error {
 	}
 	if l.Batch < 1 || l.Batch > 10000 {
 		return fmt.Errorf("ledger.batch must be 1..10000, got %d", l.Batch)
+	}
+	if l.Linger > time.Second {
+		return fmt.Errorf("ledger.linger must be at most 1s, got %s", l.Linger)
 	}
 	if c.DataDir == "" {
 		return errors.New("data_dir must not be empty")

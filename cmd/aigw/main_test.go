@@ -354,6 +354,14 @@ func TestConfigFile(t *testing.T) {
 	if cfg, err := loadConfig(path); err != nil || cfg.MCP.SessionTimeout != 10*time.Minute || cfg.MCP.TenantIdleTimeout != 90*time.Second {
 		t.Fatalf("mcp timeouts: %+v, %v", cfg.MCP, err)
 	}
+	os.WriteFile(path, []byte("ledger:\n  linger: 2ms\n"), 0o644)
+	if cfg, err := loadConfig(path); err != nil || cfg.Ledger.Linger != 2*time.Millisecond {
+		t.Fatalf("ledger.linger: %v, %v", cfg.Ledger.Linger, err)
+	}
+	os.WriteFile(path, []byte("ledger:\n  linger: 2s\n"), 0o644)
+	if _, err := (&ledgerFlags{config: path}).load(); err == nil || !strings.Contains(err.Error(), "ledger.linger") {
+		t.Fatalf("ledger.linger 2s accepted: %v", err)
+	}
 	os.WriteFile(path, []byte("ledger:\n  key: ${AIGW_UNSET_SECRET}\n"), 0o644)
 	if _, err := loadConfig(path); err == nil || !strings.Contains(err.Error(), "AIGW_UNSET_SECRET") {
 		t.Fatalf("unset variable: %v", err)

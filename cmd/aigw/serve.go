@@ -192,7 +192,7 @@ func (c *ServeCommand) serve(ctx context.Context, cfg Config, lg *slog.Logger) e
 	shutdownSeq, err := jetstream.StartSequencer(seqCtx, jetstream.SequencerConfig{
 		Conn: nc, Stream: scfg, Partitions: cfg.Ledger.Sequence, Sequencer: seq, Store: store,
 		Batch: cfg.Ledger.Batch, Metrics: metrics, Logger: lg.With("component", "sequencer"),
-		Busy: newRunQueue().busy, MaxDefer: cfg.Ledger.DeferUnderLoad,
+		Linger: cfg.Ledger.Linger, Busy: newRunQueue().busy, MaxDefer: cfg.Ledger.DeferUnderLoad,
 	})
 	if err != nil {
 		return err
