@@ -77,6 +77,9 @@ type LedgerConfig struct {
 	Partitions int `yaml:"partitions"`
 	// Sequence lists the partitions this process sequences (default: all).
 	// Several processes sequencing disjoint partitions scale the ledger out.
+	// An empty list (sequence: []) sequences none: a gateway replica that
+	// leaves sequencing, and its CPU, to other processes on the same NATS
+	// and database.
 	Sequence []int `yaml:"sequence"`
 	// Stream is the JetStream stream name, SubjectPrefix its subject prefix.
 	Stream        string `yaml:"stream"`

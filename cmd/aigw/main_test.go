@@ -358,6 +358,10 @@ func TestConfigFile(t *testing.T) {
 	if cfg, err := loadConfig(path); err != nil || cfg.Ledger.Linger != 2*time.Millisecond {
 		t.Fatalf("ledger.linger: %v, %v", cfg.Ledger.Linger, err)
 	}
+	os.WriteFile(path, []byte("ledger:\n  sequence: []\n"), 0o644)
+	if cfg, err := loadConfig(path); err != nil || cfg.Ledger.Sequence == nil || len(cfg.Ledger.Sequence) != 0 {
+		t.Fatalf("ledger.sequence: [] must mean none (an empty, non-nil list), got %#v, %v", cfg.Ledger.Sequence, err)
+	}
 	os.WriteFile(path, []byte("ledger:\n  linger: 2s\n"), 0o644)
 	if _, err := (&ledgerFlags{config: path}).load(); err == nil || !strings.Contains(err.Error(), "ledger.linger") {
 		t.Fatalf("ledger.linger 2s accepted: %v", err)

@@ -315,7 +315,8 @@ func TestPartitions(t *testing.T) {
 	_, nc := ledgertest.JetStream(t)
 	e := newEnv(t, nc, store, jetstream.StreamConfig{Partitions: 4})
 	logs := []string{"a", "b", "c", "d", "e", "f", "g", "h"}
-	var m1, m2 jetstream.Metrics
+	var m0, m1, m2 jetstream.Metrics
+	e.start(store, &m0, func(c *jetstream.SequencerConfig) { c.Partitions = []int{} }) // a gateway-only replica
 	e.start(store, &m1, func(c *jetstream.SequencerConfig) { c.Partitions = []int{0, 1} })
 	e.start(store, &m2, func(c *jetstream.SequencerConfig) { c.Partitions = []int{2, 3} })
 	want := e.publish(50, logs...)
@@ -323,7 +324,10 @@ func TestPartitions(t *testing.T) {
 		waitSize(t, store, log, 50)
 		checkLog(t, store, log, want[log])
 	}
-	s1, s2 := m1.Snapshot(), m2.Snapshot()
+	s0, s1, s2 := m0.Snapshot(), m1.Snapshot(), m2.Snapshot()
+	if len(s0.Partitions) != 0 || s0.Appended() != 0 {
+		t.Errorf("a sequencer of no partitions took part: %+v", s0.Partitions)
+	}
 	if s1.Appended()+s2.Appended() != 400 {
 		t.Errorf("appended %d + %d; want 400 in all", s1.Appended(), s2.Appended())
 	}
