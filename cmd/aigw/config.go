@@ -90,12 +90,9 @@ type LedgerConfig struct {
 	NATSSyncAlways bool `yaml:"nats_sync_always"`
 	// Batch is the sequencer's batch size (default 500).
 	Batch int `yaml:"batch"`
-	// Linger is the group commit's window: under a steady load the
-	// sequencer commits at most once per Linger per partition, so a longer
-	// one costs less CPU per event and a shorter one spreads the commits'
-	// CPU into shorter bursts, which the calls' tail latency feels when
-	// the sequencer shares their cores. Default 5ms; negative: commit each
-	// batch as soon as it is fetched; at most 1s.
+	// Linger is the sequencer's group-commit window (the trade is in
+	// jetstream.SequencerConfig.Linger). Default 5ms; negative: none; at
+	// most 1s.
 	Linger time.Duration `yaml:"linger"`
 	// DeferUnderLoad bounds how far the sequencer may fall behind while the
 	// gateway's goroutines queue for the CPU (a burst): it then commits in

@@ -387,6 +387,38 @@ func must[T any](v T, err error) T {
 	return v
 }
 
+// A replica with ledger.sequence: [] answers, says at start that it
+// sequences nothing, and leaves its events in JetStream for another process.
+func TestServeSequencesNone(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	config := filepath.Join(dir, "aigw.yaml")
+	os.WriteFile(config, []byte("ledger:\n  sequence: []\n"), 0o600)
+	data := filepath.Join(dir, "data")
+	s := startServe(t, "-config", config, "-data-dir", data)
+	if !strings.Contains(s.stderr.String(), "sequences no partition") {
+		t.Fatalf("no warning that nothing is sequenced:\n%s", s.stderr.String())
+	}
+	if code, _, errs := run(t, jsonl("acme", 0, 3), "append", "-data-dir", data); code != 0 {
+		t.Fatal(errs)
+	}
+	var health struct {
+		Status string
+		Ledger struct{ Partitions map[string]any }
+	}
+	if err := json.Unmarshal(getOK(t, s.url()+"/healthz"), &health); err != nil || health.Status != "ok" || len(health.Ledger.Partitions) != 0 {
+		t.Fatalf("healthz = %+v, %v; want ok with no partitions", health, err)
+	}
+	resp, err := http.Get(s.url() + "/ledger/acme/checkpoint")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		t.Fatal("log acme has a checkpoint although nothing sequences it")
+	}
+}
+
 func TestReadToken(t *testing.T) {
 	t.Parallel()
 	data := filepath.Join(t.TempDir(), "data")

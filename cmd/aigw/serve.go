@@ -186,6 +186,10 @@ func (c *ServeCommand) serve(ctx context.Context, cfg Config, lg *slog.Logger) e
 	if _, err := jetstream.EnsureStream(ctx, js, scfg); err != nil {
 		return fmt.Errorf("ledger stream: %w", err)
 	}
+	if cfg.Ledger.Sequence != nil && len(cfg.Ledger.Sequence) == 0 {
+		lg.Warn("ledger.sequence is empty: this process sequences no partition; calls are recorded in JetStream, and another aigw process on the same NATS and database must sequence them, or the stream fills and the gateway answers 503",
+			"nats", natsKind(cfg, srv != nil))
+	}
 	metrics := &jetstream.Metrics{}
 	seqCtx, stopSeq := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopSeq()
