@@ -148,7 +148,9 @@ type Config struct {
 	LedgerTimeout time.Duration
 	// Policy is written into every event.
 	Policy string
-	// Client calls agents (default: a client with keep-alive pools).
+	// Client calls agents (default: a client of its own with keep-alive
+	// pools; plain-HTTP agents through [gateway.NewUpstreamTransport]'s
+	// synchronous transport, https through net/http's).
 	Client *http.Client
 	// PushURLAllowed, when set, vets the webhooks callers register (nil:
 	// any http or https URL). Set it to refuse internal addresses.
@@ -257,9 +259,7 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	client := cfg.Client
 	if client == nil {
-		t := http.DefaultTransport.(*http.Transport).Clone()
-		t.MaxIdleConns, t.MaxIdleConnsPerHost = 1024, 256
-		client = &http.Client{Transport: t}
+		client = &http.Client{Transport: gateway.NewUpstreamTransport()}
 	}
 	p := &Proxy{
 		cfg: cfg, signer: signer, store: cfg.Store, client: client, log: cfg.Logger, now: cfg.Now,
