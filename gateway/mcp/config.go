@@ -101,8 +101,9 @@ type Config struct {
 	Detector *injection.Detector
 	// HTTPClient reaches streamable HTTP upstreams (it must have no
 	// Timeout: the SDK keeps a stream open). Default: a client of its own
-	// keeping up to 64 idle connections per upstream and following no
-	// redirect (which would carry an upstream's headers elsewhere).
+	// with [gateway.NewUpstreamTransport] (plain-HTTP upstreams on the
+	// calling goroutine, https through net/http) following no redirect
+	// (which would carry an upstream's headers elsewhere).
 	HTTPClient *http.Client
 
 	// MaxBodyBytes bounds an MCP request body (default 4 MiB).
@@ -357,9 +358,7 @@ func (c *Config) setDefaults() {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.HTTPClient == nil {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.MaxIdleConnsPerHost = 64
-		c.HTTPClient = &http.Client{Transport: tr, CheckRedirect: noRedirects}
+		c.HTTPClient = &http.Client{Transport: gateway.NewUpstreamTransport(), CheckRedirect: noRedirects}
 	}
 }
 
