@@ -213,6 +213,7 @@ func NewUpstreamTransport() http.RoundTripper {
 		Proxy:               std.Proxy,
 		DialContext:         std.DialContext,
 		MaxIdleConnsPerHost: std.MaxIdleConnsPerHost,
+		MaxIdleConns:        std.MaxIdleConns,
 		IdleConnTimeout:     std.IdleConnTimeout,
 	}
 }

@@ -67,6 +67,11 @@ type Transport struct {
 	// every request gets a new connection.
 	MaxIdleConnsPerHost int
 
+	// MaxIdleConns bounds the idle connections kept across all hosts: a
+	// connection put in a full pool closes the one idle the longest. Zero
+	// means no limit (as net/http's).
+	MaxIdleConns int
+
 	// IdleConnTimeout is how long a connection may stay idle before it is
 	// closed. Zero means DefaultIdleConnTimeout; negative means no limit.
 	IdleConnTimeout time.Duration
@@ -81,6 +86,7 @@ type Transport struct {
 
 	mu         sync.Mutex
 	idle       map[string][]*conn // per host:port, most recently used last
+	nidle      int                // the connections in idle
 	closeIdle  bool               // as net/http: after CloseIdleConnections, until the next request
 	sweepTimer *time.Timer
 	sweepArmed bool
@@ -114,6 +120,7 @@ func (t *Transport) CloseIdleConnections() {
 	t.mu.Lock()
 	m := t.idle
 	t.idle = nil
+	t.nidle = 0
 	t.closeIdle = true
 	t.mu.Unlock()
 	for _, l := range m {
@@ -350,9 +357,11 @@ func (t *Transport) getIdle(addr string) *conn {
 			c = l[n-1]
 			l[n-1] = nil
 			l = l[:n-1]
+			t.nidle--
 			if timeout > 0 && now.Sub(c.idleAt) > timeout {
 				// The list is in idle order: the rest are older still.
 				expired = append(l, c)
+				t.nidle -= len(l)
 				c, l = nil, nil
 			}
 			if len(l) == 0 {
@@ -390,7 +399,13 @@ func (t *Transport) put(c *conn) {
 	if t.idle == nil {
 		t.idle = make(map[string][]*conn)
 	}
+	var evicted *conn
+	if t.MaxIdleConns > 0 && t.nidle >= t.MaxIdleConns {
+		evicted = t.evictOldestLocked()
+		l = t.idle[c.addr] // the eviction may have shortened it
+	}
 	t.idle[c.addr] = append(l, c)
+	t.nidle++
 	if timeout > 0 && !t.sweepArmed {
 		// One timer for the whole pool closes connections that nobody
 		// takes (getIdle drops the expired ones it meets).
@@ -402,6 +417,34 @@ func (t *Transport) put(c *conn) {
 		}
 	}
 	t.mu.Unlock()
+	if evicted != nil {
+		evicted.nc.Close()
+	}
+}
+
+// evictOldestLocked takes out of the pool the connection idle the longest
+// (the first of some host's list) and returns it to be closed.
+func (t *Transport) evictOldestLocked() *conn {
+	var oldest string
+	for addr, l := range t.idle {
+		if oldest == "" || l[0].idleAt.Before(t.idle[oldest][0].idleAt) {
+			oldest = addr
+		}
+	}
+	if oldest == "" {
+		return nil
+	}
+	l := t.idle[oldest]
+	c := l[0]
+	n := copy(l, l[1:])
+	l[n] = nil
+	if n == 0 {
+		delete(t.idle, oldest)
+	} else {
+		t.idle[oldest] = l[:n]
+	}
+	t.nidle--
+	return c
 }
 
 func (t *Transport) sweep() {
@@ -416,6 +459,7 @@ func (t *Transport) sweep() {
 			i++
 		}
 		expired = append(expired, l[:i]...)
+		t.nidle -= i
 		n := copy(l, l[i:])
 		clear(l[n:])
 		if n == 0 {

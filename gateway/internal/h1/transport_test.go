@@ -798,6 +798,7 @@ func TestConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	checkIdleCount(t, tr)
 	t.Logf("%d connections for %d calls", srv.opened.Load(), 64*20)
 }
 
@@ -813,6 +814,7 @@ func TestIdleTimeout(t *testing.T) {
 	}
 	// The sweeper closes what nobody takes.
 	waitFor(t, "the idle connections to be closed", func() bool { return srv.closed.Load() == 3 })
+	checkIdleCount(t, tr)
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	if len(tr.idle) != 0 {
@@ -849,6 +851,75 @@ func TestMaxIdleConnsPerHost(t *testing.T) {
 	}
 	if n := srv.opened.Load(); n != 5 {
 		t.Errorf("opened %d connections; want 5 (none kept with MaxIdleConnsPerHost < 0)", n)
+	}
+}
+
+// TestMaxIdleConns: a connection put in a full pool closes the one idle
+// the longest, whichever its host.
+func TestMaxIdleConns(t *testing.T) {
+	ok := func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }
+	srvs := []*server{newServer(t, ok), newServer(t, ok), newServer(t, ok)}
+	tr := newTransport(t)
+	tr.MaxIdleConns = 2
+	for _, srv := range srvs {
+		get(t, tr, srv.URL)
+		checkIdleCount(t, tr)
+	}
+	waitFor(t, "the first host's connection to be closed", func() bool { return srvs[0].closed.Load() == 1 })
+	get(t, tr, srvs[1].URL)
+	get(t, tr, srvs[2].URL)
+	get(t, tr, srvs[0].URL) // dials again, and closes the second host's
+	waitFor(t, "the second host's connection to be closed", func() bool { return srvs[1].closed.Load() == 1 })
+	for i, want := range []int64{2, 1, 1} {
+		if n := srvs[i].opened.Load(); n != want {
+			t.Errorf("host %d: opened %d connections; want %d", i, n, want)
+		}
+	}
+	if n := srvs[2].closed.Load(); n != 0 {
+		t.Errorf("host 2: %d connections closed; want 0", n)
+	}
+	checkIdleCount(t, tr)
+	if tr.nidle != 2 {
+		t.Errorf("%d idle connections; want 2", tr.nidle)
+	}
+
+	// Two connections to one host fill the pool alone; the next to another
+	// host closes the older of the two.
+	tr.CloseIdleConnections()
+	checkIdleCount(t, tr)
+	var resps []*http.Response
+	for range 2 {
+		resp, err := tr.RoundTrip(mustRequest(t, "GET", srvs[0].URL, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resps = append(resps, resp)
+	}
+	for _, resp := range resps {
+		io.ReadAll(resp.Body)
+		resp.Body.Close()
+	}
+	get(t, tr, srvs[1].URL)
+	checkIdleCount(t, tr)
+	tr.mu.Lock()
+	n0, n1 := len(tr.idle[srvs[0].Listener.Addr().String()]), len(tr.idle[srvs[1].Listener.Addr().String()])
+	tr.mu.Unlock()
+	if n0 != 1 || n1 != 1 {
+		t.Errorf("idle per host: %d and %d; want 1 and 1", n0, n1)
+	}
+}
+
+// checkIdleCount fails t unless the pool's count is its connections'.
+func checkIdleCount(t *testing.T, tr *Transport) {
+	t.Helper()
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	n := 0
+	for _, l := range tr.idle {
+		n += len(l)
+	}
+	if n != tr.nidle {
+		t.Errorf("idle count %d; the pool holds %d", tr.nidle, n)
 	}
 }
 
