@@ -426,15 +426,15 @@ func (t *Transport) put(c *conn) {
 // (the first of some host's list) and returns it to be closed.
 func (t *Transport) evictOldestLocked() *conn {
 	var oldest string
-	for addr, l := range t.idle {
-		if oldest == "" || l[0].idleAt.Before(t.idle[oldest][0].idleAt) {
-			oldest = addr
+	var l []*conn
+	for addr, al := range t.idle {
+		if l == nil || al[0].idleAt.Before(l[0].idleAt) {
+			oldest, l = addr, al
 		}
 	}
-	if oldest == "" {
+	if l == nil {
 		return nil
 	}
-	l := t.idle[oldest]
 	c := l[0]
 	n := copy(l, l[1:])
 	l[n] = nil

@@ -826,18 +826,7 @@ func TestMaxIdleConnsPerHost(t *testing.T) {
 	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
 	tr := newTransport(t)
 	tr.MaxIdleConnsPerHost = 1
-	var resps []*http.Response
-	for range 3 {
-		resp, err := tr.RoundTrip(mustRequest(t, "GET", srv.URL, nil))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resps = append(resps, resp)
-	}
-	for _, resp := range resps {
-		io.ReadAll(resp.Body)
-		resp.Body.Close()
-	}
+	useAtOnce(t, tr, srv.URL, 3)
 	waitFor(t, "the surplus connections to be closed", func() bool { return srv.closed.Load() == 2 })
 	get(t, tr, srv.URL)
 	if n := srv.opened.Load(); n != 3 {
@@ -887,9 +876,25 @@ func TestMaxIdleConns(t *testing.T) {
 	// host closes the older of the two.
 	tr.CloseIdleConnections()
 	checkIdleCount(t, tr)
+	useAtOnce(t, tr, srvs[0].URL, 2)
+	get(t, tr, srvs[1].URL)
+	checkIdleCount(t, tr)
+	tr.mu.Lock()
+	n0, n1 := len(tr.idle[srvs[0].Listener.Addr().String()]), len(tr.idle[srvs[1].Listener.Addr().String()])
+	tr.mu.Unlock()
+	if n0 != 1 || n1 != 1 {
+		t.Errorf("idle per host: %d and %d; want 1 and 1", n0, n1)
+	}
+}
+
+// useAtOnce makes n requests to url, each on a connection of its own (all
+// are in use together), then reads and closes their answers, so that n
+// connections to url are put back in the pool, the first one first.
+func useAtOnce(t *testing.T, tr *Transport, url string, n int) {
+	t.Helper()
 	var resps []*http.Response
-	for range 2 {
-		resp, err := tr.RoundTrip(mustRequest(t, "GET", srvs[0].URL, nil))
+	for range n {
+		resp, err := tr.RoundTrip(mustRequest(t, "GET", url, nil))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -898,14 +903,6 @@ func TestMaxIdleConns(t *testing.T) {
 	for _, resp := range resps {
 		io.ReadAll(resp.Body)
 		resp.Body.Close()
-	}
-	get(t, tr, srvs[1].URL)
-	checkIdleCount(t, tr)
-	tr.mu.Lock()
-	n0, n1 := len(tr.idle[srvs[0].Listener.Addr().String()]), len(tr.idle[srvs[1].Listener.Addr().String()])
-	tr.mu.Unlock()
-	if n0 != 1 || n1 != 1 {
-		t.Errorf("idle per host: %d and %d; want 1 and 1", n0, n1)
 	}
 }
 
