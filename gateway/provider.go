@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 
 	"aigw/gateway/internal/h1"
@@ -221,6 +222,17 @@ func NewUpstreamTransport() http.RoundTripper {
 // DefaultClient is the HTTP client of providers configured without one:
 // one connection pool shared by all of them.
 var DefaultClient = &http.Client{Transport: NewUpstreamTransport()}
+
+// RedactURL is s as it may be logged: without its user information and
+// query, which may carry credentials (a NATS token, an upstream's key).
+func RedactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable)"
+	}
+	u.User, u.RawQuery, u.Fragment = nil, "", ""
+	return u.String()
+}
 
 // DrainBody reads and closes a response body so its connection is reused.
 func DrainBody(b io.ReadCloser) {

@@ -459,3 +459,22 @@ func TestReadToken(t *testing.T) {
 		t.Fatal("the read token appears in serve's log")
 	}
 }
+
+// A NATS URL's credentials never reach a log line or an error.
+func TestRedactNATS(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"nats://user:hunter2@nats.internal:4222":       "nats://nats.internal:4222",
+		"nats://s3cr3t-token@a:4222, tls://u:p@b:4222": "nats://a:4222,tls://b:4222",
+		"127.0.0.1:4222":          "nats://127.0.0.1:4222",
+		"nats://a:4222?token=abc": "nats://a:4222",
+	} {
+		if got := redactNATS(in); got != want {
+			t.Errorf("redactNATS(%q) = %q; want %q", in, got, want)
+		}
+	}
+	code, _, errs := run(t, jsonl("acme", 0, 1), "append", "-data-dir", t.TempDir(), "-nats-url", "nats://user:hunter2@127.0.0.1:1")
+	if code == 0 || !strings.Contains(errs, "connect to NATS at nats://127.0.0.1:1") || strings.Contains(errs, "hunter2") {
+		t.Fatalf("exit %d, stderr:\n%s", code, errs)
+	}
+}

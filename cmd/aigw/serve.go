@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"aigw/gateway"
 	"aigw/ledger"
 	"aigw/ledger/jetstream"
 	"aigw/ledger/readapi"
@@ -274,7 +275,22 @@ func natsKind(cfg Config, embedded bool) string {
 	if embedded {
 		return "embedded"
 	}
-	return cfg.Ledger.NATSURL
+	return redactNATS(cfg.Ledger.NATSURL)
+}
+
+// redactNATS is a NATS URL list (comma-separated, as nats.Connect takes
+// it) as it may be logged: each URL without the user, password or token
+// it may carry.
+func redactNATS(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		p = strings.TrimSpace(p)
+		if !strings.Contains(p, "://") {
+			p = "nats://" + p // as nats.Connect reads it
+		}
+		parts[i] = gateway.RedactURL(p)
+	}
+	return strings.Join(parts, ",")
 }
 
 // recordKeyEvent writes a `key` event to the system log when the checkpoint

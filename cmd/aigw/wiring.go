@@ -56,7 +56,7 @@ func startNATS(cfg Config, lg *slog.Logger) (*nats.Conn, *server.Server, error) 
 		// of being buffered and recorded after the agent was refused.
 		nc, err := nats.Connect(cfg.Ledger.NATSURL, nats.Name("aigw"), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond), nats.ReconnectBufSize(-1))
 		if err != nil {
-			return nil, nil, fmt.Errorf("connect to NATS at %s: %w", cfg.Ledger.NATSURL, err)
+			return nil, nil, fmt.Errorf("connect to NATS at %s: %w", redactNATS(cfg.Ledger.NATSURL), err)
 		}
 		return nc, nil, nil
 	}
@@ -116,7 +116,7 @@ func openProducer(ctx context.Context, cfg Config) (*jetstream.Producer, func(),
 	}
 	nc, err := nats.Connect(url, nats.Name("aigw-append"), nats.Timeout(5*time.Second))
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to NATS at %s: %w", url, err)
+		return nil, nil, fmt.Errorf("connect to NATS at %s: %w", redactNATS(url), err)
 	}
 	p, err := jetstream.NewProducer(jetstream.ProducerConfig{Conn: nc, Stream: streamConfig(cfg)})
 	if err != nil {

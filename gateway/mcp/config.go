@@ -186,7 +186,7 @@ type RateLimit struct {
 func (u Upstream) LogValue() slog.Value {
 	attrs := []slog.Attr{slog.String("name", u.Name), slog.Any("tenants", u.Tenants)}
 	if u.URL != "" {
-		attrs = append(attrs, slog.String("url", redactURL(u.URL)))
+		attrs = append(attrs, slog.String("url", gateway.RedactURL(u.URL)))
 	}
 	if len(u.Command) > 0 {
 		attrs = append(attrs, slog.String("command", u.Command[0]))
@@ -198,17 +198,6 @@ func (u Upstream) LogValue() slog.Value {
 		attrs = append(attrs, slog.String("env", "REDACTED"))
 	}
 	return slog.GroupValue(attrs...)
-}
-
-// redactURL drops a URL's user information and query (which may carry
-// credentials).
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparsable)"
-	}
-	u.User, u.RawQuery, u.Fragment = nil, "", ""
-	return u.String()
 }
 
 // Validate reports whether New accepts c.

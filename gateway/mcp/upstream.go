@@ -471,7 +471,7 @@ func (u *upstream) errString(err error) string {
 	}
 	msg := err.Error()
 	if u.cfg.URL != "" {
-		msg = strings.ReplaceAll(msg, u.cfg.URL, redactURL(u.cfg.URL))
+		msg = strings.ReplaceAll(msg, u.cfg.URL, gateway.RedactURL(u.cfg.URL))
 	}
 	return truncate(msg, 512)
 }
