@@ -44,6 +44,74 @@ func ProcessMemory(pid int) (Memory, error) {
 	return parseStatus(b)
 }
 
+// TreeMemory is the resident memory of a process and its descendants
+// (a gateway and the sequencer process it runs): Memory sums them all,
+// Descendants is the descendants' part of RSS and Procs how many
+// processes were counted.
+type TreeMemory struct {
+	Memory
+	Descendants int64
+	Procs       int
+}
+
+// ProcessTreeMemory reads the memory of process pid (0: this process) and
+// of its descendants, found through /proc/<pid>/task/<tid>/children
+// (Linux only). A descendant that exits while it is read is left out.
+func ProcessTreeMemory(pid int) (TreeMemory, error) {
+	if pid == 0 {
+		pid = os.Getpid()
+	}
+	m, err := ProcessMemory(pid)
+	if err != nil {
+		return TreeMemory{}, err
+	}
+	t := TreeMemory{Memory: m, Procs: 1}
+	seen := map[int]bool{pid: true}
+	queue := children(pid)
+	for len(queue) > 0 {
+		c := queue[0]
+		queue = queue[1:]
+		if seen[c] {
+			continue
+		}
+		seen[c] = true
+		cm, err := ProcessMemory(c)
+		if err != nil {
+			continue // gone
+		}
+		t.RSS += cm.RSS
+		t.Anon += cm.Anon
+		t.File += cm.File
+		t.Descendants += cm.RSS
+		t.Procs++
+		queue = append(queue, children(c)...)
+	}
+	return t, nil
+}
+
+// children lists the child processes of pid, from every thread's
+// children file (a child belongs to the thread that started it).
+func children(pid int) []int {
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, t := range tasks {
+		b, err := os.ReadFile(dir + "/" + t.Name() + "/children")
+		if err != nil {
+			continue
+		}
+		for _, f := range bytes.Fields(b) {
+			if c, err := strconv.Atoi(string(f)); err == nil {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
 // parseStatus reads the VmRSS line (required) and the RssAnon and RssFile
 // lines of a /proc/<pid>/status file, each "Name:  123 kB".
 func parseStatus(status []byte) (Memory, error) {
@@ -88,10 +156,13 @@ type RSSSample struct {
 	Bytes   int64
 	// Anon and File split Bytes (0 where the kernel does not say).
 	Anon, File int64
+	// Descendants is the part of Bytes in the process's descendants.
+	Descendants int64
 }
 
-// Sampler reads a process's resident set size at a fixed interval, for a
-// soak. Start one with [StartSampler].
+// Sampler reads the resident set size of a process and its descendants
+// ([ProcessTreeMemory]) at a fixed interval, for a soak. Start one with
+// [StartSampler].
 type Sampler struct {
 	pid      int
 	interval time.Duration
@@ -121,14 +192,14 @@ func (s *Sampler) loop(ctx context.Context) {
 	t := time.NewTicker(s.interval)
 	defer t.Stop()
 	for {
-		m, err := ProcessMemory(s.pid)
+		m, err := ProcessTreeMemory(s.pid)
 		s.mu.Lock()
 		if err != nil {
 			s.err = err
 			s.mu.Unlock()
 			return // the process is gone, or this is not Linux
 		}
-		s.samples = append(s.samples, RSSSample{Elapsed: time.Since(s.start), Bytes: m.RSS, Anon: m.Anon, File: m.File})
+		s.samples = append(s.samples, RSSSample{Elapsed: time.Since(s.start), Bytes: m.RSS, Anon: m.Anon, File: m.File, Descendants: m.Descendants})
 		s.mu.Unlock()
 		select {
 		case <-t.C:
@@ -159,8 +230,9 @@ func (s *Sampler) Stop() ([]RSSSample, error) {
 type RSSSummary struct {
 	Samples                     int
 	First, Last, Min, Max, Mean int64
-	// MaxAnon and MaxFile split the largest sample (Max).
-	MaxAnon, MaxFile int64
+	// MaxAnon and MaxFile split the largest sample (Max), and
+	// MaxDescendants is its descendant processes' part.
+	MaxAnon, MaxFile, MaxDescendants int64
 	// Drift is the relative change from the mean of the first tenth of
 	// the samples to the mean of the last tenth (at least one sample
 	// each): 0.05 means memory grew 5% over the soak.
@@ -175,12 +247,12 @@ func SummarizeRSS(samples []RSSSample) RSSSummary {
 		return RSSSummary{}
 	}
 	s := RSSSummary{Samples: n, First: samples[0].Bytes, Last: samples[n-1].Bytes, Min: samples[0].Bytes, Max: samples[0].Bytes}
-	s.MaxAnon, s.MaxFile = samples[0].Anon, samples[0].File
+	s.MaxAnon, s.MaxFile, s.MaxDescendants = samples[0].Anon, samples[0].File, samples[0].Descendants
 	var sum float64
 	for _, x := range samples {
 		s.Min = min(s.Min, x.Bytes)
 		if x.Bytes > s.Max {
-			s.Max, s.MaxAnon, s.MaxFile = x.Bytes, x.Anon, x.File
+			s.Max, s.MaxAnon, s.MaxFile, s.MaxDescendants = x.Bytes, x.Anon, x.File, x.Descendants
 		}
 		sum += float64(x.Bytes)
 	}

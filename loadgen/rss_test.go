@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"os/exec"
 	"runtime"
 	"testing"
 	"time"
@@ -103,5 +104,34 @@ func TestSummarizeRSS(t *testing.T) {
 				t.Errorf("got %+v\nwant %+v", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestProcessTreeMemory(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("RSS reads /proc (Linux only)")
+	}
+	t.Parallel()
+	alone, err := ProcessTreeMemory(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Skip("no sleep command:", err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	child, err := ProcessMemory(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tree, err := ProcessTreeMemory(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Other tests may start processes of their own meanwhile: only this
+	// child is certain.
+	if tree.Procs < alone.Procs+1 || tree.Descendants < child.RSS/2 || tree.RSS < tree.Descendants+alone.RSS/2 {
+		t.Errorf("with a child of RSS %d: %+v (alone: %+v), want the child counted", child.RSS, tree, alone)
 	}
 }

@@ -75,7 +75,11 @@ type GatewayBenchCommand struct {
 
 // gatewayBenchConfig is what the flags of `aigw bench gateway` set.
 type gatewayBenchConfig struct {
-	FailOpen       bool
+	FailOpen bool
+	// Sequencer is where aigw runs its sequencer: "process" (a child
+	// process, ledger.sequencer_process: true), "inline" (in the gateway's
+	// process), or "" (serve's default).
+	Sequencer      string
 	Scenarios      []benchScenario
 	Rounds         int
 	Duration       time.Duration
@@ -154,6 +158,7 @@ func (c *GatewayBenchCommand) Run(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.DatabaseURL, "database-url", "", "PostgreSQL URL of the ledger and tenants (default: SQLite in the data directory)")
 	fs.StringVar(&cfg.NATSURL, "nats-url", "", "external NATS with JetStream (default: the embedded server)")
 	fs.BoolVar(&cfg.FailOpen, "fail-open", false, "run aigw fail-open (answers without waiting for the ledger's acknowledgement), to measure what fail-closed costs")
+	fs.StringVar(&cfg.Sequencer, "sequencer", "", "where aigw sequences: process (a child process at a lower CPU priority), inline (in the gateway's process); default: serve's default")
 	fs.DurationVar(&cfg.CatchUpTimeout, "catchup-timeout", 5*time.Minute, "how long to wait after the load for the sequencer to append every event")
 	jsonOut := fs.String("json", "", "also write every result as JSON to this file")
 	verbose := fs.Bool("v", false, "copy the servers' logs to stderr")
@@ -185,6 +190,8 @@ verifies the logs. Exit code 1 if the ledger check fails.
 		return err
 	}
 	switch {
+	case cfg.Sequencer != "" && cfg.Sequencer != "process" && cfg.Sequencer != "inline":
+		return fmt.Errorf("-sequencer must be process or inline, got %q", cfg.Sequencer)
 	case cfg.Rounds < 1:
 		return errors.New("-rounds must be at least 1")
 	case cfg.Duration <= 0 || cfg.Warmup < 0 || cfg.Soak < 0:
@@ -505,9 +512,11 @@ gateway:
   fail_open: %v
 ledger:
   read_token: %q
-providers:
-  - {name: fake, type: openai-compatible, base_url: %q}
-`, b.adminKey, b.cfg.FailOpen, b.readToken, b.fakeURL+"/v1")
+`, b.adminKey, b.cfg.FailOpen, b.readToken)
+	if b.cfg.Sequencer != "" {
+		fmt.Fprintf(&s, "  sequencer_process: %v\n", b.cfg.Sequencer == "process")
+	}
+	fmt.Fprintf(&s, "providers:\n  - {name: fake, type: openai-compatible, base_url: %q}\n", b.fakeURL+"/v1")
 	if b.hasHold {
 		// The bulkhead's default (512 calls in flight per provider) would
 		// refuse part of the hold: size it to the hold.
@@ -1245,7 +1254,12 @@ func benchMiBSplit(s loadgen.RSSSummary) string {
 	if s.MaxAnon == 0 && s.MaxFile == 0 {
 		return benchMiB(s.Max)
 	}
-	return fmt.Sprintf("%s (anon %.1f, file %.1f)", benchMiB(s.Max), float64(s.MaxAnon)/(1<<20), float64(s.MaxFile)/(1<<20))
+	split := fmt.Sprintf("%s (anon %.1f, file %.1f", benchMiB(s.Max), float64(s.MaxAnon)/(1<<20), float64(s.MaxFile)/(1<<20))
+	if s.MaxDescendants > 0 {
+		// The sequencer process (ledger.sequencer_process) is aigw's too.
+		split += fmt.Sprintf("; sequencer process %.1f", float64(s.MaxDescendants)/(1<<20))
+	}
+	return split + ")"
 }
 
 // writeBenchJSON writes the results, with the API key redacted.

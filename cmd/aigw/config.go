@@ -101,6 +101,15 @@ type LedgerConfig struct {
 	// not for the sequencer: only the ledger's proofs and read API lag.
 	// Default 10s; negative: never defer.
 	DeferUnderLoad time.Duration `yaml:"defer_under_load"`
+	// SequencerProcess runs this process's sequencer in a child process
+	// (`aigw sequence -child`, supervised and restarted by serve) instead
+	// of in the gateway's own, at the lowest CPU priority (Linux's
+	// SCHED_IDLE; nice 19 elsewhere): its commits, SQLite's above all, then
+	// run on CPU the calls leave idle. When it falls DeferUnderLoad behind
+	// (or is not heard from for that long), serve starts it again at the
+	// gateway's priority until it has caught up, so that the ledger's lag
+	// stays bounded under a sustained overload as it does in process.
+	SequencerProcess bool `yaml:"sequencer_process"`
 	// ReadToken, when set, is required as "Authorization: Bearer <token>" by
 	// the ledger read API (/ledger/). Without it the read API serves every
 	// log to anyone who can reach the listen address (by default only this

@@ -56,6 +56,8 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 	switch args[0] {
 	case "serve":
 		err = (&ServeCommand{Main: m}).Run(ctx, args[1:])
+	case "sequence":
+		err = (&SequenceCommand{Main: m}).Run(ctx, args[1:])
 	case "append":
 		err = (&AppendCommand{Main: m}).Run(ctx, args[1:])
 	case "verify":
@@ -109,6 +111,7 @@ Usage: aigw <command> [flags]
 
 Commands:
   serve     run the gateway and its audit ledger (no flags: everything embedded under ./data)
+  sequence  run the ledger's sequencer alone (for gateways with ledger.sequence: [])
   append    append events to the ledger from a JSONL file or stdin
   verify    verify logs (server, database, data dir or export dir), a proof file, or an assessor package
   proof     fetch an inclusion or consistency proof

@@ -366,6 +366,10 @@ func TestConfigFile(t *testing.T) {
 	if _, err := (&ledgerFlags{config: path}).load(); err == nil || !strings.Contains(err.Error(), "ledger.linger") {
 		t.Fatalf("ledger.linger 2s accepted: %v", err)
 	}
+	os.WriteFile(path, []byte("ledger:\n  sequencer_process: true\n"), 0o644)
+	if cfg, err := loadConfig(path); err != nil || !cfg.Ledger.SequencerProcess {
+		t.Fatalf("ledger.sequencer_process: %+v, %v", cfg.Ledger, err)
+	}
 	os.WriteFile(path, []byte("ledger:\n  key: ${AIGW_UNSET_SECRET}\n"), 0o644)
 	if _, err := loadConfig(path); err == nil || !strings.Contains(err.Error(), "AIGW_UNSET_SECRET") {
 		t.Fatalf("unset variable: %v", err)

@@ -22,7 +22,6 @@ import (
 	"aigw/ledger"
 	"aigw/ledger/jetstream"
 	"aigw/ledger/readapi"
-	"aigw/ledger/sequencer"
 	"aigw/ledger/signer"
 
 	"github.com/gin-gonic/gin"
@@ -152,20 +151,9 @@ func (c *ServeCommand) serve(ctx context.Context, cfg Config, lg *slog.Logger) e
 	if err != nil {
 		return err
 	}
-	seq, err := sequencer.New(sequencer.Config{Store: store, Signer: key, OriginPrefix: cfg.Ledger.Origin, Verifiers: trusted, Logger: lg.With("component", "sequencer")})
+	seq, err := newSequencer(ctx, cfg, store, lg)
 	if err != nil {
 		return err
-	}
-	// Refuse to start on logs this key may not extend (wrong key or origin):
-	// better now, loudly, than a sequencer that fails every batch.
-	logs, err := store.Logs(ctx)
-	if err != nil {
-		return err
-	}
-	for _, log := range logs {
-		if _, err := seq.Head(ctx, log); err != nil {
-			return fmt.Errorf("%w (if the checkpoint key was rotated, pass the old verifier key with -trust-key)", err)
-		}
 	}
 
 	nc, srv, err := startNATS(cfg, lg)
@@ -192,13 +180,22 @@ func (c *ServeCommand) serve(ctx context.Context, cfg Config, lg *slog.Logger) e
 			"nats", natsKind(cfg, srv != nil))
 	}
 	metrics := &jetstream.Metrics{}
-	seqCtx, stopSeq := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopSeq()
-	shutdownSeq, err := jetstream.StartSequencer(seqCtx, jetstream.SequencerConfig{
-		Conn: nc, Stream: scfg, Partitions: cfg.Ledger.Sequence, Sequencer: seq, Store: store,
-		Batch: cfg.Ledger.Batch, Metrics: metrics, Logger: lg.With("component", "sequencer"),
-		Linger: cfg.Ledger.Linger, Busy: newRunQueue().busy, MaxDefer: cfg.Ledger.DeferUnderLoad,
-	})
+	var shutdownSeq func(context.Context) error
+	if cfg.Ledger.SequencerProcess && (cfg.Ledger.Sequence == nil || len(cfg.Ledger.Sequence) > 0) {
+		url := cfg.Ledger.NATSURL
+		if srv != nil {
+			url = srv.ClientURL()
+		}
+		shutdownSeq, err = startSequencerProcess(cfg, url, metrics, c.Stderr, lg.With("component", "sequencer"))
+	} else {
+		seqCtx, stopSeq := context.WithCancel(context.WithoutCancel(ctx))
+		defer stopSeq()
+		shutdownSeq, err = jetstream.StartSequencer(seqCtx, jetstream.SequencerConfig{
+			Conn: nc, Stream: scfg, Partitions: cfg.Ledger.Sequence, Sequencer: seq, Store: store,
+			Batch: cfg.Ledger.Batch, Metrics: metrics, Logger: lg.With("component", "sequencer"),
+			Linger: cfg.Ledger.Linger, Busy: newRunQueue().busy, MaxDefer: cfg.Ledger.DeferUnderLoad,
+		})
+	}
 	if err != nil {
 		return err
 	}

@@ -931,6 +931,22 @@ func (m *Metrics) Snapshot() Snapshot {
 	return s
 }
 
+// Set replaces the counters with s: how a process shows the counters of a
+// sequencer that runs in another process (aigw serve's sequencer process).
+func (m *Metrics) Set(s Snapshot) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.part(0) // allocates the maps
+	clear(m.parts)
+	clear(m.logs)
+	for p, ps := range s.Partitions {
+		m.parts[p] = &ps
+	}
+	for l, n := range s.Logs {
+		m.logs[l] = n
+	}
+}
+
 // part returns the stats of p; m.mu must be held.
 func (m *Metrics) part(p int) *PartitionStats {
 	if m.parts == nil {

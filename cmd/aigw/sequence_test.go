@@ -1,0 +1,246 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestMain runs aigw's main instead of the tests when serve starts this
+// test binary as its sequencer process (execMainEnv).
+func TestMain(m *testing.M) {
+	if os.Getenv(execMainEnv) == "1" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := NewMain().Run(ctx, os.Args[1:])
+		stop()
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
+
+// sequencerChild finds the sequencer process of the serve on data
+// directory dir among this process's children (Linux: /proc; tests run in
+// parallel, each serve with its own), or returns 0.
+func sequencerChild(t *testing.T, dir string) int {
+	t.Helper()
+	tasks, _ := os.ReadDir("/proc/self/task")
+	for _, task := range tasks {
+		b, _ := os.ReadFile("/proc/self/task/" + task.Name() + "/children")
+		for _, f := range strings.Fields(string(b)) {
+			cmdline, _ := os.ReadFile("/proc/" + f + "/cmdline")
+			if !bytes.Contains(cmdline, []byte("sequence\x00-child")) {
+				continue
+			}
+			fds, _ := os.ReadDir("/proc/" + f + "/fd")
+			for _, fd := range fds {
+				if target, err := os.Readlink("/proc/" + f + "/fd/" + fd.Name()); err == nil && strings.HasPrefix(target, dir+"/") {
+					pid, _ := strconv.Atoi(f)
+					return pid
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// policies returns the scheduling policy of every thread of process pid
+// (field 41 of /proc/<pid>/task/<tid>/stat; SCHED_IDLE is 5).
+func policies(t *testing.T, pid int) []int {
+	t.Helper()
+	dir := "/proc/" + strconv.Itoa(pid) + "/task/"
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for _, task := range tasks {
+		b, err := os.ReadFile(dir + task.Name() + "/stat")
+		if err != nil {
+			continue // the thread is gone
+		}
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		n, err := strconv.Atoi(f[41-3])
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// allIdle reports whether every thread of pid is in SCHED_IDLE.
+func allIdle(t *testing.T, pid int) bool {
+	ps := policies(t, pid)
+	for _, p := range ps {
+		if p != schedIdle {
+			return false
+		}
+	}
+	return len(ps) > 0
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestServeSequencerProcess: with ledger.sequencer_process, serve's
+// sequencer runs in a child process at idle CPU priority, its counters
+// show in /healthz, it is started again when it dies, and it stops with
+// serve; the logs it appended verify.
+func TestServeSequencerProcess(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("finds the child process through /proc")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "aigw.yaml")
+	if err := os.WriteFile(cfg, []byte("ledger:\n  sequencer_process: true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startServe(t, "-config", cfg, "-data-dir", dir)
+	child := sequencerChild(t, dir)
+	if child == 0 {
+		t.Fatalf("no sequencer process among serve's children\n%s", s.stderr.String())
+	}
+	if !allIdle(t, child) {
+		t.Errorf("sequencer process threads' policies %v, want all SCHED_IDLE (%d)", policies(t, child), schedIdle)
+	}
+
+	if code, _, stderr := run(t, jsonl("acme", 0, 40), "append", "-data-dir", dir); code != 0 {
+		t.Fatalf("append: %d %s", code, stderr)
+	}
+	waitSize(t, s, "acme", 40)
+	appended := func() uint64 {
+		var h struct {
+			Ledger struct {
+				Partitions map[string]struct{ Appended uint64 }
+			}
+		}
+		if err := json.Unmarshal(getOK(t, s.url()+"/healthz"), &h); err != nil {
+			t.Fatal(err)
+		}
+		return h.Ledger.Partitions["0"].Appended
+	}
+	waitFor(t, "the sequencer process's counters in /healthz", func() bool { return appended() >= 40 })
+
+	// A sequencer process that dies is started again, and takes over
+	// where the last one stopped.
+	if err := syscall.Kill(child, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := run(t, jsonl("acme", 40, 25), "append", "-data-dir", dir); code != 0 {
+		t.Fatalf("append while the sequencer is down: %d %s", code, stderr)
+	}
+	waitSize(t, s, "acme", 65)
+	next := sequencerChild(t, dir)
+	if next == 0 || next == child {
+		t.Fatalf("sequencer process after the kill: %d (was %d)", next, child)
+	}
+	if !strings.Contains(s.stderr.String(), "sequencer process exited; starting it again") {
+		t.Errorf("serve did not log the restart:\n%s", s.stderr.String())
+	}
+
+	s.stop()
+	if err := syscall.Kill(next, 0); err == nil {
+		t.Errorf("sequencer process %d still runs after serve stopped", next)
+	}
+	if code, out, stderr := run(t, "", "verify", "-data-dir", dir); code != 0 || !strings.Contains(out+stderr, "log=acme size=65") {
+		t.Errorf("verify: %d\n%s%s", code, out, stderr)
+	}
+}
+
+// TestSequencerProcessCatchUp: an idle sequencer process that is not
+// heard from for defer_under_load (here stopped with SIGSTOP, as a starved
+// one would be) is replaced by one at serve's priority, which sequences
+// what waited and, caught up, is replaced by an idle one again.
+func TestSequencerProcessCatchUp(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("finds the child process through /proc")
+	}
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "aigw.yaml")
+	if err := os.WriteFile(cfg, []byte("ledger:\n  sequencer_process: true\n  defer_under_load: 1s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startServe(t, "-config", cfg, "-data-dir", dir)
+	idle := sequencerChild(t, dir)
+	if idle == 0 || !allIdle(t, idle) {
+		t.Fatalf("no idle sequencer process (%d)\n%s", idle, s.stderr.String())
+	}
+	if err := syscall.Kill(idle, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := run(t, jsonl("acme", 0, 20), "append", "-data-dir", dir); code != 0 {
+		t.Fatalf("append: %d %s", code, stderr)
+	}
+	waitSize(t, s, "acme", 20)
+	if !strings.Contains(s.stderr.String(), "falls behind at idle priority") {
+		t.Errorf("no replacement logged:\n%s", s.stderr.String())
+	}
+	if strings.Contains(s.stderr.String(), "exited; starting it again") {
+		t.Errorf("a replacement logged as a failure:\n%s", s.stderr.String())
+	}
+	waitFor(t, "an idle sequencer process again", func() bool {
+		pid := sequencerChild(t, dir)
+		return pid != 0 && pid != idle && strings.Contains(s.stderr.String(), "caught up; replacing it") && allIdle(t, pid)
+	})
+	if code, _, stderr := run(t, jsonl("acme", 20, 5), "append", "-data-dir", dir); code != 0 {
+		t.Fatalf("append: %d %s", code, stderr)
+	}
+	waitSize(t, s, "acme", 25)
+	s.stop()
+	if code, out, stderr := run(t, "", "verify", "-data-dir", dir); code != 0 || !strings.Contains(out+stderr, "log=acme size=25") {
+		t.Errorf("verify: %d\n%s%s", code, out, stderr)
+	}
+}
+
+// TestSequenceCommand: `aigw sequence` sequences for a serve that
+// sequences nothing itself (ledger.sequence: []), through its embedded
+// NATS.
+func TestSequenceCommand(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "aigw.yaml")
+	if err := os.WriteFile(cfg, []byte("ledger:\n  sequence: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startServe(t, "-config", cfg, "-data-dir", dir)
+	if code, _, stderr := run(t, jsonl("acme", 0, 30), "append", "-data-dir", dir); code != 0 {
+		t.Fatalf("append: %d %s", code, stderr)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var errb syncBuffer
+	go func() {
+		m := &Main{Stdin: strings.NewReader(""), Stdout: &bytes.Buffer{}, Stderr: &errb}
+		done <- m.Run(ctx, []string{"sequence", "-data-dir", dir})
+	}()
+	waitSize(t, s, "acme", 30)
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("aigw sequence exited %d:\n%s", code, errb.String())
+	}
+
+	// Without a NATS to sequence from, it says so.
+	code, _, stderr := run(t, "", "sequence", "-data-dir", t.TempDir())
+	if code != exitError || !strings.Contains(stderr, "no NATS to sequence from") {
+		t.Errorf("sequence without NATS: %d %s", code, stderr)
+	}
+}
