@@ -50,7 +50,9 @@ in JetStream, appends them to the ledger's logs and signs their checkpoints,
 for the partitions in ledger.sequence (default: all). Run it next to gateways
 configured with ledger.sequence: [] on the same NATS and database; without
 -nats-url it uses the embedded NATS of an aigw serve on the same data
-directory. Several may run: each partition is sequenced by one at a time.
+directory (give that one a fixed ledger.nats_listen port: by default it
+picks a new one at every start). Several may run: each partition is
+sequenced by one at a time.
 
 aigw serve starts one itself, as its child process, with
 ledger.sequencer_process: true.
@@ -234,6 +236,7 @@ func (c *SequenceCommand) child(ctx context.Context, lg *slog.Logger) error {
 	if err := json.Unmarshal(line, &spec); err != nil {
 		return fmt.Errorf("sequencer process: configuration: %w", err)
 	}
+	lg = lg.With("pid", os.Getpid(), "idle", spec.Idle)
 	if spec.Idle {
 		if err := idlePriority(); err != nil {
 			lg.Warn("sequencer process: could not lower its CPU priority; it competes with the gateway's calls", "err", err)
@@ -340,18 +343,18 @@ func startSequencerProcess(cfg Config, natsURL string, metrics *jetstream.Metric
 }
 
 // supervise runs the process, and runs it again when it exits, until
-// shutdown. The first start's outcome goes to ready; if that start fails,
-// supervise gives up (serve does not start).
+// shutdown. ready receives nil when the first process sequences, or the
+// error of one that exits before it did (serve does not start then); a
+// process replaced in the other mode before it was ready does not count.
 func (p *seqProcess) supervise(ready chan<- error) {
 	defer close(p.done)
 	backoff := time.Second
-	for first := true; ; first = false {
+	for {
 		started := time.Now()
-		var readyOnce chan<- error
-		if first {
-			readyOnce = ready
+		ok, err := p.run(ready)
+		if ok {
+			ready = nil
 		}
-		ok, err := p.run(readyOnce)
 		p.mu.Lock()
 		stopping, switching := p.stopping, p.switching
 		p.switching = false
@@ -359,11 +362,14 @@ func (p *seqProcess) supervise(ready chan<- error) {
 			p.exitErr = err
 		}
 		p.mu.Unlock()
-		if stopping || (first && !ok) {
+		switch {
+		case stopping:
 			return
-		}
-		if switching {
+		case switching:
 			continue // replaced on purpose, in the other mode
+		case ready != nil:
+			ready <- err
+			return
 		}
 		if time.Since(started) > time.Minute {
 			backoff = time.Second
@@ -379,15 +385,14 @@ func (p *seqProcess) supervise(ready chan<- error) {
 }
 
 // run starts the process and waits for it to exit. ok reports whether it
-// became ready; ready, if set, receives nil then, or the error if it exits
-// before.
+// became ready (sequenced); ready, if set, receives nil then.
 func (p *seqProcess) run(ready chan<- error) (ok bool, err error) {
 	p.mu.Lock()
 	idle := p.idle
 	p.mu.Unlock()
 	spec, err := json.Marshal(childSpec{DataDir: p.cfg.DataDir, Ledger: p.cfg.Ledger, NATSURL: p.natsURL, Idle: idle})
 	if err != nil {
-		return false, p.failed(ready, err)
+		return false, err
 	}
 	cmd := exec.Command(p.exe, "sequence", "-child")
 	cmd.Env = append(os.Environ(), execMainEnv+"=1")
@@ -395,15 +400,18 @@ func (p *seqProcess) run(ready chan<- error) (ok bool, err error) {
 	cmd.SysProcAttr = childProcAttr()
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		return false, p.failed(ready, err)
+		return false, err
 	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return false, p.failed(ready, err)
+		return false, err
 	}
 	if err := cmd.Start(); err != nil {
-		return false, p.failed(ready, fmt.Errorf("sequencer process: %w", err))
+		return false, fmt.Errorf("sequencer process: %w", err)
 	}
+	// The last process's counters are not this one's: its lag would make
+	// watch replace this one before its first report.
+	p.metrics.Set(jetstream.Snapshot{})
 	p.mu.Lock()
 	p.stdin, p.proc, p.lastReport = stdin, cmd.Process, time.Now()
 	stopping := p.stopping
@@ -411,8 +419,11 @@ func (p *seqProcess) run(ready chan<- error) (ok bool, err error) {
 	if _, err := stdin.Write(append(spec, '\n')); err != nil || stopping {
 		stdin.Close()
 	}
-	watchDone := make(chan struct{})
-	defer close(watchDone)
+	// Watched from the start: an idle process starved while it starts is
+	// as silent as one starved later.
+	exited := make(chan struct{})
+	defer close(exited)
+	go p.watch(cmd.Process, idle, exited)
 	sc := bufio.NewScanner(stdout)
 	sc.Buffer(make([]byte, 64<<10), 64<<20) // the counters list every log
 	for sc.Scan() {
@@ -424,15 +435,14 @@ func (p *seqProcess) run(ready chan<- error) (ok bool, err error) {
 		p.mu.Lock()
 		p.lastReport = time.Now()
 		p.mu.Unlock()
+		if r.Metrics != nil {
+			p.metrics.Set(*r.Metrics)
+		}
 		if r.Ready && !ok {
 			ok = true
 			if ready != nil {
 				ready <- nil
 			}
-			go p.watch(cmd.Process, idle, watchDone)
-		}
-		if r.Metrics != nil {
-			p.metrics.Set(*r.Metrics)
 		}
 	}
 	io.Copy(io.Discard, stdout)
@@ -442,9 +452,6 @@ func (p *seqProcess) run(ready chan<- error) (ok bool, err error) {
 	}
 	if err != nil {
 		err = fmt.Errorf("sequencer process: %w", err)
-	}
-	if !ok {
-		p.failed(ready, err)
 	}
 	return ok, err
 }
@@ -523,13 +530,6 @@ func (p *seqProcess) replace(proc *os.Process, idle bool, grace time.Duration, e
 	case <-exited:
 	case <-p.stopc:
 	}
-}
-
-func (p *seqProcess) failed(ready chan<- error, err error) error {
-	if ready != nil {
-		ready <- err
-	}
-	return err
 }
 
 // shutdown closes the process's stdin, which stops it after the batch in

@@ -99,6 +99,18 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// serveConfig runs serve on a new data directory with config file yaml,
+// and returns it with the directory.
+func serveConfig(t *testing.T, yaml string) (*serveProc, string) {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "aigw.yaml")
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return startServe(t, "-config", cfg, "-data-dir", dir), dir
+}
+
 // TestServeSequencerProcess: with ledger.sequencer_process, serve's
 // sequencer runs in a child process at idle CPU priority, its counters
 // show in /healthz, it is started again when it dies, and it stops with
@@ -108,12 +120,7 @@ func TestServeSequencerProcess(t *testing.T) {
 		t.Skip("finds the child process through /proc")
 	}
 	t.Parallel()
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "aigw.yaml")
-	if err := os.WriteFile(cfg, []byte("ledger:\n  sequencer_process: true\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := startServe(t, "-config", cfg, "-data-dir", dir)
+	s, dir := serveConfig(t, "ledger:\n  sequencer_process: true\n")
 	child := sequencerChild(t, dir)
 	if child == 0 {
 		t.Fatalf("no sequencer process among serve's children\n%s", s.stderr.String())
@@ -174,12 +181,7 @@ func TestSequencerProcessCatchUp(t *testing.T) {
 		t.Skip("finds the child process through /proc")
 	}
 	t.Parallel()
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "aigw.yaml")
-	if err := os.WriteFile(cfg, []byte("ledger:\n  sequencer_process: true\n  defer_under_load: 1s\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := startServe(t, "-config", cfg, "-data-dir", dir)
+	s, dir := serveConfig(t, "ledger:\n  sequencer_process: true\n  defer_under_load: 1s\n")
 	idle := sequencerChild(t, dir)
 	if idle == 0 || !allIdle(t, idle) {
 		t.Fatalf("no idle sequencer process (%d)\n%s", idle, s.stderr.String())
@@ -216,12 +218,7 @@ func TestSequencerProcessCatchUp(t *testing.T) {
 // NATS.
 func TestSequenceCommand(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "aigw.yaml")
-	if err := os.WriteFile(cfg, []byte("ledger:\n  sequence: []\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := startServe(t, "-config", cfg, "-data-dir", dir)
+	s, dir := serveConfig(t, "ledger:\n  sequence: []\n")
 	if code, _, stderr := run(t, jsonl("acme", 0, 30), "append", "-data-dir", dir); code != 0 {
 		t.Fatalf("append: %d %s", code, stderr)
 	}
