@@ -55,9 +55,10 @@ func (c *ServeCommand) Run(ctx context.Context, args []string) error {
 	fs.Usage = func() {
 		fmt.Fprint(c.Stderr, `Usage: aigw serve [flags]
 
-With no flags, runs everything in one process under ./data: an embedded NATS
-JetStream (the ledger's write-ahead), the SQLite ledger and a generated Ed25519
-checkpoint key. -nats-url and -database-url (or the config file) switch to an
+With no flags, runs everything under ./data: an embedded NATS JetStream (the
+ledger's write-ahead), the SQLite ledger and a generated Ed25519 checkpoint
+key; the ledger's sequencer runs in a child process at idle CPU priority
+(ledger.sequencer_process). -nats-url and -database-url (or the config file) switch to an
 external NATS and PostgreSQL.
 
 The gateway serves the OpenAI-compatible API under /v1/ (chat/completions,
