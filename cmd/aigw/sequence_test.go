@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -13,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 )
 
 // TestMain runs aigw's main instead of the tests when serve starts this
@@ -239,5 +242,35 @@ func TestSequenceCommand(t *testing.T) {
 	code, _, stderr := run(t, "", "sequence", "-data-dir", t.TempDir())
 	if code != exitError || !strings.Contains(stderr, "no NATS to sequence from") {
 		t.Errorf("sequence without NATS: %d %s", code, stderr)
+	}
+}
+
+// TestEmbeddedNATSToken: serve's embedded NATS requires the token it wrote
+// to the data directory's nats.url (0600), so that a local user who can
+// reach its port cannot publish into the ledger's stream; aigw append
+// (through nats.url) still gets in.
+func TestEmbeddedNATSToken(t *testing.T) {
+	t.Parallel()
+	_, dir := serveConfig(t, "")
+	b, err := os.ReadFile(filepath.Join(dir, "nats.url"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "nats.url")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("nats.url mode %v, %v; want 0600", fi.Mode().Perm(), err)
+	}
+	u, err := url.Parse(strings.TrimSpace(string(b)))
+	if err != nil || u.User == nil || len(u.User.Username()) < 32 {
+		t.Fatalf("nats.url %q: want a token in it (%v)", redactNATS(string(b)), err)
+	}
+	u.User = nil
+	if nc, err := nats.Connect(u.String(), nats.Timeout(5*time.Second)); err == nil {
+		nc.Close()
+		t.Fatal("connected to the embedded NATS without its token")
+	} else if !strings.Contains(strings.ToLower(err.Error()), "authorization") {
+		t.Errorf("without the token: %v, want an authorization error", err)
+	}
+	if code, _, stderr := run(t, jsonl("acme", 0, 3), "append", "-data-dir", dir); code != 0 {
+		t.Fatalf("append through nats.url: %d %s", code, stderr)
 	}
 }

@@ -157,7 +157,7 @@ func (c *ServeCommand) serve(ctx context.Context, cfg Config, lg *slog.Logger) e
 		return err
 	}
 
-	nc, srv, err := startNATS(cfg, lg)
+	nc, srv, natsURL, err := startNATS(cfg, lg)
 	if err != nil {
 		return err
 	}
@@ -183,11 +183,7 @@ func (c *ServeCommand) serve(ctx context.Context, cfg Config, lg *slog.Logger) e
 	metrics := &jetstream.Metrics{}
 	var shutdownSeq func(context.Context) error
 	if cfg.Ledger.SequencerProcess && (cfg.Ledger.Sequence == nil || len(cfg.Ledger.Sequence) > 0) {
-		url := cfg.Ledger.NATSURL
-		if srv != nil {
-			url = srv.ClientURL()
-		}
-		shutdownSeq, err = startSequencerProcess(cfg, url, metrics, c.Stderr, lg.With("component", "sequencer"))
+		shutdownSeq, err = startSequencerProcess(cfg, natsURL, metrics, c.Stderr, lg.With("component", "sequencer"))
 	} else {
 		seqCtx, stopSeq := context.WithCancel(context.WithoutCancel(ctx))
 		defer stopSeq()

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -48,43 +50,52 @@ func openStore(ctx context.Context, cfg Config, lg *slog.Logger) (ledger.Store, 
 func natsURLFile(cfg Config) string { return filepath.Join(cfg.DataDir, "nats.url") }
 
 // startNATS connects to the configured NATS, or starts the embedded server
-// and connects to it in process.
-func startNATS(cfg Config, lg *slog.Logger) (*nats.Conn, *server.Server, error) {
+// and connects to it in process. url is where other processes reach it:
+// the configured URL, or the embedded server's with the token it requires
+// (a new one at every start), which is also written to DataDir/nats.url
+// (0600) for `aigw append` and `aigw sequence`.
+func startNATS(cfg Config, lg *slog.Logger) (nc *nats.Conn, srv *server.Server, url string, err error) {
 	if cfg.Ledger.NATSURL != "" {
 		// No reconnect buffer: while NATS is unreachable a publish fails at
 		// once (the gateway answers 503 before calling any provider) instead
 		// of being buffered and recorded after the agent was refused.
 		nc, err := nats.Connect(cfg.Ledger.NATSURL, nats.Name("aigw"), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond), nats.ReconnectBufSize(-1))
 		if err != nil {
-			return nil, nil, fmt.Errorf("connect to NATS at %s: %w", redactNATS(cfg.Ledger.NATSURL), err)
+			return nil, nil, "", fmt.Errorf("connect to NATS at %s: %w", redactNATS(cfg.Ledger.NATSURL), err)
 		}
-		return nc, nil, nil
+		return nc, nil, cfg.Ledger.NATSURL, nil
 	}
 	host, port, err := splitHostPort(cfg.Ledger.NATSListen)
 	if err != nil {
-		return nil, nil, fmt.Errorf("ledger.nats_listen: %w", err)
+		return nil, nil, "", fmt.Errorf("ledger.nats_listen: %w", err)
 	}
 	if port == 0 {
 		port = -1
 	}
-	srv, err := jetstream.RunEmbedded(jetstream.EmbeddedConfig{
+	var raw [24]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return nil, nil, "", err
+	}
+	token := hex.EncodeToString(raw[:])
+	srv, err = jetstream.RunEmbedded(jetstream.EmbeddedConfig{
 		StoreDir: filepath.Join(cfg.DataDir, "nats"), Host: host, Port: port, Logger: lg.With("component", "nats"),
-		SyncAlways: cfg.Ledger.NATSSyncAlways,
+		SyncAlways: cfg.Ledger.NATSSyncAlways, Token: token,
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("start embedded NATS: %w", err)
+		return nil, nil, "", fmt.Errorf("start embedded NATS: %w", err)
 	}
-	nc, err := nats.Connect(srv.ClientURL(), nats.InProcessServer(srv), nats.Name("aigw"))
+	nc, err = nats.Connect(srv.ClientURL(), nats.InProcessServer(srv), nats.Name("aigw"), nats.Token(token))
 	if err != nil {
 		srv.Shutdown()
-		return nil, nil, err
+		return nil, nil, "", err
 	}
-	if err := os.WriteFile(natsURLFile(cfg), []byte(srv.ClientURL()+"\n"), 0o600); err != nil {
+	url = strings.Replace(srv.ClientURL(), "nats://", "nats://"+token+"@", 1)
+	if err := os.WriteFile(natsURLFile(cfg), []byte(url+"\n"), 0o600); err != nil {
 		nc.Close()
 		srv.Shutdown()
-		return nil, nil, err
+		return nil, nil, "", err
 	}
-	return nc, srv, nil
+	return nc, srv, url, nil
 }
 
 func splitHostPort(s string) (string, int, error) {

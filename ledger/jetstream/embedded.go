@@ -41,6 +41,10 @@ type EmbeddedConfig struct {
 	// at the cost of one fsync per event (about 6,000 events/s on the
 	// development machine's disk, ingest-limits §2.2).
 	SyncAlways bool
+	// Token, when set, is required of every client (nats.Token, or
+	// nats://TOKEN@host:port), the in-process ones included: without it
+	// anyone who can reach the port may publish into the ledger's stream.
+	Token string
 }
 
 // DefaultEmbeddedMaxPayload is the embedded server's message size limit: a
@@ -79,6 +83,7 @@ func RunEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 		NoLog:             cfg.Logger == nil,
 		SyncAlways:        cfg.SyncAlways,
 		MaxPayload:        DefaultEmbeddedMaxPayload,
+		Authorization:     cfg.Token,
 	}
 	switch {
 	case cfg.SyncInterval == 0:
