@@ -61,9 +61,9 @@ type LedgerConfig struct {
 	// nats-server storing under DataDir.
 	NATSURL string `yaml:"nats_url"`
 	// NATSListen is where the embedded nats-server listens (host:port; port 0
-	// picks a free one). It requires a token generated at every start;
-	// DataDir/nats.url (0600) holds the URL with it, for `aigw append`
-	// and `aigw sequence`.
+	// picks a free one). It requires the token in DataDir/nats.token
+	// (0600, generated on the first start); DataDir/nats.url (0600) holds
+	// the URL with it, for `aigw append` and `aigw sequence`.
 	NATSListen string `yaml:"nats_listen"`
 	// Origin is the checkpoint origin prefix; a log's origin is Origin/<log>.
 	Origin string `yaml:"origin"`

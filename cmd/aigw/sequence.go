@@ -51,7 +51,8 @@ for the partitions in ledger.sequence (default: all). Run it next to gateways
 configured with ledger.sequence: [] on the same NATS and database; without
 -nats-url it uses the embedded NATS of an aigw serve on the same data
 directory (give that one a fixed ledger.nats_listen port: by default it
-picks a new one at every start). Several may run: each partition is
+picks a new one at every start, and this command, connected to the old
+one, would not follow). Several may run: each partition is
 sequenced by one at a time.
 
 aigw serve starts one itself, as its child process, with

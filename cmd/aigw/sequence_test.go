@@ -251,7 +251,7 @@ func TestSequenceCommand(t *testing.T) {
 // (through nats.url) still gets in.
 func TestEmbeddedNATSToken(t *testing.T) {
 	t.Parallel()
-	_, dir := serveConfig(t, "")
+	s, dir := serveConfig(t, "")
 	b, err := os.ReadFile(filepath.Join(dir, "nats.url"))
 	if err != nil {
 		t.Fatal(err)
@@ -273,4 +273,26 @@ func TestEmbeddedNATSToken(t *testing.T) {
 	if code, _, stderr := run(t, jsonl("acme", 0, 3), "append", "-data-dir", dir); code != 0 {
 		t.Fatalf("append through nats.url: %d %s", code, stderr)
 	}
+
+	// The token is kept across restarts (nats.token).
+	token := natsURLToken(t, dir)
+	s.stop()
+	startServe(t, "-config", filepath.Join(dir, "aigw.yaml"), "-data-dir", dir)
+	if again := natsURLToken(t, dir); again != token {
+		t.Error("a restart changed the embedded NATS token")
+	}
+}
+
+// natsURLToken returns the token in the data directory's nats.url.
+func natsURLToken(t *testing.T, dir string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "nats.url"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(strings.TrimSpace(string(b)))
+	if err != nil || u.User == nil {
+		t.Fatalf("nats.url: %v", err)
+	}
+	return u.User.Username()
 }

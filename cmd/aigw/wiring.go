@@ -49,11 +49,36 @@ func openStore(ctx context.Context, cfg Config, lg *slog.Logger) (ledger.Store, 
 // so that `aigw append` on the same data directory finds it.
 func natsURLFile(cfg Config) string { return filepath.Join(cfg.DataDir, "nats.url") }
 
+// natsToken returns the embedded NATS server's token, from
+// DataDir/nats.token (0600), generated on the first start: kept across
+// restarts, so that an `aigw sequence` connected to a fixed
+// ledger.nats_listen reconnects after one.
+func natsToken(cfg Config) (string, error) {
+	path := filepath.Join(cfg.DataDir, "nats.token")
+	if b, err := os.ReadFile(path); err == nil {
+		if t := strings.TrimSpace(string(b)); len(t) >= 32 {
+			return t, nil
+		}
+		return "", fmt.Errorf("%s: too short a token; remove the file to generate a new one", path)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	var raw [24]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", err
+	}
+	t := hex.EncodeToString(raw[:])
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return "", err
+	}
+	return t, os.WriteFile(path, []byte(t+"\n"), 0o600)
+}
+
 // startNATS connects to the configured NATS, or starts the embedded server
 // and connects to it in process. url is where other processes reach it:
 // the configured URL, or the embedded server's with the token it requires
-// (a new one at every start), which is also written to DataDir/nats.url
-// (0600) for `aigw append` and `aigw sequence`.
+// (natsToken), which is also written to DataDir/nats.url (0600) for `aigw
+// append` and `aigw sequence`.
 func startNATS(cfg Config, lg *slog.Logger) (nc *nats.Conn, srv *server.Server, url string, err error) {
 	if cfg.Ledger.NATSURL != "" {
 		// No reconnect buffer: while NATS is unreachable a publish fails at
@@ -72,11 +97,10 @@ func startNATS(cfg Config, lg *slog.Logger) (nc *nats.Conn, srv *server.Server, 
 	if port == 0 {
 		port = -1
 	}
-	var raw [24]byte
-	if _, err := rand.Read(raw[:]); err != nil {
+	token, err := natsToken(cfg)
+	if err != nil {
 		return nil, nil, "", err
 	}
-	token := hex.EncodeToString(raw[:])
 	srv, err = jetstream.RunEmbedded(jetstream.EmbeddedConfig{
 		StoreDir: filepath.Join(cfg.DataDir, "nats"), Host: host, Port: port, Logger: lg.With("component", "nats"),
 		SyncAlways: cfg.Ledger.NATSSyncAlways, Token: token,
