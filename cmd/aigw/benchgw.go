@@ -75,11 +75,8 @@ type GatewayBenchCommand struct {
 
 // gatewayBenchConfig is what the flags of `aigw bench gateway` set.
 type gatewayBenchConfig struct {
-	FailOpen bool
-	// Sequencer is where aigw runs its sequencer: "process" (a child
-	// process, ledger.sequencer_process: true), "inline" (in the gateway's
-	// process), or "" (serve's default).
-	Sequencer      string
+	FailOpen       bool
+	Sequencer      string // "process", "inline" (ledger.sequencer_process true, false) or "" (serve's default)
 	Scenarios      []benchScenario
 	Rounds         int
 	Duration       time.Duration

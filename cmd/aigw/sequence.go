@@ -11,15 +11,16 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"strings"
 	"sync"
 	"time"
 
 	"aigw/ledger"
 	"aigw/ledger/jetstream"
 	"aigw/ledger/sequencer"
+	"aigw/ledger/signer"
 
 	"github.com/nats-io/nats.go"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // SequenceCommand runs a ledger sequencer alone: for gateways that sequence
@@ -67,11 +68,7 @@ ledger.sequencer_process: true.
 		fs.Usage()
 		return flag.ErrHelp
 	}
-	level := slog.LevelInfo
-	if *verbose {
-		level = slog.LevelDebug
-	}
-	lg := slog.New(slog.NewTextHandler(c.Stderr, &slog.HandlerOptions{Level: level}))
+	lg := newLogger(c.Stderr, *verbose)
 	if *child {
 		return c.child(ctx, lg)
 	}
@@ -83,13 +80,9 @@ ledger.sequencer_process: true.
 		cfg.Ledger.Key = *key
 	}
 	cfg.Ledger.TrustedKeys = append(cfg.Ledger.TrustedKeys, trust...)
-	url := cfg.Ledger.NATSURL
-	if url == "" {
-		b, err := os.ReadFile(natsURLFile(cfg))
-		if err != nil {
-			return fmt.Errorf("no NATS to sequence from: pass -nats-url, or run aigw serve with its embedded NATS on this data directory (%w)", err)
-		}
-		url = strings.TrimSpace(string(b))
+	url, err := ledgerNATSURL(cfg, "sequence from")
+	if err != nil {
+		return err
 	}
 	s, err := startSequencing(ctx, cfg, url, lg)
 	if err != nil {
@@ -124,7 +117,15 @@ func startSequencing(ctx context.Context, cfg Config, url string, lg *slog.Logge
 			store.Close()
 		}
 	}()
-	seq, err := newSequencer(ctx, cfg, store, lg)
+	key, err := loadSigner(ctx, cfg, lg)
+	if err != nil {
+		return nil, err
+	}
+	trusted, err := trustedVerifiers(cfg)
+	if err != nil {
+		return nil, err
+	}
+	seq, err := newSequencer(ctx, store, key, trusted, cfg.Ledger.Origin, lg)
 	if err != nil {
 		return nil, err
 	}
@@ -134,10 +135,8 @@ func startSequencing(ctx context.Context, cfg Config, url string, lg *slog.Logge
 	}
 	metrics := &jetstream.Metrics{}
 	sctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	shutdown, err := jetstream.StartSequencer(sctx, jetstream.SequencerConfig{
-		Conn: nc, Stream: streamConfig(cfg), Partitions: cfg.Ledger.Sequence, Sequencer: seq, Store: store,
-		Batch: cfg.Ledger.Batch, Metrics: metrics, Logger: lg.With("component", "sequencer"), Linger: cfg.Ledger.Linger,
-	})
+	// No Busy: the process's priority does the deferring (seqProcess).
+	shutdown, err := jetstream.StartSequencer(sctx, sequencerConfig(cfg, nc, seq, store, metrics, lg))
 	if err != nil {
 		stop()
 		nc.Close()
@@ -156,19 +155,11 @@ func (s *sequencing) close(ctx context.Context) error {
 	return err
 }
 
-// newSequencer returns the sequencer of cfg's checkpoint key, after
-// checking that the key may extend every log in store: better to refuse to
-// start, loudly, than to run a sequencer that fails every batch.
-func newSequencer(ctx context.Context, cfg Config, store ledger.Store, lg *slog.Logger) (*sequencer.Sequencer, error) {
-	key, err := loadSigner(ctx, cfg, lg)
-	if err != nil {
-		return nil, err
-	}
-	trusted, err := trustedVerifiers(cfg)
-	if err != nil {
-		return nil, err
-	}
-	seq, err := sequencer.New(sequencer.Config{Store: store, Signer: key, OriginPrefix: cfg.Ledger.Origin, Verifiers: trusted, Logger: lg.With("component", "sequencer")})
+// newSequencer returns the sequencer of the checkpoint key, after checking
+// that the key may extend every log in store: better to refuse to start,
+// loudly, than to run a sequencer that fails every batch.
+func newSequencer(ctx context.Context, store ledger.Store, key *signer.Signer, trusted []note.Verifier, origin string, lg *slog.Logger) (*sequencer.Sequencer, error) {
+	seq, err := sequencer.New(sequencer.Config{Store: store, Signer: key, OriginPrefix: origin, Verifiers: trusted, Logger: lg.With("component", "sequencer")})
 	if err != nil {
 		return nil, err
 	}
@@ -182,6 +173,16 @@ func newSequencer(ctx context.Context, cfg Config, store ledger.Store, lg *slog.
 		}
 	}
 	return seq, nil
+}
+
+// sequencerConfig is the sequencing of cfg's partitions by seq, from nc's
+// JetStream into store, the same in serve's process and in a sequencer
+// process.
+func sequencerConfig(cfg Config, nc *nats.Conn, seq *sequencer.Sequencer, store ledger.Store, metrics *jetstream.Metrics, lg *slog.Logger) jetstream.SequencerConfig {
+	return jetstream.SequencerConfig{
+		Conn: nc, Stream: streamConfig(cfg), Partitions: cfg.Ledger.Sequence, Sequencer: seq, Store: store,
+		Batch: cfg.Ledger.Batch, Metrics: metrics, Logger: lg.With("component", "sequencer"), Linger: cfg.Ledger.Linger,
+	}
 }
 
 // childSpec is what serve sends its sequencer process, as one JSON line
@@ -260,10 +261,7 @@ func (c *SequenceCommand) child(ctx context.Context, lg *slog.Logger) error {
 			cancel() // serve is gone
 		}
 	}
-	// The (empty) counters come with Ready, so that serve never reads the
-	// last process's as this one's.
-	snap := s.metrics.Snapshot()
-	report(childReport{Ready: true, Metrics: &snap})
+	report(childReport{Ready: true})
 	t := time.NewTicker(reportEvery(spec.Ledger.DeferUnderLoad))
 	defer t.Stop()
 	for {
@@ -391,7 +389,9 @@ func (p *seqProcess) run(ready chan<- error) (ok bool, err error) {
 	p.mu.Lock()
 	idle := p.idle
 	p.mu.Unlock()
-	spec, err := json.Marshal(childSpec{DataDir: p.cfg.DataDir, Ledger: p.cfg.Ledger, NATSURL: p.natsURL, Idle: idle})
+	ledgerCfg := p.cfg.Ledger
+	ledgerCfg.ReadToken = "" // the read API is serve's: a secret the child has no use for
+	spec, err := json.Marshal(childSpec{DataDir: p.cfg.DataDir, Ledger: ledgerCfg, NATSURL: p.natsURL, Idle: idle})
 	if err != nil {
 		return false, err
 	}
@@ -465,10 +465,11 @@ func (p *seqProcess) watch(proc *os.Process, idle bool, done <-chan struct{}) {
 	if !idle && p.maxDefer < 0 {
 		return // never idle
 	}
-	t := time.NewTicker(p.maxDefer / 20)
-	if !idle {
-		t.Reset(p.calmFor / 20)
+	window := p.calmFor
+	if idle {
+		window = p.maxDefer
 	}
+	t := time.NewTicker(window / 20)
 	defer t.Stop()
 	var calmSince time.Time
 	for {

@@ -296,3 +296,24 @@ func natsURLToken(t *testing.T, dir string) string {
 	}
 	return u.User.Username()
 }
+
+// TestServeSequencesInProcess: ledger.sequencer_process: false sequences in
+// serve's own process, with no child, and the key is checked against the
+// logs there.
+func TestServeSequencesInProcess(t *testing.T) {
+	t.Parallel()
+	s, dir := serveConfig(t, "ledger:\n  sequencer_process: false\n")
+	if code, _, stderr := run(t, jsonl("acme", 0, 12), "append", "-data-dir", dir); code != 0 {
+		t.Fatalf("append: %d %s", code, stderr)
+	}
+	waitSize(t, s, "acme", 12)
+	if runtime.GOOS == "linux" {
+		if pid := sequencerChild(t, dir); pid != 0 {
+			t.Errorf("sequencer process %d with sequencer_process: false", pid)
+		}
+	}
+	s.stop()
+	if code, out, stderr := run(t, "", "verify", "-data-dir", dir); code != 0 || !strings.Contains(out+stderr, "log=acme size=12") {
+		t.Errorf("verify: %d\n%s%s", code, out, stderr)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -100,11 +101,7 @@ FILE every 5 seconds.
 		cfg.Ledger.ReadToken = *readToken
 	}
 	cfg.Ledger.TrustedKeys = append(cfg.Ledger.TrustedKeys, trust...)
-	level := slog.LevelInfo
-	if *verbose {
-		level = slog.LevelDebug
-	}
-	lg := slog.New(slog.NewTextHandler(c.Stderr, &slog.HandlerOptions{Level: level}))
+	lg := newLogger(c.Stderr, *verbose)
 	if path := os.Getenv("AIGW_CPUPROFILE"); path != "" {
 		// A diagnostic: a CPU profile of the whole run, written at shutdown.
 		f, err := os.Create(path)
@@ -152,10 +149,6 @@ func (c *ServeCommand) serve(ctx context.Context, cfg Config, lg *slog.Logger) e
 	if err != nil {
 		return err
 	}
-	seq, err := newSequencer(ctx, cfg, store, lg)
-	if err != nil {
-		return err
-	}
 
 	nc, srv, natsURL, err := startNATS(cfg, lg)
 	if err != nil {
@@ -183,15 +176,18 @@ func (c *ServeCommand) serve(ctx context.Context, cfg Config, lg *slog.Logger) e
 	metrics := &jetstream.Metrics{}
 	var shutdownSeq func(context.Context) error
 	if cfg.Ledger.SequencerProcess && (cfg.Ledger.Sequence == nil || len(cfg.Ledger.Sequence) > 0) {
+		// The child checks the key against the logs, as below.
 		shutdownSeq, err = startSequencerProcess(cfg, natsURL, metrics, c.Stderr, lg.With("component", "sequencer"))
 	} else {
+		seq, err := newSequencer(ctx, store, key, trusted, cfg.Ledger.Origin, lg)
+		if err != nil {
+			return err
+		}
+		scfg := sequencerConfig(cfg, nc, seq, store, metrics, lg)
+		scfg.Busy, scfg.MaxDefer = newRunQueue().busy, cfg.Ledger.DeferUnderLoad
 		seqCtx, stopSeq := context.WithCancel(context.WithoutCancel(ctx))
 		defer stopSeq()
-		shutdownSeq, err = jetstream.StartSequencer(seqCtx, jetstream.SequencerConfig{
-			Conn: nc, Stream: scfg, Partitions: cfg.Ledger.Sequence, Sequencer: seq, Store: store,
-			Batch: cfg.Ledger.Batch, Metrics: metrics, Logger: lg.With("component", "sequencer"),
-			Linger: cfg.Ledger.Linger, Busy: newRunQueue().busy, MaxDefer: cfg.Ledger.DeferUnderLoad,
-		})
+		shutdownSeq, err = jetstream.StartSequencer(seqCtx, scfg)
 	}
 	if err != nil {
 		return err
@@ -256,6 +252,16 @@ func (c *ServeCommand) serve(ctx context.Context, cfg Config, lg *slog.Logger) e
 		lg.Warn("sequencer shutdown", "err", err)
 	}
 	return nil
+}
+
+// newLogger is the text logger of serve and sequence on w, at debug
+// level when verbose (-v).
+func newLogger(w io.Writer, verbose bool) *slog.Logger {
+	level := slog.LevelInfo
+	if verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
 func storeKind(cfg Config) string {

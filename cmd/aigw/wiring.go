@@ -138,16 +138,27 @@ func streamConfig(cfg Config) jetstream.StreamConfig {
 	return jetstream.StreamConfig{Name: cfg.Ledger.Stream, SubjectPrefix: cfg.Ledger.SubjectPrefix, Partitions: cfg.Ledger.Partitions}
 }
 
+// ledgerNATSURL is the NATS of the ledger for the commands that reach it
+// from outside serve (append, sequence): the configured URL, or that of
+// the embedded server of a serve on the data directory, with its token.
+// what says what the command would do ("append to") if it had one.
+func ledgerNATSURL(cfg Config, what string) (string, error) {
+	if cfg.Ledger.NATSURL != "" {
+		return cfg.Ledger.NATSURL, nil
+	}
+	b, err := os.ReadFile(natsURLFile(cfg))
+	if err != nil {
+		return "", fmt.Errorf("no NATS to %s: pass -nats-url, or run 'aigw serve' on data directory %s first (%v)", what, cfg.DataDir, err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
 // openProducer connects a producer for `aigw append`: to the configured NATS
 // URL, or to the embedded server of a `serve` running on the data directory.
 func openProducer(ctx context.Context, cfg Config) (*jetstream.Producer, func(), error) {
-	url := cfg.Ledger.NATSURL
-	if url == "" {
-		b, err := os.ReadFile(natsURLFile(cfg))
-		if err != nil {
-			return nil, nil, fmt.Errorf("no NATS to append to: pass -nats-url, or run 'aigw serve' on data directory %s first (%v)", cfg.DataDir, err)
-		}
-		url = strings.TrimSpace(string(b))
+	url, err := ledgerNATSURL(cfg, "append to")
+	if err != nil {
+		return nil, nil, err
 	}
 	nc, err := nats.Connect(url, nats.Name("aigw-append"), nats.Timeout(5*time.Second))
 	if err != nil {
