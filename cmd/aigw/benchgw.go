@@ -366,7 +366,7 @@ func (b *gwBench) run(ctx context.Context) (*GatewayBenchResult, error) {
 		return nil, err
 	}
 	res := &GatewayBenchResult{Machine: b.machine(), Settings: b.settings()}
-	b.mon = startBenchMonitor(b.gwURL, benchTenant, b.client)
+	b.mon = startBenchMonitor(b.gwURL, benchTenant, b.readToken, b.client)
 	defer b.mon.stop()
 
 	var runErr error
@@ -1000,6 +1000,7 @@ type benchSample struct {
 // benchMonitorInterval, in the load generator's process.
 type benchMonitor struct {
 	url, log string
+	token    string // the read token: /healthz shows the logs' sizes only with it
 	client   *http.Client
 	start    time.Time
 	cancel   context.CancelFunc
@@ -1009,9 +1010,9 @@ type benchMonitor struct {
 	samples []benchSample
 }
 
-func startBenchMonitor(url, log string, client *http.Client) *benchMonitor {
+func startBenchMonitor(url, log, token string, client *http.Client) *benchMonitor {
 	ctx, cancel := context.WithCancel(context.Background())
-	m := &benchMonitor{url: url, log: log, client: client, start: time.Now(), cancel: cancel, done: make(chan struct{})}
+	m := &benchMonitor{url: url, log: log, token: token, client: client, start: time.Now(), cancel: cancel, done: make(chan struct{})}
 	go m.loop(ctx)
 	return m
 }
@@ -1046,7 +1047,7 @@ func (m *benchMonitor) sample(ctx context.Context) (benchSample, error) {
 	for _, n := range parseBenchMetrics(body).chat {
 		s.Answered += n
 	}
-	code, body, err = benchGet(ctx, m.client, m.url+"/healthz", "")
+	code, body, err = benchGet(ctx, m.client, m.url+"/healthz", m.token)
 	if err != nil || code != http.StatusOK {
 		return benchSample{}, fmt.Errorf("healthz: %d %v", code, err)
 	}

@@ -459,6 +459,37 @@ func TestReadToken(t *testing.T) {
 	if code, _, _ := run(t, "", "verify", "-server", s.url(), "-log", "acme", "-vkey", vkey); code == 0 {
 		t.Fatal("verify without the token passed")
 	}
+	// /healthz names the logs (the tenants) and their sizes only to the
+	// holder of the read token, as /ledger/logs does.
+	health := func(token string) (body string, sizes map[string]uint64) {
+		req, _ := http.NewRequest(http.MethodGet, s.url()+"/healthz", nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var h struct {
+			Status string
+			Ledger struct{ Logs map[string]uint64 }
+		}
+		if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &h) != nil || h.Status != "ok" {
+			t.Fatalf("healthz: %d %s", resp.StatusCode, b)
+		}
+		return string(b), h.Ledger.Logs
+	}
+	waitFor(t, "the log's size in /healthz with the read token", func() bool {
+		_, sizes := health("s3cret-read-token")
+		return sizes["acme"] == 3
+	})
+	for _, token := range []string{"", "wrong"} {
+		if body, sizes := health(token); sizes != nil || strings.Contains(body, "acme") {
+			t.Fatalf("healthz with token %q shows the logs: %s", token, body)
+		}
+	}
 	if strings.Contains(s.stderr.String(), "s3cret-read-token") {
 		t.Fatal("the read token appears in serve's log")
 	}

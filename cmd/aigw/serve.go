@@ -72,7 +72,8 @@ with an API key in DATA_DIR/default.key.
 
 The ledger read API is served under /ledger/<log>/ (C2SP tlog-tiles paths,
 proofs), /ledger/logs lists the logs, /healthz reports the sequencer and
-answers 503 while the ledger's NATS connection is down.
+answers 503 while the ledger's NATS connection is down (the size of each
+log only with the read token, when ledger.read_token is set).
 
 AIGW_CPUPROFILE=FILE writes a CPU profile of the run to FILE at shutdown;
 AIGW_HEAPPROFILE=FILE writes a heap profile (after a GC: the live heap) to
@@ -206,8 +207,14 @@ func (c *ServeCommand) serve(ctx context.Context, cfg Config, lg *slog.Logger) e
 	} else {
 		lg.Warn("the ledger read API has no read_token: every log is readable by anyone who can reach " + cfg.Listen)
 	}
+	mayRead := bearerAllowed(cfg.Ledger.ReadToken)
 	health := func(c *gin.Context) {
 		snap := metrics.Snapshot()
+		// The size of every log names every tenant: shown only to
+		// whoever may read /ledger/logs, which lists the same.
+		if !mayRead(c.Request) {
+			snap.Logs = nil
+		}
 		// Unhealthy while the ledger's NATS connection is down: the
 		// gateway refuses every call then (fail-closed), so a load
 		// balancer should route around this replica.
@@ -322,14 +329,27 @@ func recordKeyEvent(ctx context.Context, store ledger.Store, p *jetstream.Produc
 	return p.Record(ctx, ev, nil)
 }
 
+// bearerAllowed returns whether a request carries "Authorization: Bearer
+// <token>", comparing in constant time. An empty token admits every
+// request (the read API without read_token).
+func bearerAllowed(token string) func(*http.Request) bool {
+	if token == "" {
+		return func(*http.Request) bool { return true }
+	}
+	want := sha256.Sum256([]byte(token))
+	return func(r *http.Request) bool {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		gotSum := sha256.Sum256([]byte(got))
+		return ok && subtle.ConstantTimeCompare(gotSum[:], want[:]) == 1
+	}
+}
+
 // requireBearer refuses requests without "Authorization: Bearer <token>",
 // comparing in constant time, with an OpenAI-style JSON error.
 func requireBearer(token string, next http.Handler) http.Handler {
-	want := sha256.Sum256([]byte(token))
+	allowed := bearerAllowed(token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		gotSum := sha256.Sum256([]byte(got))
-		if !ok || subtle.ConstantTimeCompare(gotSum[:], want[:]) != 1 {
+		if !allowed(r) {
 			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("WWW-Authenticate", `Bearer realm="aigw ledger"`)
 			w.WriteHeader(http.StatusUnauthorized)
