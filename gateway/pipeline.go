@@ -726,8 +726,13 @@ func (p *Pipeline) Embed(ctx context.Context, caller Caller, req *EmbeddingReque
 type ChunkWriter interface {
 	// WriteChunk writes one chunk and flushes it, unless more says the
 	// next chunk has already arrived (it will be written at once, and
-	// flushed with this one). The first call sends the response headers.
+	// flushed with this one, or by Flush). The first call sends the
+	// response headers.
 	WriteChunk(c *ChatChunk, more bool) error
+	// Flush sends what WriteChunk left unflushed (nothing, if nothing
+	// is): the pipeline calls it before it waits, for the upstream or
+	// the ledger.
+	Flush() error
 	// Finish ends a successful stream (OpenAI: data: [DONE]).
 	Finish(u *Usage) error
 	// Fail ends a stream with an explicit error event. started says
@@ -800,6 +805,19 @@ func (p *Pipeline) Pump(call *Call, req *ChatRequest, s Stream, w ChunkWriter) e
 		call.Fail(&Error{Status: 499, Type: TypeInvalidRequest, Code: "client_closed_request", Message: "The client stopped reading the stream.", Err: werr}, outcome())
 		return werr
 	}
+	// unflushed: chunks were written and left for the next write's flush
+	// (the next chunk had arrived); flush sends them before a wait.
+	unflushed := false
+	flush := func() error {
+		if !unflushed {
+			return nil
+		}
+		unflushed = false
+		if werr := w.Flush(); werr != nil {
+			return clientGone(werr)
+		}
+		return nil
+	}
 	// write passes chunks on to the agent (the ones the inspector
 	// released); a guard's block ends the stream with finish_reason
 	// content_filter and an explicit error event.
@@ -816,11 +834,17 @@ func (p *Pipeline) Pump(call *Call, req *ChatRequest, s Stream, w ChunkWriter) e
 				ttfb = time.Since(call.start)
 				started = true
 			}
-			if werr := w.WriteChunk(c, more || i < len(cs)-1); werr != nil {
+			m := more || i < len(cs)-1
+			if werr := w.WriteChunk(c, m); werr != nil {
 				return clientGone(werr)
 			}
+			unflushed = m
 		}
 		return nil
+	}
+	buffered := func() bool { return false }
+	if b, ok := s.(Buffered); ok {
+		buffered = b.Buffered
 	}
 	// inspected records an inspection's decisions; a block ends the stream
 	// (stopped is true, err what to return).
@@ -842,6 +866,12 @@ func (p *Pipeline) Pump(call *Call, req *ChatRequest, s Stream, w ChunkWriter) e
 		return true, w.Fail(AsError(call.Fail(ins.Block, o)), true)
 	}
 	for {
+		// Before Next waits for the upstream, what was written goes out.
+		if !buffered() {
+			if werr := flush(); werr != nil {
+				return werr
+			}
+		}
 		c, err := s.Next()
 		if errors.Is(err, io.EOF) {
 			if si != nil {
@@ -858,6 +888,12 @@ func (p *Pipeline) Pump(call *Call, req *ChatRequest, s Stream, w ChunkWriter) e
 				if werr := w.WriteChunk(acc.UsageChunk(o.Usage), false); werr != nil {
 					return clientGone(werr)
 				}
+				unflushed = false
+			}
+			// The answer goes out as it came; only its end waits for
+			// the ledger.
+			if werr := flush(); werr != nil {
+				return werr
 			}
 			if lerr := call.Respond(o); lerr != nil {
 				return w.Fail(AsError(lerr), true)
@@ -867,15 +903,15 @@ func (p *Pipeline) Pump(call *Call, req *ChatRequest, s Stream, w ChunkWriter) e
 		if err != nil {
 			o := outcome()
 			s.Close()
+			if werr := flush(); werr != nil {
+				return werr
+			}
 			return w.Fail(AsError(call.Fail(err, o)), started)
 		}
-		// more: the next chunk is already read, so the writer may leave
-		// this one unflushed. Not under inspection: the inspector may hold
-		// the next chunk back, and what was written would then wait.
-		more := false
-		if b, ok := s.(Buffered); ok && si == nil {
-			more = b.Buffered()
-		}
+		// more: the next chunk has already arrived, so the writer may
+		// leave this one for the next write's flush (or for the flush
+		// before the next wait, if the inspector holds the next back).
+		more := buffered()
 		rel := []*ChatChunk{c}
 		if si != nil {
 			var ins *Inspection

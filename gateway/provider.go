@@ -51,9 +51,10 @@ type Stream interface {
 }
 
 // Buffered is a Stream that can tell whether its next chunk has already
-// arrived (it is in the stream's buffer). A writer may then hold the
-// flush of the current chunk until the next one is written: nothing waits
-// longer, fewer writes reach the network.
+// arrived whole (it is in the stream's buffer, so Next will not wait for
+// the network). A writer may then hold the flush of the current chunk
+// until the next one is written: nothing waits longer, fewer writes reach
+// the network.
 type Buffered interface {
 	Buffered() bool
 }

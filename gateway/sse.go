@@ -94,9 +94,47 @@ func (s *SSEReader) Next() (SSEEvent, error) {
 	}
 }
 
-// Buffered reports whether bytes of the next event have already been
-// received.
-func (s *SSEReader) Buffered() bool { return s.r.Buffered() > 0 }
+// Buffered reports whether the next event with data has been received
+// whole, so that Next returns it without waiting for the network.
+func (s *SSEReader) Buffered() bool { return EventBuffered(s.r, true) }
+
+// EventBuffered reports whether r's buffer holds a whole server-sent event
+// (its dispatching blank line received), or with dataOnly a whole event
+// with a data line (events without one are skipped by readers such as
+// [SSEReader]). It reads nothing from the network. r must be positioned at
+// the start of an event. A "\r" that ends the buffer makes it say no (a
+// reader looks past it for a "\n"); saying no is never wrong, the caller
+// only flushes what it holds one write earlier.
+func EventBuffered(r *bufio.Reader, dataOnly bool) bool {
+	b, _ := r.Peek(r.Buffered())
+	hasData := false
+	for len(b) > 0 {
+		i := bytes.IndexAny(b, "\r\n")
+		if i < 0 {
+			return false // a line not yet ended
+		}
+		line := b[:i]
+		if b[i] == '\r' {
+			if i+1 == len(b) {
+				return false
+			}
+			if b[i+1] == '\n' {
+				i++
+			}
+		}
+		b = b[i+1:]
+		if len(line) == 0 {
+			if hasData || !dataOnly {
+				return true
+			}
+			continue
+		}
+		if field, _, _ := bytes.Cut(line, []byte(":")); string(field) == "data" {
+			hasData = true
+		}
+	}
+	return false
+}
 
 // readLine returns one line without its terminator (\n, \r\n or \r).
 func (s *SSEReader) readLine() ([]byte, error) {

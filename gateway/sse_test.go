@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"io"
@@ -94,6 +95,83 @@ func FuzzSSEDecoder(f *testing.F) {
 		for i := range evs {
 			if again[i].Event != evs[i].Event || !bytes.Equal(again[i].Data, evs[i].Data) {
 				t.Fatalf("event %d: %q/%q after a round trip; was %q/%q", i, again[i].Event, again[i].Data, evs[i].Event, evs[i].Data)
+			}
+		}
+	})
+}
+
+func TestEventBuffered(t *testing.T) {
+	for _, tt := range []struct {
+		in             string
+		data, anyEvent bool
+	}{
+		{"", false, false},
+		{"data: a", false, false},
+		{"data: a\n", false, false},
+		{"data: a\n\n", true, true},
+		{"data: a\r\n\r\n", true, true},
+		{"data: a\r\rdata", true, true},
+		{"data: a\r\r", false, false}, // the reader peeks past a \r for a \n
+		{"data: a\r", false, false},
+		{"data: a\r\n\r", false, false},
+		{"data\n\n", true, true}, // a data line without a colon
+		{": keep-alive\n\n", false, true},
+		{": keep-alive\n\ndata: a\n", false, true},
+		{": keep-alive\n\ndata: a\n\n", true, true},
+		{"event: ping\n\n", false, true},
+		{"event: x\ndata: {}\n\ndata: b", true, true},
+		{"dataX: a\n\n", false, true},
+	} {
+		r := bufio.NewReader(strings.NewReader(tt.in))
+		r.Peek(1)
+		if got := EventBuffered(r, true); got != tt.data {
+			t.Errorf("EventBuffered(%q, data) = %v; want %v", tt.in, got, tt.data)
+		}
+		if got := EventBuffered(r, false); got != tt.anyEvent {
+			t.Errorf("EventBuffered(%q, any) = %v; want %v", tt.in, got, tt.anyEvent)
+		}
+	}
+}
+
+var errWouldBlock = errors.New("would block")
+
+// onceReader returns its bytes in one read, then errWouldBlock: what a
+// connection with nothing more received would do.
+type onceReader struct{ b []byte }
+
+func (o *onceReader) Read(p []byte) (int, error) {
+	if o.b == nil {
+		return 0, errWouldBlock
+	}
+	n := copy(p, o.b)
+	o.b = nil
+	return n, nil
+}
+
+// FuzzSSEBuffered: when the reader says the next event is buffered, Next
+// returns without reading from the network again.
+func FuzzSSEBuffered(f *testing.F) {
+	for _, s := range []string{"data: a\n\n", ": c\n\ndata: b\r\n\r\n", "data: a\r", "event: x\n\ndata: y\n\n", "data: a\n\ndata: b\n\n"} {
+		f.Add([]byte(s), uint8(0))
+	}
+	f.Fuzz(func(t *testing.T, in []byte, skip uint8) {
+		if len(in) > 4<<10 {
+			in = in[:4<<10] // what one read of the reader's buffer takes
+		}
+		s := NewSSEReader(&onceReader{b: in}, 1<<16)
+		s.r.Peek(1)
+		s.started = true     // as after a first event (a BOM is not looked for)
+		for range skip % 4 { // and at any later event
+			if !s.Buffered() {
+				return
+			}
+			if _, err := s.Next(); err != nil {
+				return
+			}
+		}
+		if s.Buffered() {
+			if _, err := s.Next(); errors.Is(err, errWouldBlock) {
+				t.Fatalf("Buffered, but Next read again: %q", in)
 			}
 		}
 	})

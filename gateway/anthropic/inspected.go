@@ -202,8 +202,10 @@ func (s *InspectedStream) Usage() *gateway.Usage {
 	return u
 }
 
-// Buffered reports whether bytes of the next event have already arrived.
-func (s *InspectedStream) Buffered() bool { return s.events.r.Buffered() > 0 }
+// Buffered reports whether the next event has arrived whole (Next makes a
+// chunk of every event, an empty one for a comment), so that Next returns
+// without waiting for the network.
+func (s *InspectedStream) Buffered() bool { return gateway.EventBuffered(s.events.r, false) }
 
 // Close closes the upstream's body; it may be called from any goroutine,
 // at any time, more than once.

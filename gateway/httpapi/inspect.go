@@ -76,6 +76,12 @@ func (p *passedEvents) WriteChunk(ch *gateway.ChatChunk, more bool) error {
 	return p.write(p.st.Release(ch), more)
 }
 
+// Flush sends what was written unflushed.
+func (p *passedEvents) Flush() error {
+	p.flush()
+	return p.c.Request.Context().Err()
+}
+
 // Finish writes what is left: message_stop, once the call is recorded.
 func (p *passedEvents) Finish(*gateway.Usage) error {
 	p.begin()

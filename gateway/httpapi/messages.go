@@ -456,6 +456,13 @@ func (a *anthropicChunks) WriteChunk(ch *gateway.ChatChunk, more bool) error {
 	return a.c.Request.Context().Err()
 }
 
+func (a *anthropicChunks) Flush() error {
+	if a.started {
+		a.c.Writer.Flush()
+	}
+	return a.c.Request.Context().Err()
+}
+
 func (a *anthropicChunks) Finish(u *gateway.Usage) error {
 	a.begin()
 	return a.sw.Finish(u)

@@ -414,6 +414,13 @@ func (w *sseWriter) WriteChunk(ch *gateway.ChatChunk, more bool) error {
 	return w.c.Request.Context().Err()
 }
 
+func (w *sseWriter) Flush() error {
+	if w.started {
+		w.c.Writer.Flush()
+	}
+	return w.c.Request.Context().Err()
+}
+
 func (w *sseWriter) Finish(*gateway.Usage) error {
 	if !w.started {
 		w.begin()
