@@ -77,6 +77,7 @@ type GatewayBenchCommand struct {
 type gatewayBenchConfig struct {
 	FailOpen       bool
 	Sequencer      string // "process", "inline" (ledger.sequencer_process true, false) or "" (serve's default)
+	Guardrails     string // "baseline" (benchGuardrails) or "none" (no policy: aigw's default config)
 	Scenarios      []benchScenario
 	Rounds         int
 	Duration       time.Duration
@@ -155,6 +156,7 @@ func (c *GatewayBenchCommand) Run(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.DatabaseURL, "database-url", "", "PostgreSQL URL of the ledger and tenants (default: SQLite in the data directory)")
 	fs.StringVar(&cfg.NATSURL, "nats-url", "", "external NATS with JetStream (default: the embedded server)")
 	fs.BoolVar(&cfg.FailOpen, "fail-open", false, "run aigw fail-open (answers without waiting for the ledger's acknowledgement), to measure what fail-closed costs")
+	fs.StringVar(&cfg.Guardrails, "guardrails", "baseline", "aigw's guardrails: baseline (a policy with every detector on its stages: content, PII, secrets, prompt injection, tool policy, JSON schema, a token limit) or none (aigw's default config, which has no policy)")
 	fs.StringVar(&cfg.Sequencer, "sequencer", "", "where aigw sequences: process (a child process at a lower CPU priority), inline (in the gateway's process); default: serve's default")
 	fs.DurationVar(&cfg.CatchUpTimeout, "catchup-timeout", 5*time.Minute, "how long to wait after the load for the sequencer to append every event")
 	jsonOut := fs.String("json", "", "also write every result as JSON to this file")
@@ -164,8 +166,8 @@ func (c *GatewayBenchCommand) Run(ctx context.Context, args []string) error {
 
 Starts a fake OpenAI-compatible upstream that answers at once, a bare Go
 reverse proxy (httputil.ReverseProxy) to it and 'aigw serve' in front of it
-(fail-closed ledger, default routing and guardrails; embedded NATS and SQLite
-unless -nats-url/-database-url), each in its own process, then runs every load
+(fail-closed ledger, default routing, the baseline guardrail policy unless
+-guardrails none; embedded NATS and SQLite unless -nats-url/-database-url), each in its own process, then runs every load
 straight to the fake, through the proxy and through aigw, in interleaved
 rounds on keep-alive connections. Reports p50/p99 latency added over straight,
 maximum requests/s, aigw's RSS, the sequencer's backlog and catch-up lag, then
@@ -189,6 +191,8 @@ verifies the logs. Exit code 1 if the ledger check fails.
 	switch {
 	case cfg.Sequencer != "" && cfg.Sequencer != "process" && cfg.Sequencer != "inline":
 		return fmt.Errorf("-sequencer must be process or inline, got %q", cfg.Sequencer)
+	case cfg.Guardrails != "baseline" && cfg.Guardrails != "none":
+		return fmt.Errorf("-guardrails must be baseline or none, got %q", cfg.Guardrails)
 	case cfg.Rounds < 1:
 		return errors.New("-rounds must be at least 1")
 	case cfg.Duration <= 0 || cfg.Warmup < 0 || cfg.Soak < 0:
@@ -249,6 +253,7 @@ type benchSettings struct {
 	HoldStreams               int
 	HoldChunkDelay            time.Duration
 	FailClosed                bool
+	Guardrails                string   // "baseline" or "none"
 	Targets                   []string // the ways, straight first
 	FakeChunks                int
 	RequestBody, StreamedBody string
@@ -498,6 +503,30 @@ func (b *gwBench) start(ctx context.Context) error {
 	return nil
 }
 
+// benchGuardrails is the bench's baseline guardrail policy: every
+// detector on the stages it is made for, as a security team would start
+// (the README's example without the LLM judge, which needs a second
+// model, and grounding, which holds a whole stream back to check it).
+// Each call then also records its input and output decisions.
+const benchGuardrails = `guardrails:
+  policies:
+    - name: baseline
+      tenants: ["*"]
+      holdback: 256
+      checks:
+        - {id: content, type: content, stages: [input, output], action: block, phrases: ["project zephyr", "internal only"], regexes: ['\bTICKET-\d{6}\b']}
+        - {id: pii, type: pii, stages: [input, tool_results, output], action: redact}
+        - {id: secrets, type: secrets, stages: [input, tool_results, output], action: redact}
+        - {id: injection, type: prompt_injection, stages: [input], action: block}
+        - {id: injection-tools, type: prompt_injection, stages: [tool_results], action: block}
+        - {id: exfiltration, type: prompt_injection, stages: [output], action: block}
+        - {id: tools, type: tool_policy, stages: [tool_calls], action: block, tools: {default: allow, max_calls_per_request: 8, rules: [{tool: send_email, decision: deny}]}}
+        - {id: schema, type: json_schema, stages: [output], action: block}
+  limits:
+    rules:
+      - {scope: tenant, tokens_per_request: 200000}
+`
+
 // config is aigw's configuration: the fake as an OpenAI-compatible
 // provider behind one route, everything else by default (fail-closed).
 func (b *gwBench) config() string {
@@ -522,6 +551,9 @@ ledger:
 	fmt.Fprintf(&s, "routes:\n  - {name: %s, targets: [{provider: fake, model: %s}]}\n", benchRoute, benchModel)
 	if b.hasHold {
 		fmt.Fprintf(&s, "  - {name: %s, targets: [{provider: fake-slow, model: %s}]}\n", benchSlow, benchModel)
+	}
+	if b.cfg.Guardrails == "baseline" {
+		s.WriteString(benchGuardrails)
 	}
 	return s.String()
 }
@@ -564,7 +596,7 @@ func (b *gwBench) settings() benchSettings {
 	return benchSettings{
 		Rounds: b.cfg.Rounds, Duration: b.cfg.Duration, Warmup: b.cfg.Warmup, Connections: b.cfg.Connections,
 		StreamRate: b.cfg.StreamRate, HoldStreams: b.cfg.HoldStreams, HoldChunkDelay: b.cfg.HoldChunkDelay,
-		FailClosed: true, Targets: []string{"straight", "proxy", "aigw"}, FakeChunks: loadgen.DefaultFakeChunks,
+		FailClosed: !b.cfg.FailOpen, Guardrails: b.cfg.Guardrails, Targets: []string{"straight", "proxy", "aigw"}, FakeChunks: loadgen.DefaultFakeChunks,
 		RequestBody: fmt.Sprintf(benchBody, benchRoute), StreamedBody: fmt.Sprintf(benchStreamBody, benchRoute),
 	}
 }
@@ -1139,8 +1171,12 @@ func writeBenchReport(w io.Writer, res *GatewayBenchResult) error {
 		b.WriteString("\n")
 	}
 	m := res.Machine
-	fmt.Fprintf(&b, "Machine: %s/%s, %d CPUs (%s), GOMAXPROCS %d, %s, aigw %s; aigw on %s with %s NATS, fail-closed; each server its own process.\n\n",
-		m.OS, m.Arch, m.CPUs, cmp.Or(m.CPUModel, "unknown CPU"), m.GOMAXPROCS, m.GoVersion, m.AigwVersion, m.Store, m.NATS)
+	mode := "fail-closed"
+	if !res.Settings.FailClosed {
+		mode = "fail-open"
+	}
+	fmt.Fprintf(&b, "Machine: %s/%s, %d CPUs (%s), GOMAXPROCS %d, %s, aigw %s; aigw on %s with %s NATS, %s, guardrails %s; each server its own process.\n\n",
+		m.OS, m.Arch, m.CPUs, cmp.Or(m.CPUModel, "unknown CPU"), m.GOMAXPROCS, m.GoVersion, m.AigwVersion, m.Store, m.NATS, mode, cmp.Or(res.Settings.Guardrails, "none"))
 
 	b.WriteString("| measure | way | value | target |\n|---|---|--:|---|\n")
 	row := func(measure, way, value, target string) {

@@ -27,32 +27,15 @@ func TestBenchGateway(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three servers and runs a load for several seconds")
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
 	jsonPath := filepath.Join(dir, "bench.json")
-	var out, errs syncBuffer
-	c := &GatewayBenchCommand{
-		Main:    &Main{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errs},
-		exe:     exe,
-		exeArgs: []string{"-test.run=^TestBenchGatewayChild$", "--"},
-		env:     []string{benchChildEnv + "=1"},
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	err = c.Run(ctx, []string{
+	out, errs := runBenchGateway(t,
 		"-scenarios", "200,hold", "-rounds", "1", "-duration", "1s", "-warmup", "200ms",
 		"-hold", "50", "-hold-chunk-delay", "20ms", "-data-dir", filepath.Join(dir, "data"), "-json", jsonPath,
-	})
-	t.Logf("stderr:\n%s", errs.String())
-	t.Logf("stdout:\n%s", out.String())
-	if err != nil {
-		t.Fatal(err)
-	}
+		"-guardrails", "none", // four events per call, exactly (TestBenchGatewayGuardrails: with them)
+	)
 
-	report := out.String()
+	report := out
 	for _, want := range []string{
 		"| 200/s | straight |", "| 200/s | proxy |", "| 200/s | aigw |", "| 50 streams | aigw |",
 		"| lost / duplicated events | aigw | lost 0, duplicated 0, unexpected 0 |",
@@ -63,7 +46,7 @@ func TestBenchGateway(t *testing.T) {
 			t.Errorf("report lacks %q", want)
 		}
 	}
-	if strings.Contains(report, "Bearer") || strings.Contains(errs.String(), "Bearer") {
+	if strings.Contains(report, "Bearer") || strings.Contains(errs, "Bearer") {
 		t.Error("the output shows a bearer token")
 	}
 
@@ -115,6 +98,60 @@ func TestBenchGateway(t *testing.T) {
 	}
 	if len(res.Monitor) == 0 {
 		t.Error("no monitor samples")
+	}
+}
+
+// runBenchGateway runs `aigw bench gateway` with args, its servers in child
+// processes (this test binary, playing aigw), and returns its output.
+func runBenchGateway(t *testing.T, args ...string) (stdout, stderr string) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errs syncBuffer
+	c := &GatewayBenchCommand{
+		Main:    &Main{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errs},
+		exe:     exe,
+		exeArgs: []string{"-test.run=^TestBenchGatewayChild$", "--"},
+		env:     []string{benchChildEnv + "=1"},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	err = c.Run(ctx, args)
+	t.Logf("stderr:\n%s", errs.String())
+	t.Logf("stdout:\n%s", out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errs.String()
+}
+
+// TestBenchGatewayGuardrails: the bench's default, the baseline guardrail
+// policy, inspects every call (their decisions are in the ledger too),
+// and the count still finds every call exactly once.
+func TestBenchGatewayGuardrails(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three servers and runs a load for several seconds")
+	}
+	dir := t.TempDir()
+	jsonPath := filepath.Join(dir, "bench.json")
+	out, _ := runBenchGateway(t, "-scenarios", "200,stream", "-stream-rate", "100", "-rounds", "1", "-duration", "1s", "-warmup", "200ms",
+		"-data-dir", filepath.Join(dir, "data"), "-json", jsonPath)
+	if !strings.Contains(out, "guardrails baseline") || !strings.Contains(out, "| lost / duplicated events | aigw | lost 0, duplicated 0, unexpected 0 |") {
+		t.Errorf("report:\n%s", out)
+	}
+	var res GatewayBenchResult
+	if err := json.Unmarshal(must(os.ReadFile(jsonPath)), &res); err != nil {
+		t.Fatal(err)
+	}
+	l := res.Ledger
+	if !l.OK() || !l.VerifyOK || l.Answered == 0 || uint64(l.Requests) != l.Answered || res.Settings.Guardrails != "baseline" {
+		t.Errorf("ledger check = %+v, settings %+v", l, res.Settings)
+	}
+	// Request, route, attempt, response, and the guardrails' decisions.
+	if l.Events <= 4*l.Traces {
+		t.Errorf("%d events for %d calls: no guardrail decisions", l.Events, l.Traces)
 	}
 }
 
