@@ -26,22 +26,55 @@ func ProcessRSS(pid int) (int64, error) {
 // Memory is a process's resident memory in bytes: RSS is Anon (the
 // heap, stacks and other private memory) plus File (pages of mapped
 // files, the executable's code and read-only data above all; clean, shared
-// with the page cache, but counted) plus shared memory.
-type Memory struct{ RSS, Anon, File int64 }
+// with the page cache, but counted) plus shared memory. PSS, the
+// proportional set size, counts a page that n processes map as 1/n of it
+// in each: the sum of PSS over processes is the memory they take
+// together, where the sum of RSS counts an executable they share once per
+// process.
+type Memory struct{ RSS, Anon, File, PSS int64 }
 
 // ProcessMemory reads VmRSS, RssAnon and RssFile of process pid (0: this
-// process) from /proc/<pid>/status (Linux only). A kernel without the
-// RssAnon and RssFile lines (before 4.5) leaves them 0.
+// process) from /proc/<pid>/status, and Pss from /proc/<pid>/smaps_rollup
+// (Linux only). A kernel without the RssAnon and RssFile lines (before
+// 4.5) leaves them 0, one without smaps_rollup (before 4.14) PSS.
 func ProcessMemory(pid int) (Memory, error) {
-	path := "/proc/self/status"
+	dir := "/proc/self/"
 	if pid > 0 {
-		path = "/proc/" + strconv.Itoa(pid) + "/status"
+		dir = "/proc/" + strconv.Itoa(pid) + "/"
 	}
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile(dir + "status")
 	if err != nil {
 		return Memory{}, fmt.Errorf("loadgen: rss: %w", err)
 	}
-	return parseStatus(b)
+	m, err := parseStatus(b)
+	if err != nil {
+		return m, err
+	}
+	if b, err := os.ReadFile(dir + "smaps_rollup"); err == nil {
+		m.PSS = kBLine(b, "Pss")
+	}
+	return m, nil
+}
+
+// kBLine returns the value of the line "name: <n> kB" of a /proc file in
+// bytes (0 if there is none).
+func kBLine(b []byte, name string) int64 {
+	for line := range bytes.Lines(b) {
+		n, v, ok := bytes.Cut(line, []byte(":"))
+		if !ok || string(n) != name {
+			continue
+		}
+		f := bytes.Fields(v)
+		if len(f) != 2 || string(f[1]) != "kB" {
+			return 0
+		}
+		kb, err := strconv.ParseInt(string(f[0]), 10, 64)
+		if err != nil || kb < 0 {
+			return 0
+		}
+		return kb << 10
+	}
+	return 0
 }
 
 // TreeMemory is the resident memory of a process and its descendants
@@ -82,6 +115,7 @@ func ProcessTreeMemory(pid int) (TreeMemory, error) {
 		t.RSS += cm.RSS
 		t.Anon += cm.Anon
 		t.File += cm.File
+		t.PSS += cm.PSS
 		t.Descendants += cm.RSS
 		t.Procs++
 		queue = append(queue, children(c)...)
@@ -158,6 +192,9 @@ type RSSSample struct {
 	Anon, File int64
 	// Descendants is the part of Bytes in the process's descendants.
 	Descendants int64
+	// PSS is the proportional set size of the process and its
+	// descendants (0 where the kernel does not say): see [Memory].
+	PSS int64
 }
 
 // Sampler reads the resident set size of a process and its descendants
@@ -199,7 +236,7 @@ func (s *Sampler) loop(ctx context.Context) {
 			s.mu.Unlock()
 			return // the process is gone, or this is not Linux
 		}
-		s.samples = append(s.samples, RSSSample{Elapsed: time.Since(s.start), Bytes: m.RSS, Anon: m.Anon, File: m.File, Descendants: m.Descendants})
+		s.samples = append(s.samples, RSSSample{Elapsed: time.Since(s.start), Bytes: m.RSS, Anon: m.Anon, File: m.File, Descendants: m.Descendants, PSS: m.PSS})
 		s.mu.Unlock()
 		select {
 		case <-t.C:
@@ -233,6 +270,9 @@ type RSSSummary struct {
 	// MaxAnon and MaxFile split the largest sample (Max), and
 	// MaxDescendants is its descendant processes' part.
 	MaxAnon, MaxFile, MaxDescendants int64
+	// MaxPSS is the largest PSS sample (see [Memory]), not necessarily
+	// of the same sample as Max.
+	MaxPSS int64
 	// Drift is the relative change from the mean of the first tenth of
 	// the samples to the mean of the last tenth (at least one sample
 	// each): 0.05 means memory grew 5% over the soak.
@@ -250,6 +290,7 @@ func SummarizeRSS(samples []RSSSample) RSSSummary {
 	s.MaxAnon, s.MaxFile, s.MaxDescendants = samples[0].Anon, samples[0].File, samples[0].Descendants
 	var sum float64
 	for _, x := range samples {
+		s.MaxPSS = max(s.MaxPSS, x.PSS)
 		s.Min = min(s.Min, x.Bytes)
 		if x.Bytes > s.Max {
 			s.Max, s.MaxAnon, s.MaxFile, s.MaxDescendants = x.Bytes, x.Anon, x.File, x.Descendants

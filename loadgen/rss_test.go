@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"os"
 	"os/exec"
 	"runtime"
 	"testing"
@@ -48,6 +49,22 @@ func TestRSS(t *testing.T) {
 	m, err := ProcessMemory(0)
 	if err != nil || m.Anon <= 0 || m.File <= 0 || m.Anon+m.File > m.RSS {
 		t.Errorf("ProcessMemory(0) = %+v, %v; want anon and file parts of RSS", m, err)
+	}
+	// PSS: this process's own pages whole, the shared ones in part.
+	if _, err := os.Stat("/proc/self/smaps_rollup"); err == nil && (m.PSS < m.Anon/2 || m.PSS > m.RSS) {
+		t.Errorf("ProcessMemory(0) = %+v; want PSS between its anonymous memory and its RSS", m)
+	}
+}
+
+func TestKBLine(t *testing.T) {
+	rollup := []byte("55a0-7ffd ---p 00000000 00:00 0 [rollup]\nRss:  2048 kB\nPss:  1536 kB\nPss_Anon: 1024 kB\n")
+	for name, want := range map[string]int64{"Rss": 2 << 20, "Pss": 1536 << 10, "Pss_Anon": 1 << 20, "Pss_File": 0, "55a0-7ffd ---p 00000000 00": 0} {
+		if got := kBLine(rollup, name); got != want {
+			t.Errorf("kBLine(%q) = %d; want %d", name, got, want)
+		}
+	}
+	if got := kBLine([]byte("Pss: 12 MB\n"), "Pss"); got != 0 {
+		t.Errorf("a line not in kB = %d", got)
 	}
 }
 

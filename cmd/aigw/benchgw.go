@@ -1293,6 +1293,11 @@ func benchMiBSplit(s loadgen.RSSSummary) string {
 		// The sequencer process (ledger.sequencer_process) is aigw's too.
 		split += fmt.Sprintf("; sequencer process %.1f", float64(s.MaxDescendants)/(1<<20))
 	}
+	if s.MaxPSS > 0 {
+		// The sum of RSS counts the executable's pages once per process;
+		// PSS shares them out.
+		split += fmt.Sprintf("; PSS %.1f", float64(s.MaxPSS)/(1<<20))
+	}
 	return split + ")"
 }
 
