@@ -199,6 +199,8 @@ type childSpec struct {
 	// Idle: run at the lowest CPU priority (idlePriority); else at
 	// serve's.
 	Idle bool
+	// Verbose: log at debug level, as serve -v does.
+	Verbose bool `json:",omitempty"`
 }
 
 // childReport is one JSON line on a sequencer process's stdout.
@@ -237,6 +239,9 @@ func (c *SequenceCommand) child(ctx context.Context, lg *slog.Logger) error {
 	var spec childSpec
 	if err := json.Unmarshal(line, &spec); err != nil {
 		return fmt.Errorf("sequencer process: configuration: %w", err)
+	}
+	if spec.Verbose {
+		lg = newLogger(c.Stderr, true)
 	}
 	lg = lg.With("pid", os.Getpid(), "idle", spec.Idle)
 	if spec.Idle {
@@ -391,7 +396,8 @@ func (p *seqProcess) run(ready chan<- error) (ok bool, err error) {
 	p.mu.Unlock()
 	ledgerCfg := p.cfg.Ledger
 	ledgerCfg.ReadToken = "" // the read API is serve's: a secret the child has no use for
-	spec, err := json.Marshal(childSpec{DataDir: p.cfg.DataDir, Ledger: ledgerCfg, NATSURL: p.natsURL, Idle: idle})
+	spec, err := json.Marshal(childSpec{DataDir: p.cfg.DataDir, Ledger: ledgerCfg, NATSURL: p.natsURL, Idle: idle,
+		Verbose: p.lg.Enabled(context.Background(), slog.LevelDebug)})
 	if err != nil {
 		return false, err
 	}

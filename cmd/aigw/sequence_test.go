@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"os"
 	"os/signal"
@@ -104,14 +105,14 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 // serveConfig runs serve on a new data directory with config file yaml,
 // and returns it with the directory.
-func serveConfig(t *testing.T, yaml string) (*serveProc, string) {
+func serveConfig(t *testing.T, yaml string, args ...string) (*serveProc, string) {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "aigw.yaml")
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return startServe(t, "-config", cfg, "-data-dir", dir), dir
+	return startServe(t, append([]string{"-config", cfg, "-data-dir", dir}, args...)...), dir
 }
 
 // TestServeSequencerProcess: with ledger.sequencer_process, serve's
@@ -123,11 +124,20 @@ func TestServeSequencerProcess(t *testing.T) {
 		t.Skip("finds the child process through /proc")
 	}
 	t.Parallel()
-	s, dir := serveConfig(t, "ledger:\n  sequencer_process: true\n")
+	s, dir := serveConfig(t, "ledger:\n  sequencer_process: true\n", "-v")
 	child := sequencerChild(t, dir)
 	if child == 0 {
 		t.Fatalf("no sequencer process among serve's children\n%s", s.stderr.String())
 	}
+	// serve -v: the child logs at debug level too (its store's locks).
+	waitFor(t, "the sequencer process's debug log", func() bool {
+		for line := range strings.Lines(s.stderr.String()) {
+			if strings.Contains(line, "lock taken") && strings.Contains(line, fmt.Sprintf("pid=%d", child)) {
+				return true
+			}
+		}
+		return false
+	})
 	if !allIdle(t, child) {
 		t.Errorf("sequencer process threads' policies %v, want all SCHED_IDLE (%d)", policies(t, child), schedIdle)
 	}
