@@ -410,6 +410,7 @@ func startGateway(ctx context.Context, cfg Config, producer *jetstream.Producer,
 			}
 		},
 		Metrics:        []func(io.Writer){tel.writeMetrics},
+		MetricsToken:   cfg.Telemetry.MetricsToken,
 		ApprovalStatus: approvalStatus,
 		Stops:          auth.Stops, Recorder: rec, FailOpen: cfg.Gateway.FailOpen,
 		Authenticate: authenticate,

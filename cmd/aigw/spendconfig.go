@@ -56,8 +56,12 @@ type TelemetryConfig struct {
 	SampleRatio *float64 `yaml:"sample_ratio"`
 	// TenantLabel adds the tenant to the Prometheus metrics' labels (off:
 	// cardinality).
-	TenantLabel bool           `yaml:"tenant_label"`
-	Langfuse    LangfuseConfig `yaml:"langfuse"`
+	TenantLabel bool `yaml:"tenant_label"`
+	// MetricsToken, when set, is required as "Authorization: Bearer
+	// <token>" by /metrics; empty: /metrics is open to whoever reaches the
+	// listen address (with tenant_label, serve warns: it names tenants).
+	MetricsToken string         `yaml:"metrics_token"`
+	Langfuse     LangfuseConfig `yaml:"langfuse"`
 }
 
 // LangfuseConfig exports every generation to Langfuse.

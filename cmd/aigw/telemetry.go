@@ -62,6 +62,9 @@ func newTelemetry(cfg Config, rt *router.Router, ledgerMetrics *jetstream.Metric
 	if err != nil {
 		return nil, err
 	}
+	if tc.TenantLabel && tc.MetricsToken == "" {
+		lg.Warn("telemetry.tenant_label without telemetry.metrics_token: /metrics names every tenant, with its usage and budgets, to anyone who can reach the gateway")
+	}
 	parts := &telemetryParts{tel: tel}
 	if ledgerMetrics != nil {
 		part := func(f func(jetstream.PartitionStats) float64) func() []telemetry.Sample {
@@ -91,8 +94,9 @@ func newTelemetry(cfg Config, rt *router.Router, ledgerMetrics *jetstream.Metric
 		}
 	}
 	// Budgets remaining are per tenant: they name tenants and their
-	// budgets on /metrics, which has no authentication, so they are
-	// exported only where tenants may be labels (telemetry.tenant_label).
+	// budgets on /metrics, open unless telemetry.metrics_token is set, so
+	// they are exported only where tenants may be labels
+	// (telemetry.tenant_label).
 	if sp != nil && tc.TenantLabel {
 		remaining := func(unit string) func() []telemetry.Sample {
 			return func() []telemetry.Sample {

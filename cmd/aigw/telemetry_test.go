@@ -216,3 +216,64 @@ telemetry:
 		}
 	}
 }
+
+// TestMetricsToken: with telemetry.metrics_token, /metrics answers only a
+// request that carries it, so tenant labels can be on without naming the
+// tenants to whoever reaches the gateway; without a token, tenant labels
+// are warned about at start.
+func TestMetricsToken(t *testing.T) {
+	t.Parallel()
+	const token = "s3cret-metrics-token"
+	g := startGW(t, fmt.Sprintf(`
+gateway: {admin_key: %s}
+telemetry: {tenant_label: true, metrics_token: %s}
+`, testAdminKey, token))
+	key := g.newKey(t, "acme")
+	req, _ := http.NewRequest("POST", g.url()+"/v1/chat/completions", strings.NewReader(`{"model":"mock","messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("call: %v %v", resp, err)
+	}
+	get := func(auth string) (int, string) {
+		req, _ := http.NewRequest("GET", g.url()+"/metrics", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	for _, auth := range []string{"", "Bearer wrong", token, "Bearer " + testAdminKey} {
+		code, body := get(auth)
+		if code != 401 || !strings.Contains(body, `"invalid_metrics_token"`) || strings.Contains(body, "acme") {
+			t.Errorf("/metrics with %q: %d %s", auth, code, body)
+		}
+	}
+	code, body := get("Bearer " + token)
+	if code != 200 || !strings.Contains(body, `tenant="acme"`) {
+		t.Fatalf("/metrics with the token: %d %.300s", code, body)
+	}
+	if errs := g.stderr.String(); strings.Contains(errs, token) || strings.Contains(errs, "without telemetry.metrics_token") {
+		t.Fatalf("serve's log:\n%s", errs)
+	}
+
+	open := startGW(t, fmt.Sprintf("gateway: {admin_key: %s}\ntelemetry: {tenant_label: true}\n", testAdminKey))
+	if code, _ := func() (int, string) {
+		resp, err := http.Get(open.url() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode, ""
+	}(); code != 200 {
+		t.Fatalf("/metrics without a metrics token: %d", code)
+	}
+	if !strings.Contains(open.stderr.String(), "without telemetry.metrics_token") {
+		t.Fatalf("no warning about tenant labels on an open /metrics:\n%s", open.stderr.String())
+	}
+}

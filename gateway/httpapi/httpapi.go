@@ -8,6 +8,8 @@ package httpapi
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -54,6 +56,10 @@ type Config struct {
 	MaxBodyBytes int64
 	// Metrics, if set, writes more Prometheus metrics on /metrics.
 	Metrics []func(w io.Writer)
+	// MetricsToken, if set, is required as "Authorization: Bearer
+	// <token>" by /metrics (Prometheus: authorization.credentials); empty:
+	// /metrics is open.
+	MetricsToken string
 	// Mount, if set, adds routes (the ledger read API, health).
 	Mount  func(e *gin.Engine)
 	Logger *slog.Logger
@@ -107,7 +113,21 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.Admin != nil {
 		cfg.Admin.mount(e, s)
 	}
-	e.GET("/metrics", s.metrics)
+	if cfg.MetricsToken != "" {
+		want := sha256.Sum256([]byte(cfg.MetricsToken))
+		e.GET("/metrics", func(c *gin.Context) {
+			got, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+			sum := sha256.Sum256([]byte(got))
+			if !ok || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+				c.Header("WWW-Authenticate", `Bearer realm="aigw metrics"`)
+				writeError(c, &gateway.Error{Status: 401, Type: gateway.TypeAuthentication, Code: "invalid_metrics_token", Message: "/metrics needs Authorization: Bearer <metrics token>."})
+				return
+			}
+			s.metrics(c)
+		})
+	} else {
+		e.GET("/metrics", s.metrics)
+	}
 	if cfg.Mount != nil {
 		cfg.Mount(e)
 	}
