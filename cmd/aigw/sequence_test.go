@@ -4,17 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"aigw/ledger/jetstream"
 
 	"github.com/nats-io/nats.go"
 )
@@ -125,22 +127,23 @@ func TestServeSequencerProcess(t *testing.T) {
 	}
 	t.Parallel()
 	s, dir := serveConfig(t, "ledger:\n  sequencer_process: true\n", "-v")
-	child := sequencerChild(t, dir)
-	if child == 0 {
-		t.Fatalf("no sequencer process among serve's children\n%s", s.stderr.String())
-	}
-	// serve -v: the child logs at debug level too (its store's locks).
+	// Idle; on a loaded machine the first may be starved while it starts
+	// and replaced (TestSequencerProcessCatchUp), and an idle one follows.
+	var child int
+	waitFor(t, "an idle sequencer process", func() bool {
+		child = sequencerChild(t, dir)
+		return child != 0 && allIdle(t, child)
+	})
+	// serve -v: the child logs at debug level too (its store's locks; its
+	// lines carry its pid).
 	waitFor(t, "the sequencer process's debug log", func() bool {
 		for line := range strings.Lines(s.stderr.String()) {
-			if strings.Contains(line, "lock taken") && strings.Contains(line, fmt.Sprintf("pid=%d", child)) {
+			if strings.Contains(line, "lock taken") && strings.Contains(line, " pid=") {
 				return true
 			}
 		}
 		return false
 	})
-	if !allIdle(t, child) {
-		t.Errorf("sequencer process threads' policies %v, want all SCHED_IDLE (%d)", policies(t, child), schedIdle)
-	}
 
 	if code, _, stderr := run(t, jsonl("acme", 0, 40), "append", "-data-dir", dir); code != 0 {
 		t.Fatalf("append: %d %s", code, stderr)
@@ -168,6 +171,8 @@ func TestServeSequencerProcess(t *testing.T) {
 		t.Fatalf("append while the sequencer is down: %d %s", code, stderr)
 	}
 	waitSize(t, s, "acme", 65)
+	// The counters go on from the last process's, not from 0.
+	waitFor(t, "the counters of both processes in /healthz", func() bool { return appended() >= 65 })
 	next := sequencerChild(t, dir)
 	if next == 0 || next == child {
 		t.Fatalf("sequencer process after the kill: %d (was %d)", next, child)
@@ -195,10 +200,15 @@ func TestSequencerProcessCatchUp(t *testing.T) {
 	}
 	t.Parallel()
 	s, dir := serveConfig(t, "ledger:\n  sequencer_process: true\n  defer_under_load: 1s\n")
-	idle := sequencerChild(t, dir)
-	if idle == 0 || !allIdle(t, idle) {
-		t.Fatalf("no idle sequencer process (%d)\n%s", idle, s.stderr.String())
-	}
+	// On a loaded machine the first idle process may be starved for the
+	// 1 s while it starts, and replaced; an idle one comes back once
+	// the other has been calm for a second.
+	var idle int
+	waitFor(t, "an idle sequencer process", func() bool {
+		idle = sequencerChild(t, dir)
+		return idle != 0 && allIdle(t, idle)
+	})
+	before := len(s.stderr.String())
 	if err := syscall.Kill(idle, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +216,7 @@ func TestSequencerProcessCatchUp(t *testing.T) {
 		t.Fatalf("append: %d %s", code, stderr)
 	}
 	waitSize(t, s, "acme", 20)
-	if !strings.Contains(s.stderr.String(), "falls behind at idle priority") {
+	if !strings.Contains(s.stderr.String()[before:], "falls behind at idle priority") {
 		t.Errorf("no replacement logged:\n%s", s.stderr.String())
 	}
 	if strings.Contains(s.stderr.String(), "exited; starting it again") {
@@ -214,7 +224,7 @@ func TestSequencerProcessCatchUp(t *testing.T) {
 	}
 	waitFor(t, "an idle sequencer process again", func() bool {
 		pid := sequencerChild(t, dir)
-		return pid != 0 && pid != idle && strings.Contains(s.stderr.String(), "caught up; replacing it") && allIdle(t, pid)
+		return pid != 0 && pid != idle && strings.Contains(s.stderr.String()[before:], "caught up; replacing it") && allIdle(t, pid)
 	})
 	if code, _, stderr := run(t, jsonl("acme", 20, 5), "append", "-data-dir", dir); code != 0 {
 		t.Fatalf("append: %d %s", code, stderr)
@@ -325,5 +335,47 @@ func TestServeSequencesInProcess(t *testing.T) {
 	s.stop()
 	if code, out, stderr := run(t, "", "verify", "-data-dir", dir); code != 0 || !strings.Contains(out+stderr, "log=acme size=12") {
 		t.Errorf("verify: %d\n%s%s", code, out, stderr)
+	}
+}
+
+// TestAddSnapshot: the counters of sequencer processes add up across
+// restarts; the gauges are the running process's own.
+func TestAddSnapshot(t *testing.T) {
+	// Every field of PartitionStats is a counter or a gauge to addSnapshot
+	// and settled: a new field must be put in one or the other.
+	if n := reflect.TypeFor[jetstream.PartitionStats]().NumField(); n != 16 {
+		t.Fatalf("PartitionStats has %d fields; addSnapshot and settled know 16", n)
+	}
+	old := jetstream.Snapshot{
+		Partitions: map[int]jetstream.PartitionStats{0: {Owned: true, Batches: 3, Appended: 40, Duplicates: 1, Terminated: 1, Errors: 2,
+			LastBatch: 7, LastCommit: time.Millisecond, Busy: time.Second, Appending: 2 * time.Second, Acking: 3 * time.Second,
+			Waiting: 4 * time.Second, AckFloor: 50, Pending: 9, Lag: 12 * time.Second, Rested: 5 * time.Second}},
+		Logs: map[string]uint64{"acme": 40, "system": 2},
+	}
+	base := settled(old)
+	if ps := base.Partitions[0]; ps.Owned || ps.LastBatch != 0 || ps.LastCommit != 0 || ps.Pending != 0 || ps.Lag != 0 || ps.Appended != 40 || ps.AckFloor != 50 {
+		t.Fatalf("settled = %+v", ps)
+	}
+	if got := addSnapshot(base, jetstream.Snapshot{}); !reflect.DeepEqual(got, base) {
+		t.Fatalf("a new process's first (empty) report: %+v; want %+v", got, base)
+	}
+	cur := jetstream.Snapshot{
+		Partitions: map[int]jetstream.PartitionStats{0: {Owned: true, Batches: 1, Appended: 25, Duplicates: 2, Errors: 0, LastBatch: 25,
+			LastCommit: 2 * time.Millisecond, Busy: time.Second, Appending: time.Second, Acking: time.Second, Waiting: time.Second,
+			AckFloor: 75, Pending: 1, Lag: time.Millisecond, Rested: time.Second}, 1: {Appended: 3}},
+		Logs: map[string]uint64{"acme": 65, "beta": 3},
+	}
+	got := addSnapshot(base, cur)
+	want := jetstream.PartitionStats{Owned: true, Batches: 4, Appended: 65, Duplicates: 3, Terminated: 1, Errors: 2, LastBatch: 25,
+		LastCommit: 2 * time.Millisecond, Busy: 2 * time.Second, Appending: 3 * time.Second, Acking: 4 * time.Second,
+		Waiting: 5 * time.Second, AckFloor: 75, Pending: 1, Lag: time.Millisecond, Rested: 6 * time.Second}
+	if got.Partitions[0] != want || got.Partitions[1].Appended != 3 {
+		t.Fatalf("addSnapshot = %+v\nwant %+v", got.Partitions, want)
+	}
+	if !reflect.DeepEqual(got.Logs, map[string]uint64{"acme": 65, "system": 2, "beta": 3}) {
+		t.Fatalf("logs %v", got.Logs)
+	}
+	if base.Partitions[0].Appended != 40 || base.Logs["acme"] != 40 {
+		t.Fatal("addSnapshot changed its base")
 	}
 }
