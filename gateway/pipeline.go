@@ -866,8 +866,9 @@ func (p *Pipeline) Pump(call *Call, req *ChatRequest, s Stream, w ChunkWriter) e
 		return true, w.Fail(AsError(call.Fail(ins.Block, o)), true)
 	}
 	for {
-		// Before Next waits for the upstream, what was written goes out.
-		if !buffered() {
+		// Before Next waits for the upstream, what was written goes out
+		// (buffered scans the reader's buffer: only when there is some).
+		if unflushed && !buffered() {
 			if werr := flush(); werr != nil {
 				return werr
 			}

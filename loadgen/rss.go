@@ -57,24 +57,28 @@ func ProcessMemory(pid int) (Memory, error) {
 }
 
 // kBLine returns the value of the line "name: <n> kB" of a /proc file in
-// bytes (0 if there is none).
+// bytes (0 if there is none, or it is not in kB).
 func kBLine(b []byte, name string) int64 {
 	for line := range bytes.Lines(b) {
-		n, v, ok := bytes.Cut(line, []byte(":"))
-		if !ok || string(n) != name {
-			continue
+		if n, v, ok := bytes.Cut(line, []byte(":")); ok && string(n) == name {
+			n, _ := kB(v)
+			return n
 		}
-		f := bytes.Fields(v)
-		if len(f) != 2 || string(f[1]) != "kB" {
-			return 0
-		}
-		kb, err := strconv.ParseInt(string(f[0]), 10, 64)
-		if err != nil || kb < 0 {
-			return 0
-		}
-		return kb << 10
 	}
 	return 0
+}
+
+// kB parses the value of a /proc line, " <n> kB", into bytes.
+func kB(v []byte) (int64, bool) {
+	f := bytes.Fields(v)
+	if len(f) != 2 || string(f[1]) != "kB" {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(string(f[0]), 10, 64)
+	if err != nil || n < 0 {
+		return 0, false
+	}
+	return n << 10, true
 }
 
 // TreeMemory is the resident memory of a process and its descendants
@@ -167,15 +171,11 @@ func parseStatus(status []byte) (Memory, error) {
 		default:
 			continue
 		}
-		f := bytes.Fields(v)
-		if len(f) != 2 || string(f[1]) != "kB" {
+		n, ok := kB(v)
+		if !ok {
 			return Memory{}, fmt.Errorf("loadgen: rss: bad %s line in /proc status", name)
 		}
-		kb, err := strconv.ParseInt(string(f[0]), 10, 64)
-		if err != nil || kb < 0 {
-			return Memory{}, fmt.Errorf("loadgen: rss: bad %s line in /proc status", name)
-		}
-		*dst = kb << 10
+		*dst = n
 		seen = seen || dst == &m.RSS
 	}
 	if !seen {

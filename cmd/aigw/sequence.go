@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"os"
 	"os/exec"
 	"sync"
@@ -421,7 +420,7 @@ func (p *seqProcess) run(ready chan<- error) (ok bool, err error) {
 	// restart or replacement does not set /metrics back), but their
 	// gauges are not its own: the last one's lag would make watch replace
 	// this one before its first report.
-	base := settled(p.metrics.Snapshot())
+	base := p.metrics.Snapshot().Settled()
 	p.metrics.Set(base)
 	p.mu.Lock()
 	p.stdin, p.proc, p.lastReport = stdin, cmd.Process, time.Now()
@@ -447,7 +446,7 @@ func (p *seqProcess) run(ready chan<- error) (ok bool, err error) {
 		p.lastReport = time.Now()
 		p.mu.Unlock()
 		if r.Metrics != nil {
-			p.metrics.Set(addSnapshot(base, *r.Metrics))
+			p.metrics.Set(base.Add(*r.Metrics))
 		}
 		if r.Ready && !ok {
 			ok = true
@@ -465,52 +464,6 @@ func (p *seqProcess) run(ready chan<- error) (ok bool, err error) {
 		err = fmt.Errorf("sequencer process: %w", err)
 	}
 	return ok, err
-}
-
-// settled is s with its gauges (what a sequencer reports of its current
-// state: partitions owned, the last batch, backlog, lag) cleared, its
-// counters and totals kept: what the sequencer processes before the next
-// one leave.
-func settled(s jetstream.Snapshot) jetstream.Snapshot {
-	out := jetstream.Snapshot{Partitions: make(map[int]jetstream.PartitionStats, len(s.Partitions)), Logs: maps.Clone(s.Logs)}
-	for n, ps := range s.Partitions {
-		ps.Owned, ps.LastBatch, ps.LastCommit, ps.Pending, ps.Lag = false, 0, 0, 0, 0
-		out.Partitions[n] = ps
-	}
-	return out
-}
-
-// addSnapshot is the counters of a sequencer process, cur, on top of
-// those of the processes before it, base (settled): counts and total
-// times add up, the gauges are cur's, the acknowledgement floor and each
-// log's size the larger.
-func addSnapshot(base, cur jetstream.Snapshot) jetstream.Snapshot {
-	out := jetstream.Snapshot{Partitions: maps.Clone(base.Partitions), Logs: maps.Clone(base.Logs)}
-	if out.Partitions == nil {
-		out.Partitions = map[int]jetstream.PartitionStats{}
-	}
-	if out.Logs == nil {
-		out.Logs = map[string]uint64{}
-	}
-	for n, c := range cur.Partitions {
-		b := out.Partitions[n]
-		c.Batches += b.Batches
-		c.Appended += b.Appended
-		c.Duplicates += b.Duplicates
-		c.Terminated += b.Terminated
-		c.Errors += b.Errors
-		c.Busy += b.Busy
-		c.Appending += b.Appending
-		c.Acking += b.Acking
-		c.Waiting += b.Waiting
-		c.Rested += b.Rested
-		c.AckFloor = max(c.AckFloor, b.AckFloor)
-		out.Partitions[n] = c
-	}
-	for l, n := range cur.Logs {
-		out.Logs[l] = max(out.Logs[l], n)
-	}
-	return out
 }
 
 // watch replaces the running process in the other mode when it should:
@@ -570,7 +523,7 @@ func (p *seqProcess) watch(proc *os.Process, idle bool, done <-chan struct{}) {
 
 // replace stops proc (closing its stdin, killing it after grace: a starved
 // process may take long to stop, and a kill loses nothing, its batch is
-// delivered again) for supervise to start one in the idle mode.
+// delivered again) for supervise to start one in the mode idle says.
 func (p *seqProcess) replace(proc *os.Process, idle bool, grace time.Duration, exited <-chan struct{}) {
 	p.mu.Lock()
 	if p.stopping || p.proc != proc {

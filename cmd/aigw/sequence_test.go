@@ -8,15 +8,12 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"reflect"
 	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"aigw/ledger/jetstream"
 
 	"github.com/nats-io/nats.go"
 )
@@ -335,47 +332,5 @@ func TestServeSequencesInProcess(t *testing.T) {
 	s.stop()
 	if code, out, stderr := run(t, "", "verify", "-data-dir", dir); code != 0 || !strings.Contains(out+stderr, "log=acme size=12") {
 		t.Errorf("verify: %d\n%s%s", code, out, stderr)
-	}
-}
-
-// TestAddSnapshot: the counters of sequencer processes add up across
-// restarts; the gauges are the running process's own.
-func TestAddSnapshot(t *testing.T) {
-	// Every field of PartitionStats is a counter or a gauge to addSnapshot
-	// and settled: a new field must be put in one or the other.
-	if n := reflect.TypeFor[jetstream.PartitionStats]().NumField(); n != 16 {
-		t.Fatalf("PartitionStats has %d fields; addSnapshot and settled know 16", n)
-	}
-	old := jetstream.Snapshot{
-		Partitions: map[int]jetstream.PartitionStats{0: {Owned: true, Batches: 3, Appended: 40, Duplicates: 1, Terminated: 1, Errors: 2,
-			LastBatch: 7, LastCommit: time.Millisecond, Busy: time.Second, Appending: 2 * time.Second, Acking: 3 * time.Second,
-			Waiting: 4 * time.Second, AckFloor: 50, Pending: 9, Lag: 12 * time.Second, Rested: 5 * time.Second}},
-		Logs: map[string]uint64{"acme": 40, "system": 2},
-	}
-	base := settled(old)
-	if ps := base.Partitions[0]; ps.Owned || ps.LastBatch != 0 || ps.LastCommit != 0 || ps.Pending != 0 || ps.Lag != 0 || ps.Appended != 40 || ps.AckFloor != 50 {
-		t.Fatalf("settled = %+v", ps)
-	}
-	if got := addSnapshot(base, jetstream.Snapshot{}); !reflect.DeepEqual(got, base) {
-		t.Fatalf("a new process's first (empty) report: %+v; want %+v", got, base)
-	}
-	cur := jetstream.Snapshot{
-		Partitions: map[int]jetstream.PartitionStats{0: {Owned: true, Batches: 1, Appended: 25, Duplicates: 2, Errors: 0, LastBatch: 25,
-			LastCommit: 2 * time.Millisecond, Busy: time.Second, Appending: time.Second, Acking: time.Second, Waiting: time.Second,
-			AckFloor: 75, Pending: 1, Lag: time.Millisecond, Rested: time.Second}, 1: {Appended: 3}},
-		Logs: map[string]uint64{"acme": 65, "beta": 3},
-	}
-	got := addSnapshot(base, cur)
-	want := jetstream.PartitionStats{Owned: true, Batches: 4, Appended: 65, Duplicates: 3, Terminated: 1, Errors: 2, LastBatch: 25,
-		LastCommit: 2 * time.Millisecond, Busy: 2 * time.Second, Appending: 3 * time.Second, Acking: 4 * time.Second,
-		Waiting: 5 * time.Second, AckFloor: 75, Pending: 1, Lag: time.Millisecond, Rested: 6 * time.Second}
-	if got.Partitions[0] != want || got.Partitions[1].Appended != 3 {
-		t.Fatalf("addSnapshot = %+v\nwant %+v", got.Partitions, want)
-	}
-	if !reflect.DeepEqual(got.Logs, map[string]uint64{"acme": 65, "system": 2, "beta": 3}) {
-		t.Fatalf("logs %v", got.Logs)
-	}
-	if base.Partitions[0].Appended != 40 || base.Logs["acme"] != 40 {
-		t.Fatal("addSnapshot changed its base")
 	}
 }

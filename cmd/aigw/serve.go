@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"flag"
 	"fmt"
@@ -20,9 +18,11 @@ import (
 	"time"
 
 	"aigw/gateway"
+	"aigw/gateway/httpapi"
 	"aigw/ledger"
 	"aigw/ledger/jetstream"
 	"aigw/ledger/readapi"
+	"aigw/ledger/sequencer"
 	"aigw/ledger/signer"
 
 	"github.com/gin-gonic/gin"
@@ -180,15 +180,16 @@ func (c *ServeCommand) serve(ctx context.Context, cfg Config, lg *slog.Logger) e
 		// The child checks the key against the logs, as below.
 		shutdownSeq, err = startSequencerProcess(cfg, natsURL, metrics, c.Stderr, lg.With("component", "sequencer"))
 	} else {
-		seq, err := newSequencer(ctx, store, key, trusted, cfg.Ledger.Origin, lg)
-		if err != nil {
+		// Assigned, not declared: err is checked after the if.
+		var seq *sequencer.Sequencer
+		if seq, err = newSequencer(ctx, store, key, trusted, cfg.Ledger.Origin, lg); err != nil {
 			return err
 		}
-		scfg := sequencerConfig(cfg, nc, seq, store, metrics, lg)
-		scfg.Busy, scfg.MaxDefer = newRunQueue().busy, cfg.Ledger.DeferUnderLoad
+		seqCfg := sequencerConfig(cfg, nc, seq, store, metrics, lg)
+		seqCfg.Busy, seqCfg.MaxDefer = newRunQueue().busy, cfg.Ledger.DeferUnderLoad
 		seqCtx, stopSeq := context.WithCancel(context.WithoutCancel(ctx))
 		defer stopSeq()
-		shutdownSeq, err = jetstream.StartSequencer(seqCtx, scfg)
+		shutdownSeq, err = jetstream.StartSequencer(seqCtx, seqCfg)
 	}
 	if err != nil {
 		return err
@@ -329,19 +330,13 @@ func recordKeyEvent(ctx context.Context, store ledger.Store, p *jetstream.Produc
 	return p.Record(ctx, ev, nil)
 }
 
-// bearerAllowed returns whether a request carries "Authorization: Bearer
-// <token>", comparing in constant time. An empty token admits every
-// request (the read API without read_token).
+// bearerAllowed is httpapi.Bearer(token), except that an empty token
+// admits every request (the read API without read_token).
 func bearerAllowed(token string) func(*http.Request) bool {
 	if token == "" {
 		return func(*http.Request) bool { return true }
 	}
-	want := sha256.Sum256([]byte(token))
-	return func(r *http.Request) bool {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		gotSum := sha256.Sum256([]byte(got))
-		return ok && subtle.ConstantTimeCompare(gotSum[:], want[:]) == 1
-	}
+	return httpapi.Bearer(token)
 }
 
 // requireBearer refuses requests without "Authorization: Bearer <token>",

@@ -2,8 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"io"
 	"log/slog"
@@ -53,11 +51,9 @@ type Admin struct {
 
 func (a *Admin) mount(e *gin.Engine, s *server) {
 	a.Logger = a.logger()
-	want := sha256.Sum256([]byte(a.Key))
+	allowed := Bearer(a.Key)
 	g := e.Group("/admin", func(c *gin.Context) {
-		got, _ := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
-		sum := sha256.Sum256([]byte(got))
-		if a.Key == "" || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+		if !allowed(c.Request) {
 			writeError(c, &gateway.Error{Status: 401, Type: gateway.TypeAuthentication, Code: "invalid_admin_key", Message: "The admin API needs Authorization: Bearer <admin key>."})
 			c.Abort()
 			return

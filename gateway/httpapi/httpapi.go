@@ -114,11 +114,9 @@ func New(cfg Config) (http.Handler, error) {
 		cfg.Admin.mount(e, s)
 	}
 	if cfg.MetricsToken != "" {
-		want := sha256.Sum256([]byte(cfg.MetricsToken))
+		allowed := Bearer(cfg.MetricsToken)
 		e.GET("/metrics", func(c *gin.Context) {
-			got, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
-			sum := sha256.Sum256([]byte(got))
-			if !ok || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+			if !allowed(c.Request) {
 				c.Header("WWW-Authenticate", `Bearer realm="aigw metrics"`)
 				writeError(c, &gateway.Error{Status: 401, Type: gateway.TypeAuthentication, Code: "invalid_metrics_token", Message: "/metrics needs Authorization: Bearer <metrics token>."})
 				return
@@ -392,6 +390,19 @@ func (st *stats) add(endpoint string, status int) {
 	}
 	st.n[[2]string{endpoint, strconv.Itoa(status)}]++
 	st.mu.Unlock()
+}
+
+// Bearer returns whether a request carries "Authorization: Bearer
+// <token>", comparing digests in constant time; an empty token matches no
+// request. The admin key, the metrics token and serve's ledger read token
+// are checked with it.
+func Bearer(token string) func(*http.Request) bool {
+	want := sha256.Sum256([]byte(token))
+	return func(r *http.Request) bool {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		sum := sha256.Sum256([]byte(got))
+		return ok && token != "" && subtle.ConstantTimeCompare(sum[:], want[:]) == 1
+	}
 }
 
 func (s *server) metrics(c *gin.Context) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"time"
 
@@ -929,6 +930,52 @@ func (m *Metrics) Snapshot() Snapshot {
 		s.Logs[l] = n
 	}
 	return s
+}
+
+// Settled is s with its gauges (partitions owned, the last batch, the
+// backlog, the lag: a sequencer's current state) cleared and its counters
+// and total times kept: what a sequencer that stopped leaves to the
+// counters of the one after it ([Snapshot.Add]).
+func (s Snapshot) Settled() Snapshot {
+	out := Snapshot{Partitions: make(map[int]PartitionStats, len(s.Partitions)), Logs: maps.Clone(s.Logs)}
+	for n, ps := range s.Partitions {
+		ps.Owned, ps.LastBatch, ps.LastCommit, ps.Pending, ps.Lag = false, 0, 0, 0, 0
+		out.Partitions[n] = ps
+	}
+	return out
+}
+
+// Add is the counters of a running sequencer, cur, on top of s, those of
+// the sequencers before it ([Snapshot.Settled]): counts and total times
+// add up, the gauges are cur's, the acknowledgement floor and each log's
+// size the larger. A new field of [PartitionStats] must be placed here.
+func (s Snapshot) Add(cur Snapshot) Snapshot {
+	out := Snapshot{Partitions: maps.Clone(s.Partitions), Logs: maps.Clone(s.Logs)}
+	if out.Partitions == nil {
+		out.Partitions = map[int]PartitionStats{}
+	}
+	if out.Logs == nil {
+		out.Logs = map[string]uint64{}
+	}
+	for n, c := range cur.Partitions {
+		b := out.Partitions[n]
+		c.Batches += b.Batches
+		c.Appended += b.Appended
+		c.Duplicates += b.Duplicates
+		c.Terminated += b.Terminated
+		c.Errors += b.Errors
+		c.Busy += b.Busy
+		c.Appending += b.Appending
+		c.Acking += b.Acking
+		c.Waiting += b.Waiting
+		c.Rested += b.Rested
+		c.AckFloor = max(c.AckFloor, b.AckFloor)
+		out.Partitions[n] = c
+	}
+	for l, n := range cur.Logs {
+		out.Logs[l] = max(out.Logs[l], n)
+	}
+	return out
 }
 
 // Set replaces the counters with s: how a process shows the counters of a
