@@ -203,6 +203,7 @@ type builder struct {
 	policies     map[string]*PolicyInForce
 	attestations []attestation
 	incidents    []incident
+	guardChecks  uint64            // the checks' decisions in guardrail events
 	open         map[string]uint64 // trace id → index of a request with no outcome yet
 	logStats     map[string]*logStats
 }
@@ -504,6 +505,7 @@ func (b *builder) fold(log string, st *logStats, s *blockScan) error {
 	}
 	b.attestations = append(b.attestations, s.attestationMembers...)
 	b.incidents = append(b.incidents, s.incidentMembers...)
+	b.guardChecks += s.guardChecks
 	return nil
 }
 

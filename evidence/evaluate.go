@@ -232,7 +232,8 @@ func (b *builder) rule(rule controls.Rule) RuleResult {
 		if n := b.count(PopGuardrail); n == 0 {
 			fail("no guardrail decision was recorded in the period: no guardrail policy evaluated this tenant's calls")
 		} else {
-			ok(fmt.Sprintf("%s recorded, %s.", plural(n, "guardrail decision", "guardrail decisions"), plural(b.count(PopBlocked), "block", "blocks")))
+			ok(fmt.Sprintf("%s recorded (%s), %s.", plural(n, "guardrail inspection", "guardrail inspections"),
+				plural(b.guardChecks, "check decision", "check decisions"), plural(b.count(PopBlocked), "block", "blocks")))
 		}
 	case controls.RuleProviderResilience:
 		res.Populations = []string{PopProviderFailures, PopFallbacks}

@@ -18,6 +18,7 @@ import (
 
 	"aigw/controls"
 	"aigw/evidence"
+	"aigw/ledger"
 	"aigw/oscal"
 	"aigw/verify"
 
@@ -272,4 +273,33 @@ func TestTimestampRegression(t *testing.T) {
 		}
 	}
 	t.Fatal("the timestamps rule was not evaluated")
+}
+
+// TestGuardrailDecisions: the guardrails rule counts the inspections (one
+// event each) and the checks' decisions they hold; an event of one
+// decision, as written before inspections were recorded whole, counts one.
+func TestGuardrailDecisions(t *testing.T) {
+	f := newFixture(t)
+	key := ledger.Actor{KeyID: "key_acme", AgentID: "agent-1"}
+	pass := func(check string) map[string]any {
+		return map[string]any{"check": check, "stage": "input", "verdict": "pass", "action": "block"}
+	}
+	f.mid = func(t testing.TB, at time.Time) {
+		f.event(t, "acme", ledger.KindGuardrail, at, trace(8000), key, map[string]any{"stage": "input", "verdict": "pass", "checks": 3,
+			"policy": "baseline", "policy_version": "sha256:1", "decisions": []any{pass("pii"), pass("secrets"), pass("injection")}})
+		f.event(t, "acme", ledger.KindGuardrail, at, trace(8000), key, map[string]any{"stage": "output", "verdict": "pass", "checks": 2,
+			"policy": "baseline", "policy_version": "sha256:1", "decisions": []any{pass("pii"), pass("secrets")}})
+		f.event(t, "acme", ledger.KindGuardrail, at, trace(8001), key, pass("pii")) // the former shape
+	}
+	f.build(t)
+	r, _ := build(t, f, controls.FedRAMPModerate)
+	for _, rr := range r.Rules {
+		if rr.ID == controls.RuleGuardrails {
+			if rr.Status != controls.Satisfied || !strings.Contains(rr.Reason, "3 guardrail inspections recorded (6 check decisions), 0 blocks") {
+				t.Fatalf("guardrails rule: %s (%s)", rr.Status, rr.Reason)
+			}
+			return
+		}
+	}
+	t.Fatal("the guardrails rule was not evaluated")
 }

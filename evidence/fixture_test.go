@@ -24,6 +24,8 @@ type fixture struct {
 	base   time.Time
 	batch  map[string][]sequencer.Record
 	want   map[string]uint64 // population id → count in the period
+	// mid, when set, adds events of a test in the middle of the period.
+	mid func(t testing.TB, at time.Time)
 }
 
 var (
@@ -184,6 +186,9 @@ func (f *fixture) build(t testing.TB) {
 	f.document(t, "acme", "attestation", mid, person, map[string]any{"framework": "nist-ai-rmf", "controls": []any{"govern-1.1", "govern-2.2"}, "title": "Legal register reviewed", "statement": "We maintain a register.", "by": "cfo@acme.example", "document_name": "register.txt"}, []byte("AI legal register, reviewed 2026-11-01.\n"))
 	f.event(t, ledger.SystemLog, "attestation", mid, "", person, map[string]any{"framework": "fedramp-moderate", "controls": []any{"sc-8"}, "title": "TLS everywhere", "statement": "TLS 1.2+ on every connection.", "by": "ciso@acme.example"})
 	f.event(t, ledger.SystemLog, ledger.KindErasure, mid, "", ledger.Actor{AgentID: "dpo"}, map[string]any{"log": "acme", "index": 3, "reason": "data subject request", "what": "payload and salt"})
+	if f.mid != nil {
+		f.mid(t, mid)
+	}
 	f.flush(t)
 
 	// After the period (past the skew): closes it.

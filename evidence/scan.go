@@ -71,7 +71,7 @@ var pops = [nPops]popDef{
 	{PopOutcomes, "Call outcomes: every response and error", `kind IN ("response", "error")`, false, false},
 	{PopRefusals, "Refused requests: authentication, authorisation, scope, validation, stops (4xx)", `kind = "error" AND 400 <= attrs.status < 500`, true, false},
 	{PopBlocked, "Blocked requests and answers (guardrails): one per call", `kind = "error" AND attrs.error_code IN ("content_filter", "guardrail_blocked")`, true, false},
-	{PopGuardrail, "Guardrail decisions", `kind = "guardrail"`, false, false},
+	{PopGuardrail, "Guardrail decisions: one event per inspection of a call's input or output, its checks' decisions in attrs.decisions", `kind = "guardrail"`, false, false},
 	{PopProviderFailures, "Provider failures: attempts that did not succeed", `kind = "attempt" AND attrs.outcome != "ok"`, true, false},
 	{PopFallbacks, "Fallbacks: failed attempts followed by another target", `kind = "attempt" AND attrs.next IS SET`, true, false},
 	{PopToolCalls, "Tool calls", `kind = "tool_call"`, false, false},
@@ -279,6 +279,7 @@ type blockScan struct {
 	attestationMembers []attestation
 	incidentMembers    []incident
 	invalid            uint64 // entries whose fields could not be read
+	guardChecks        uint64 // the checks' decisions in guardrail events
 	invalidAt          uint64
 }
 
@@ -548,6 +549,13 @@ func (s *scanner) classify(b *blockScan, idx uint64, e []byte, f fields) bool {
 		}
 	case ledger.KindGuardrail:
 		s.add(b, pGuardrail, idx, e, f)
+		// Its checks' decisions (an event of one decision, as written
+		// before 2026-11-29, has no count).
+		if n, ok := attrInt(f.attrs, "checks"); ok && n > 0 {
+			b.guardChecks += uint64(n)
+		} else {
+			b.guardChecks++
+		}
 	case ledger.KindToolCall:
 		s.add(b, pToolCalls, idx, e, f)
 	case ledger.KindApproval:

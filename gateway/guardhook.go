@@ -4,8 +4,8 @@ import "context"
 
 // Guard inspects calls on behalf of the tenant's guardrail policy
 // (gateway/guard implements it). The pipeline records every decision it
-// returns as a `guardrail` event of the call, and refuses or withholds what
-// it blocks. A Guard is safe for concurrent use.
+// returns in a `guardrail` event of the call (one per inspection, its
+// checks' decisions in order), and refuses or withholds what it blocks. A Guard is safe for concurrent use.
 type Guard interface {
 	// Input inspects a request for model before it is routed: its
 	// messages (the input stage), tool results (role "tool") and the tools
@@ -32,14 +32,16 @@ type Guard interface {
 
 // Inspection is what a guard decided about one stage of a call.
 type Inspection struct {
-	// Events are the attributes of the `guardrail` events to record, one
-	// per check that ran (or could not run), in order.
+	// Events are the decisions to record, one per check that ran (or could
+	// not run), in order: the `decisions` of the inspection's `guardrail`
+	// event, and what telemetry exports one by one.
 	Events []map[string]any
 	// Block, when set, is the error the agent gets: the call is refused
 	// (input) or its answer withheld (output).
 	Block *Error
-	// Policy is the version (hash) of the policy that decided.
-	Policy string
+	// Policy is the version (hash) of the policy that decided, PolicyName
+	// its name.
+	Policy, PolicyName string
 	// Modified says the inspected request or answer was changed
 	// (redaction): it must not be forwarded or answered as received.
 	Modified bool
@@ -106,13 +108,19 @@ func (c *Call) guardDone(usage *Usage, ok bool) {
 	g.Done(context.WithoutCancel(c.ctx), c.guardState, usage, ok)
 }
 
-// recordInspection adds a guard's decisions to the call's events.
-func (c *Call) recordInspection(ins *Inspection) {
+// recordInspection records an inspection's decisions as one `guardrail`
+// event of the call: side is the stage group ("input": the request, its
+// tool results and declared tools; "output": the answer), decisions the
+// checks' own attributes in order. One event per inspection, not one per
+// check: the decisions made together are proven together (an entry cannot
+// lose one of them unnoticed), and a call under a policy of many checks
+// costs the ledger two entries, not a dozen.
+func (c *Call) recordInspection(side string, ins *Inspection) {
 	if ins == nil {
 		return
 	}
-	for _, a := range ins.Events {
-		c.emit("guardrail", a, nil)
+	if len(ins.Events) > 0 {
+		c.emit("guardrail", inspectionAttrs(side, ins), nil)
 	}
 	if c.p.cfg.Telemetry != nil {
 		c.mu.Lock()
@@ -120,4 +128,55 @@ func (c *Call) recordInspection(ins *Inspection) {
 		c.mu.Unlock()
 	}
 	ins.Events = nil
+}
+
+// verdictRank orders an inspection's verdict: the most severe enforced
+// decision wins. Unknown verdicts rank with flag.
+func verdictRank(v string) int {
+	switch v {
+	case "pass":
+		return 0
+	case "log_only":
+		return 1
+	case "approved":
+		return 2
+	case "not_evaluated":
+		return 3
+	case "redact":
+		return 5
+	case "require_approval":
+		return 6
+	case "block":
+		return 7
+	}
+	return 4 // flag, and what a Guard names otherwise
+}
+
+// inspectionAttrs are the attrs of an inspection's `guardrail` event: the
+// side, the policy, its verdict (the most severe decision not in shadow
+// mode, "pass" when every check passed), the number of checks and their
+// decisions.
+func inspectionAttrs(side string, ins *Inspection) map[string]any {
+	ds := make([]any, len(ins.Events))
+	verdict, rank := "pass", 0
+	for i, d := range ins.Events {
+		ds[i] = d
+		if shadow, _ := d["shadow"].(bool); shadow {
+			continue
+		}
+		if v, _ := d["verdict"].(string); v != "" {
+			if r := verdictRank(v); r > rank {
+				verdict, rank = v, r
+			}
+		}
+	}
+	a := make(map[string]any, 6)
+	a["stage"], a["verdict"], a["checks"], a["decisions"] = side, verdict, len(ds), ds
+	if ins.PolicyName != "" {
+		a["policy"] = ins.PolicyName
+	}
+	if ins.Policy != "" {
+		a["policy_version"] = ins.Policy
+	}
+	return a
 }

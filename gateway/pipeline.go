@@ -592,7 +592,7 @@ func (c *Call) GuardInput(req *ChatRequest) *Error {
 	if ins != nil {
 		c.guardModified, c.guardOutput = ins.Modified, ins.Output
 	}
-	c.recordInspection(ins)
+	c.recordInspection("input", ins)
 	return c.hold(ins)
 }
 
@@ -624,7 +624,7 @@ func (c *Call) GuardOutput(req *ChatRequest, resp *ChatResponse) *Error {
 		return nil
 	}
 	ins := g.Output(c.ctx, c.caller, req, c.guardState, resp)
-	c.recordInspection(ins)
+	c.recordInspection("output", ins)
 	return c.hold(ins)
 }
 
@@ -849,7 +849,7 @@ func (p *Pipeline) Pump(call *Call, req *ChatRequest, s Stream, w ChunkWriter) e
 	// inspected records an inspection's decisions; a block ends the stream
 	// (stopped is true, err what to return).
 	inspected := func(ins *Inspection) (stopped bool, err error) {
-		call.recordInspection(ins)
+		call.recordInspection("output", ins)
 		if ins == nil || ins.Block == nil {
 			return false, nil
 		}

@@ -181,36 +181,45 @@ func TestGuardrailsEndToEnd(t *testing.T) {
 
 	// Every decision is in the ledger, and no matched text is. (The last
 	// calls may still be sequencing: read until the blocks are all there.)
-	var guardEvents, blocks int
+	var decisions, blocks int
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		cp := waitSize(t, g.serveProc, "acme", 10)
 		nb, _ := ledger.SplitNote(cp)
 		c, _ := ledger.ParseCheckpointBody(nb)
-		guardEvents, blocks = 0, 0
+		decisions, blocks = 0, 0
 		for _, ev := range g.entries(t, "acme", c.Size) {
 			if ev.Kind != "guardrail" {
 				continue
 			}
-			guardEvents++
 			raw := ev.RawAttrs
-			var attrs map[string]any
-			json.Unmarshal(raw, &attrs)
 			// (A content rule is named by its configured phrase: policy, not data.)
 			if strings.Contains(string(raw), "4111") || strings.Contains(string(raw), secret) || strings.Contains(string(raw), "Project  Zephyr") {
 				t.Fatalf("a guardrail event holds matched text: %s", raw)
 			}
-			if attrs["verdict"] == "block" {
-				blocks++
+			attrs, ds := decisionsOf(t, ev)
+			if attrs["policy_version"] == nil || attrs["policy"] == nil {
+				t.Fatalf("guardrail event without policy or version: %s", raw)
 			}
-			if attrs["policy_version"] == nil || attrs["check"] == nil {
-				t.Fatalf("guardrail event without policy version or check: %s", raw)
+			blocked := false
+			for _, d := range ds {
+				decisions++
+				if d["verdict"] == "block" {
+					blocks++
+					blocked = blocked || d["shadow"] != true
+				}
+				if d["check"] == nil || d["stage"] == nil {
+					t.Fatalf("guardrail decision without check or stage: %s", raw)
+				}
+			}
+			if blocked != (attrs["verdict"] == "block") {
+				t.Fatalf("guardrail event's verdict %v, its decisions blocked: %v: %s", attrs["verdict"], blocked, raw)
 			}
 		}
-		if guardEvents >= 10 && blocks >= 6 {
+		if decisions >= 10 && blocks >= 6 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d guardrail events, %d blocks in the ledger", guardEvents, blocks)
+			t.Fatalf("%d guardrail decisions, %d blocks in the ledger", decisions, blocks)
 		}
 	}
 }
@@ -350,13 +359,14 @@ guardrails:
 				judgeTraces[ev.TraceID] = true
 			}
 			if ev.Kind == "guardrail" {
-				var a map[string]any
-				json.Unmarshal(ev.RawAttrs, &a)
-				if id, ok := a["judge_trace_id"].(string); ok {
-					named[id] = true
-				}
-				if a["verdict"] == "not_evaluated" {
-					notEvaluated++
+				_, ds := decisionsOf(t, ev)
+				for _, a := range ds {
+					if id, ok := a["judge_trace_id"].(string); ok {
+						named[id] = true
+					}
+					if a["verdict"] == "not_evaluated" {
+						notEvaluated++
+					}
 				}
 			}
 		}
@@ -614,4 +624,23 @@ guardrails:
 	if code, out := emb("fourth"); code != 429 {
 		t.Fatalf("fourth call in a minute: %d %s (rate limit of 3)", code, out)
 	}
+}
+
+// decisionsOf returns a guardrail event's attrs and its decisions, checking
+// that it counts them.
+func decisionsOf(t *testing.T, ev ledger.Event) (map[string]any, []map[string]any) {
+	t.Helper()
+	var a map[string]any
+	if err := json.Unmarshal(ev.RawAttrs, &a); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := a["decisions"].([]any)
+	if len(raw) == 0 || a["checks"] != float64(len(raw)) {
+		t.Fatalf("guardrail event without its decisions: %s", ev.RawAttrs)
+	}
+	ds := make([]map[string]any, len(raw))
+	for i, d := range raw {
+		ds[i], _ = d.(map[string]any)
+	}
+	return a, ds
 }

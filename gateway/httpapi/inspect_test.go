@@ -139,9 +139,15 @@ func (g *guardedAPI) trace(t *testing.T, traceID, kind string) []map[string]any 
 func (g *guardedAPI) expectGuardrail(t *testing.T, traceID, check, stage, verdict string) {
 	t.Helper()
 	var last map[string]any
-	for _, a := range g.trace(t, traceID, ledger.KindGuardrail) {
-		if a["check"] == check && a["stage"] == stage {
-			last = a
+	for _, ins := range g.trace(t, traceID, ledger.KindGuardrail) {
+		ds, _ := ins["decisions"].([]any)
+		if len(ds) == 0 || ins["checks"] != float64(len(ds)) {
+			t.Fatalf("guardrail event without its decisions: %v", ins)
+		}
+		for _, d := range ds {
+			if a, _ := d.(map[string]any); a["check"] == check && a["stage"] == stage {
+				last = a
+			}
 		}
 	}
 	if last == nil || last["verdict"] != verdict {

@@ -53,7 +53,6 @@ var _ gateway.Guard = (*Engine)(nil)
 type policy struct {
 	cfg     PolicyConfig
 	version string
-	box     boxed // name and version
 	checks  []*check
 	output  bool // some check runs at the output or tool_calls stage
 }
@@ -76,9 +75,9 @@ type check struct {
 	box boxed
 }
 
-// boxed holds the attributes that every event of a check (or policy)
+// boxed holds the attributes that every decision of a check
 // carries as interface values, made when it is built: boxing a string
-// allocates, and every call records an event per check.
+// allocates, and every call records a decision per check.
 type boxed struct{ id, typ, action, version any }
 
 // boxWord returns s as an interface value, without allocating for the
@@ -368,8 +367,8 @@ type eventFinding struct {
 
 const maxEventFindings = 32
 
-func (d *decision) attrs(p *policy, shadow bool) map[string]any {
-	n := 9
+func (d *decision) attrs(shadow bool) map[string]any {
+	n := 7
 	if shadow {
 		n++
 	}
@@ -379,7 +378,7 @@ func (d *decision) attrs(p *policy, shadow bool) map[string]any {
 	a := make(map[string]any, n)
 	c := &d.c.box
 	a["check"], a["type"], a["stage"], a["verdict"] = c.id, c.typ, boxWord(d.stage), boxWord(d.verdict)
-	a["action"], a["policy"], a["policy_version"] = c.action, p.box.id, p.box.version
+	a["action"] = c.action // the policy and its version are the inspection's
 	a["detector_version"], a["duration_us"] = c.version, d.took.Microseconds()
 	if shadow {
 		a["shadow"] = true
@@ -622,7 +621,7 @@ func blockError(d *decision, output bool) *gateway.Error {
 // (unless the policy or the check is in shadow mode), or else a hold for a
 // person's approval (canHold: the call can wait; a stream cannot).
 func (e *Engine) finish(ctx context.Context, tenant string, p *policy, ds []*decision, output, canHold bool) *gateway.Inspection {
-	ins := &gateway.Inspection{Policy: p.version}
+	ins := &gateway.Inspection{Policy: p.version, PolicyName: p.cfg.Name}
 	var held *decision
 	for _, d := range ds {
 		shadow := p.cfg.Shadow || d.c.cfg.Shadow
@@ -656,7 +655,7 @@ func (e *Engine) finish(ctx context.Context, tenant string, p *policy, ds []*dec
 	}
 	ins.Events = make([]map[string]any, 0, len(ds)+1) // room for Input's limits event
 	for _, d := range ds {
-		ins.Events = append(ins.Events, d.attrs(p, p.cfg.Shadow || d.c.cfg.Shadow))
+		ins.Events = append(ins.Events, d.attrs(p.cfg.Shadow || d.c.cfg.Shadow))
 	}
 	return ins
 }
@@ -686,7 +685,7 @@ func (e *Engine) Input(ctx context.Context, caller gateway.Caller, endpoint, mod
 		if block != nil || p == nil {
 			ins := &gateway.Inspection{Events: []map[string]any{limitEvent}, Block: block}
 			if p != nil {
-				ins.Policy, ins.Output = p.version, p.output
+				ins.Policy, ins.PolicyName, ins.Output = p.version, p.cfg.Name, p.output
 			}
 			return ins, st
 		}

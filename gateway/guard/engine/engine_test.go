@@ -56,7 +56,6 @@ func testEngine(t *testing.T, p PolicyConfig, dets map[string]Detector) *Engine 
 		t.Fatal(err)
 	}
 	pol := &policy{cfg: p, version: p.version()}
-	pol.box = boxed{id: p.Name, version: pol.version}
 	for _, cc := range p.Checks {
 		c := &check{cfg: cc, det: dets[cc.ID], version: "test"}
 		c.box = boxed{id: cc.ID, typ: cc.Type, action: cc.Action, version: c.version}

@@ -133,7 +133,6 @@ func (e *Engine) CheckPolicy(doc []byte) ([]byte, string, error) {
 // buildPolicy builds a validated policy's checks.
 func (e *Engine) buildPolicy(pc PolicyConfig) (*policy, error) {
 	p := &policy{cfg: pc, version: pc.version()}
-	p.box = boxed{id: pc.Name, version: p.version}
 	for _, cc := range pc.Checks {
 		c, err := build(cc)
 		if err != nil {

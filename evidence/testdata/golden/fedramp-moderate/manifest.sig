@@ -1,5 +1,5 @@
 aigw-assessor-package/1
 8c7738bf-4e12-50ac-815d-d6a1dcd0c598
-HOo3LvksEPwcGMHUH5yIGn4xMWvkvcpAIi8A0eRCeC4=
++hyPajCy5zzgnVb044mUbUsu0sHYpcgbmlaZCLsZYAk=
 
-— aigw-test wbeI6odvwwhIk5uunFCVF6A3Ir/VwiLaxeZ43Bwn3LlVkSP8ZKsk0HV2QatOylTx0EJlCNQathWMCLYePmv5f/ogrw0=
+— aigw-test wbeI6lh4xqY6JjiliPkCCGRV65k/HW/w60tKHiwkB+8jON/x4K3eguEVKsLJSjt4nXy3DZ740k2eTtcy50f6sZHcYQE=
