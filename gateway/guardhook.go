@@ -125,6 +125,9 @@ func (c *Call) recordInspection(side string, ins *Inspection) {
 	if c.p.cfg.Telemetry != nil {
 		c.mu.Lock()
 		c.guardEvents = append(c.guardEvents, ins.Events...)
+		if ins.Policy != "" {
+			c.guardPolicy = [2]string{ins.PolicyName, ins.Policy}
+		}
 		c.mu.Unlock()
 	}
 	ins.Events = nil

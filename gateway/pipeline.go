@@ -168,6 +168,7 @@ type Call struct {
 	reservation Reservation   // the call's budget reservation
 	reserveEv   *ledger.Event // its event, until published
 	guardEvents []map[string]any
+	guardPolicy [2]string // name and version of the policy that decided
 	// charge is what the call's usage cost (priced: a price applied),
 	// computed once when the call ends, for its last event, its budget
 	// settlement and telemetry.
@@ -488,6 +489,7 @@ func (c *Call) observe(o Outcome, err error) {
 	c.mu.Lock()
 	r.Target, r.Provider, r.UpstreamModel, r.Attempts = c.target, c.provider, c.upModel, c.attempts
 	r.Guardrails = c.guardEvents
+	r.GuardrailPolicy, r.GuardrailPolicyVersion = c.guardPolicy[0], c.guardPolicy[1]
 	c.mu.Unlock()
 	r.Input, r.Output = c.body, o.Body
 	t.Observe(r)

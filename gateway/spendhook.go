@@ -121,9 +121,12 @@ type CallRecord struct {
 	Usage  *Usage
 	Cost   Cost
 	Priced bool
-	// Guardrails are the call's guardrail decisions: the attrs of its
-	// `guardrail` events (check, type, stage, verdict, action, score, ...).
-	Guardrails []map[string]any
+	// Guardrails are the call's guardrail decisions: the `decisions` of
+	// its `guardrail` events (check, type, stage, verdict, action, score,
+	// ...); GuardrailPolicy and GuardrailPolicyVersion the policy that
+	// decided ("" when none did).
+	Guardrails                              []map[string]any
+	GuardrailPolicy, GuardrailPolicyVersion string
 	// Input and Output are the request body and the answer as recorded.
 	// They may hold personal data: exporters send them only when
 	// configured to.

@@ -245,6 +245,8 @@ const (
 	keyStream          = attribute.Key("aigw.stream")
 	keyTokensEstimated = attribute.Key("aigw.usage.estimated")
 	keyErrorCode       = attribute.Key("aigw.error_code")
+	keyGuardPolicy     = attribute.Key("aigw.guardrail.policy")
+	keyGuardVersion    = attribute.Key("aigw.guardrail.policy_version")
 )
 
 // GuardrailEvent is the name of the span event of a guardrail decision.
@@ -353,6 +355,8 @@ func (sp *callSpan) build() {
 		a = append(a, keyErrorType.String(sp.status.Description))
 		a = appendNonEmpty(a, keyErrorCode, rec.ErrorCode)
 	}
+	a = appendNonEmpty(a, keyGuardPolicy, rec.GuardrailPolicy)
+	a = appendNonEmpty(a, keyGuardVersion, rec.GuardrailPolicyVersion)
 	sp.attrs = a
 	if len(rec.Guardrails) > 0 {
 		sp.events = make([]sdktrace.Event, len(rec.Guardrails))

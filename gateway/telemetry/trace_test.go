@@ -65,11 +65,12 @@ func chatRecord() *gateway.CallRecord {
 		Cost: gateway.Cost{Amount: 12_500, PriceVersion: "builtin-2026-11-01"}, Priced: true,
 		Guardrails: []map[string]any{
 			{"check": "pii", "type": "pii", "stage": "input", "verdict": "redact", "action": "redact",
-				"score": 0.93, "policy_version": "p1", "duration_us": int64(40), "count": 1, "shadow": true,
+				"score": 0.93, "duration_us": int64(40), "count": 1, "shadow": true,
 				"findings": []any{map[string]any{"type": "email", "start": 3, "end": 20}}},
 			{"check": "tox", "type": "content", "stage": "output", "verdict": "pass", "action": "block",
-				"policy_version": "p1", "labels": []any{"a", "b"}, "missing": nil},
+				"labels": []any{"a", "b"}, "missing": nil},
 		},
+		GuardrailPolicy: "baseline", GuardrailPolicyVersion: "p1",
 		Input:  []byte(`{"messages":[{"role":"user","content":"SECRET-INPUT"}]}`),
 		Output: []byte(`{"choices":[{"message":{"content":"SECRET-OUTPUT"}}]}`),
 	}
@@ -130,6 +131,8 @@ func TestSpan(t *testing.T) {
 		"aigw.price_version":                       "builtin-2026-11-01",
 		"aigw.ttfb_ms":                             250.0,
 		"aigw.stream":                              true,
+		"aigw.guardrail.policy":                    "baseline",
+		"aigw.guardrail.policy_version":            "p1",
 	}
 	if got := attrs(s.Attributes); !reflect.DeepEqual(got, want) {
 		t.Errorf("attributes\n got %v\nwant %v", got, want)
@@ -142,10 +145,10 @@ func TestSpan(t *testing.T) {
 		attrs map[string]any
 	}{
 		{rec.Start, map[string]any{"check": "pii", "type": "pii", "stage": "input", "verdict": "redact", "action": "redact",
-			"score": 0.93, "policy_version": "p1", "duration_us": int64(40), "count": int64(1), "shadow": true,
+			"score": 0.93, "duration_us": int64(40), "count": int64(1), "shadow": true,
 			"findings": `[{"end":20,"start":3,"type":"email"}]`}},
 		{rec.Start.Add(rec.Duration), map[string]any{"check": "tox", "type": "content", "stage": "output", "verdict": "pass",
-			"action": "block", "policy_version": "p1", "labels": []any{"a", "b"}}},
+			"action": "block", "labels": []any{"a", "b"}}},
 	}
 	for i, ev := range s.Events {
 		if ev.Name != GuardrailEvent {

@@ -72,6 +72,8 @@ type generationMetadata struct {
 	PriceVersion   string           `json:"price_version,omitempty"`
 	UsageEstimated bool             `json:"usage_estimated,omitempty"`
 	Guardrails     []map[string]any `json:"guardrails,omitempty"`
+	GuardPolicy    string           `json:"guardrail_policy,omitempty"`
+	GuardVersion   string           `json:"guardrail_policy_version,omitempty"`
 }
 
 // usageDetails are a generation's tokens.
@@ -172,7 +174,7 @@ func (e *Exporter) encodeRecord(r *gateway.CallRecord) ([2]event, error) {
 			Status: r.Status, Attempts: r.Attempts, Stream: r.Stream, Model: r.Model,
 			Provider: r.Provider, Target: r.Target, FinishReason: r.FinishReason,
 			ErrorType: r.ErrorType, ErrorCode: r.ErrorCode, ParentSpanID: r.ParentSpanID,
-			Guardrails: r.Guardrails,
+			Guardrails: r.Guardrails, GuardPolicy: r.GuardrailPolicy, GuardVersion: r.GuardrailPolicyVersion,
 		},
 	}
 	if r.TTFB > 0 {

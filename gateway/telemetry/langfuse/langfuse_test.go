@@ -222,29 +222,30 @@ var start = time.Date(2026, 11, 27, 14, 0, 0, 123456789, time.UTC)
 
 func record(i int) *gateway.CallRecord {
 	return &gateway.CallRecord{
-		TraceID:       fmt.Sprintf("%032x", i+1),
-		Sampled:       true,
-		Tenant:        "acme",
-		KeyID:         "key-1",
-		Team:          "research",
-		AgentID:       "agent-7",
-		Endpoint:      "chat.completions",
-		Model:         "smart",
-		Target:        "openai-gpt4o",
-		Provider:      "openai",
-		UpstreamModel: "gpt-4o-2024-08-06",
-		Attempts:      1,
-		Start:         start.Add(time.Duration(i) * time.Second),
-		Duration:      1500 * time.Millisecond,
-		TTFB:          250 * time.Millisecond,
-		Status:        200,
-		FinishReason:  "stop",
-		Usage:         &gateway.Usage{PromptTokens: 12, CompletionTokens: 30, TotalTokens: 42},
-		Cost:          gateway.Cost{Amount: 12_500, PriceVersion: "builtin-2026-11-01"},
-		Priced:        true,
-		Guardrails:    []map[string]any{{"check": "pii", "stage": "input", "verdict": "pass"}},
-		Input:         []byte(`{"model":"smart","messages":[{"role":"user","content":"my email is jo@example.com"}]}`),
-		Output:        []byte(`{"choices":[{"message":{"role":"assistant","content":"hello jo"}}]}`),
+		TraceID:         fmt.Sprintf("%032x", i+1),
+		Sampled:         true,
+		Tenant:          "acme",
+		KeyID:           "key-1",
+		Team:            "research",
+		AgentID:         "agent-7",
+		Endpoint:        "chat.completions",
+		Model:           "smart",
+		Target:          "openai-gpt4o",
+		Provider:        "openai",
+		UpstreamModel:   "gpt-4o-2024-08-06",
+		Attempts:        1,
+		Start:           start.Add(time.Duration(i) * time.Second),
+		Duration:        1500 * time.Millisecond,
+		TTFB:            250 * time.Millisecond,
+		Status:          200,
+		FinishReason:    "stop",
+		Usage:           &gateway.Usage{PromptTokens: 12, CompletionTokens: 30, TotalTokens: 42},
+		Cost:            gateway.Cost{Amount: 12_500, PriceVersion: "builtin-2026-11-01"},
+		Priced:          true,
+		Guardrails:      []map[string]any{{"check": "pii", "stage": "input", "verdict": "pass"}},
+		GuardrailPolicy: "baseline", GuardrailPolicyVersion: "sha256:1",
+		Input:  []byte(`{"model":"smart","messages":[{"role":"user","content":"my email is jo@example.com"}]}`),
+		Output: []byte(`{"choices":[{"message":{"role":"assistant","content":"hello jo"}}]}`),
 	}
 }
 
@@ -338,6 +339,9 @@ func TestExport(t *testing.T) {
 	}
 	if gr, _ := gm["guardrails"].([]any); len(gr) != 1 || gr[0].(map[string]any)["verdict"] != "pass" {
 		t.Errorf("generation metadata guardrails = %v; want the record's", gm["guardrails"])
+	}
+	if gm["guardrail_policy"] != "baseline" || gm["guardrail_policy_version"] != "sha256:1" {
+		t.Errorf("generation metadata guardrail policy = %v %v; want the record's", gm["guardrail_policy"], gm["guardrail_policy_version"])
 	}
 
 	fg := gens[1].Body
