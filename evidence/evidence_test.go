@@ -263,16 +263,23 @@ func TestTimestampRegression(t *testing.T) {
 	f.call(t, "acme", 7001, late.Add(-2*time.Hour), 0, 200, "") // 2 h earlier, in the next batch
 	f.call(t, "acme", 7002, periodTo.Add(10*time.Minute), 0, 200, "")
 	f.flush(t)
+	expectRule(t, f, controls.RuleTimestamps, controls.NotSatisfied, "log acme: 1 entry is earlier")
+}
+
+// expectRule builds the fixture's FedRAMP package and checks that rule id
+// has status and a reason holding reason.
+func expectRule(t *testing.T, f *fixture, id, status, reason string) {
+	t.Helper()
 	r, _ := build(t, f, controls.FedRAMPModerate)
 	for _, rr := range r.Rules {
-		if rr.ID == controls.RuleTimestamps {
-			if rr.Status != controls.NotSatisfied || !strings.Contains(rr.Reason, "log acme: 1 entry is earlier") {
-				t.Fatalf("timestamps rule: %s (%s)", rr.Status, rr.Reason)
+		if rr.ID == id {
+			if rr.Status != status || !strings.Contains(rr.Reason, reason) {
+				t.Fatalf("rule %s: %s (%s); want %s (%s)", id, rr.Status, rr.Reason, status, reason)
 			}
 			return
 		}
 	}
-	t.Fatal("the timestamps rule was not evaluated")
+	t.Fatalf("rule %s was not evaluated", id)
 }
 
 // TestGuardrailDecisions: the guardrails rule counts the inspections (one
@@ -292,14 +299,5 @@ func TestGuardrailDecisions(t *testing.T) {
 		f.event(t, "acme", ledger.KindGuardrail, at, trace(8001), key, pass("pii")) // the former shape
 	}
 	f.build(t)
-	r, _ := build(t, f, controls.FedRAMPModerate)
-	for _, rr := range r.Rules {
-		if rr.ID == controls.RuleGuardrails {
-			if rr.Status != controls.Satisfied || !strings.Contains(rr.Reason, "3 guardrail inspections recorded (6 check decisions), 0 blocks") {
-				t.Fatalf("guardrails rule: %s (%s)", rr.Status, rr.Reason)
-			}
-			return
-		}
-	}
-	t.Fatal("the guardrails rule was not evaluated")
+	expectRule(t, f, controls.RuleGuardrails, controls.Satisfied, "3 guardrail inspections recorded (6 check decisions), 0 blocks")
 }

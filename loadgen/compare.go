@@ -19,6 +19,10 @@ const DefaultRounds = 5
 type Target struct {
 	Name string // such as "straight", "proxy" or "aigw"
 	URL  string // base URL, such as "http://127.0.0.1:8080"
+	// CPU, when set, returns the cumulative CPU time of the target's own
+	// server (Config.ServerCPU): the comparison reports its CPU per
+	// request.
+	CPU func() time.Duration `json:"-"`
 }
 
 // Comparison is the outcome of one [Compare]: the same load against
@@ -54,6 +58,10 @@ type TargetResult struct {
 	// the baseline's in the same round, over rounds; zero for the
 	// baseline itself.
 	AddedP50, AddedP99 Spread
+	// CPUPerRequest is the target's server CPU time in a round's window
+	// per request completed in it, over rounds (zero without Target.CPU):
+	// unlike latency it hardly depends on what else the machine runs.
+	CPUPerRequest Spread
 }
 
 // Spread is a figure's median, minimum and maximum over rounds.
@@ -86,6 +94,7 @@ func Compare(ctx context.Context, cfg Config, targets []Target, rounds int) (Com
 	for i, t := range targets {
 		cfgs[i] = cfg
 		cfgs[i].URL = strings.TrimSuffix(t.URL, "/") + pathQuery
+		cfgs[i].ServerCPU = t.CPU
 		if err := cfgs[i].Validate(); err != nil {
 			return Comparison{}, fmt.Errorf("loadgen: compare: target %s: %w", t.Name, err)
 		}
@@ -143,6 +152,7 @@ func (c *Comparison) summarize() {
 		t.Latency = medianPercentiles(t.Rounds, func(r Result) Percentiles { return r.Latency })
 		t.TTFB = medianPercentiles(t.Rounds, func(r Result) Percentiles { return r.TTFB })
 		t.Achieved = median(t.Rounds, func(r Result) float64 { return r.Achieved })
+		t.CPUPerRequest = cpuPerRequest(t.Rounds)
 		if i > 0 {
 			base := c.Targets[0].Rounds
 			t.AddedP50 = added(t.Rounds, base, func(p Percentiles) time.Duration { return p.P50 })
@@ -208,6 +218,23 @@ func added(rs, base []Result, f func(Percentiles) time.Duration) Spread {
 	}
 	s := Spread{Min: slices.Min(diffs), Max: slices.Max(diffs)}
 	s.Median = medianOf(diffs)
+	return s
+}
+
+// cpuPerRequest is the spread over rounds of the server's CPU time per
+// request completed in the window.
+func cpuPerRequest(rs []Result) Spread {
+	var v []time.Duration
+	for _, r := range rs {
+		if n := r.Achieved * r.Duration.Seconds(); r.ServerCPU > 0 && n >= 1 {
+			v = append(v, time.Duration(float64(r.ServerCPU)/n))
+		}
+	}
+	if len(v) == 0 {
+		return Spread{}
+	}
+	s := Spread{Min: slices.Min(v), Max: slices.Max(v)}
+	s.Median = medianOf(v)
 	return s
 }
 

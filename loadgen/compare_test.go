@@ -21,7 +21,11 @@ func TestCompare(t *testing.T) {
 	t.Cleanup(func() { proxy.Close() })
 
 	cfg := Config{URL: "/v1/chat/completions", Body: chatBody, Rate: 200, Connections: 4, Duration: 200 * time.Millisecond}
-	c, err := Compare(t.Context(), cfg, []Target{{"straight", fake.URL}, {"proxy", proxy.URL + "/"}}, 3)
+	// The proxy's "server CPU" advances 10 ms per reading: 10 ms per
+	// window of 40 requests.
+	var reads int
+	cpu := func() time.Duration { reads++; return time.Duration(reads) * 10 * time.Millisecond }
+	c, err := Compare(t.Context(), cfg, []Target{{Name: "straight", URL: fake.URL}, {Name: "proxy", URL: proxy.URL + "/", CPU: cpu}}, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,6 +47,12 @@ func TestCompare(t *testing.T) {
 		if s.Min > s.Median || s.Median > s.Max || s == (Spread{}) {
 			t.Errorf("proxy added latency %+v", s)
 		}
+	}
+	if c.Targets[0].CPUPerRequest != (Spread{}) {
+		t.Errorf("straight has no CPU reader, yet CPU per request %+v", c.Targets[0].CPUPerRequest)
+	}
+	if want := 250 * time.Microsecond; c.Targets[1].CPUPerRequest != (Spread{Median: want, Min: want, Max: want}) || reads != 6 {
+		t.Errorf("proxy CPU per request %+v after %d readings; want %v after 6", c.Targets[1].CPUPerRequest, reads, want)
 	}
 	var b strings.Builder
 	if err := Report(&b, c); err != nil {
@@ -79,7 +89,7 @@ func TestCompareInterleaves(t *testing.T) {
 		}
 		go srv.Serve(ln)
 		t.Cleanup(func() { srv.Close() })
-		targets[i] = Target{name, "http://" + ln.Addr().String()}
+		targets[i] = Target{Name: name, URL: "http://" + ln.Addr().String()}
 	}
 	cfg := Config{URL: "http://ignored/v1/models", Connections: 1, Rate: 100, Duration: 30 * time.Millisecond}
 	if _, err := Compare(t.Context(), cfg, targets, 3); err != nil {
@@ -105,11 +115,11 @@ func TestCompareErrors(t *testing.T) {
 	if _, err := Compare(t.Context(), Config{URL: "/"}, nil, 1); err == nil {
 		t.Error("no targets: no error")
 	}
-	if _, err := Compare(t.Context(), Config{URL: "/", Rate: -1}, []Target{{"a", fake.URL}}, 1); err == nil {
+	if _, err := Compare(t.Context(), Config{URL: "/", Rate: -1}, []Target{{Name: "a", URL: fake.URL}}, 1); err == nil {
 		t.Error("invalid config: no error")
 	}
 	cfg := Config{URL: "/v1/models", Rate: 100, Connections: 1, Duration: 30 * time.Millisecond}
-	c, err := Compare(t.Context(), cfg, []Target{{"straight", fake.URL}, {"down", closed}}, 2)
+	c, err := Compare(t.Context(), cfg, []Target{{Name: "straight", URL: fake.URL}, {Name: "down", URL: closed}}, 2)
 	if err == nil || !strings.Contains(err.Error(), "round 1, down") {
 		t.Errorf("err = %v, want one naming round 1 and target down", err)
 	}

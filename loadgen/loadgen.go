@@ -84,6 +84,10 @@ type Config struct {
 	// TLS configures https connections; nil means the default
 	// configuration with the URL's host as server name.
 	TLS *tls.Config
+	// ServerCPU, when set, returns the server's cumulative CPU time (see
+	// [ProcessTreeCPU]): Run reads it when the window opens and closes,
+	// into Result.ServerCPU.
+	ServerCPU func() time.Duration `json:"-"`
 }
 
 // Validate checks the configuration and fills in the defaults.
@@ -202,6 +206,9 @@ type Result struct {
 	// CPU is this process's user+system CPU time during the window: the
 	// generator's, and that of anything else running in the process.
 	CPU time.Duration
+	// ServerCPU is the server's CPU time during the window
+	// (Config.ServerCPU; 0 without it).
+	ServerCPU time.Duration
 	// Duration is the window's length.
 	Duration time.Duration
 }

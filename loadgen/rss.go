@@ -103,15 +103,7 @@ func ProcessTreeMemory(pid int) (TreeMemory, error) {
 		return TreeMemory{}, err
 	}
 	t := TreeMemory{Memory: m, Procs: 1}
-	seen := map[int]bool{pid: true}
-	queue := children(pid)
-	for len(queue) > 0 {
-		c := queue[0]
-		queue = queue[1:]
-		if seen[c] {
-			continue
-		}
-		seen[c] = true
+	for _, c := range descendants(pid) {
 		cm, err := ProcessMemory(c)
 		if err != nil {
 			continue // gone
@@ -122,9 +114,82 @@ func ProcessTreeMemory(pid int) (TreeMemory, error) {
 		t.PSS += cm.PSS
 		t.Descendants += cm.RSS
 		t.Procs++
-		queue = append(queue, children(c)...)
 	}
 	return t, nil
+}
+
+// ProcessTreeCPU returns the user+system CPU time that process pid (0:
+// this process) and its running descendants have used (utime and stime
+// of /proc/<pid>/stat, in the kernel's USER_HZ ticks of 10 ms; Linux
+// only). A descendant that exits is no longer counted: read it over
+// windows in which the tree does not change.
+func ProcessTreeCPU(pid int) (time.Duration, error) {
+	if pid == 0 {
+		pid = os.Getpid()
+	}
+	total, err := processCPUOf(pid)
+	if err != nil {
+		return 0, err
+	}
+	for _, c := range descendants(pid) {
+		if d, err := processCPUOf(c); err == nil {
+			total += d
+		}
+	}
+	return total, nil
+}
+
+// userHZ is the unit of /proc/<pid>/stat's times: USER_HZ, 100 on every
+// Linux architecture Go runs on.
+const userHZ = 100
+
+func processCPUOf(pid int) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	return parseStatCPU(b)
+}
+
+// parseStatCPU reads utime + stime from a /proc/<pid>/stat line: fields
+// 14 and 15, counted after the command name in parentheses (which may
+// itself hold spaces and parentheses).
+func parseStatCPU(stat []byte) (time.Duration, error) {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, errors.New("loadgen: cpu: malformed stat")
+	}
+	f := bytes.Fields(stat[i+1:]) // f[0] is field 3 (state)
+	if len(f) < 13 {
+		return 0, errors.New("loadgen: cpu: short stat")
+	}
+	var ticks int64
+	for _, s := range f[11:13] {
+		n, err := strconv.ParseInt(string(s), 10, 64)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("loadgen: cpu: bad time %q in stat", s)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * (time.Second / userHZ), nil
+}
+
+// descendants lists the descendants of pid, breadth first.
+func descendants(pid int) []int {
+	var out []int
+	seen := map[int]bool{pid: true}
+	queue := children(pid)
+	for len(queue) > 0 {
+		c := queue[0]
+		queue = queue[1:]
+		if seen[c] {
+			continue
+		}
+		seen[c] = true
+		out = append(out, c)
+		queue = append(queue, children(c)...)
+	}
+	return out
 }
 
 // children lists the child processes of pid, from every thread's

@@ -152,3 +152,40 @@ func TestProcessTreeMemory(t *testing.T) {
 		t.Errorf("with a child of RSS %d: %+v (alone: %+v), want the child counted", child.RSS, tree, alone)
 	}
 }
+
+func TestParseStatCPU(t *testing.T) {
+	// A command name may hold spaces and parentheses: fields are counted
+	// after the last ')'.
+	line := "4242 (aigw (x) y) S 1 4242 4242 0 -1 4194560 1000 0 0 0 250 50 3 4 20 0 9 0 100 1000000 2000\n"
+	if d, err := parseStatCPU([]byte(line)); err != nil || d != 3*time.Second {
+		t.Fatalf("parseStatCPU = %v, %v; want 3s (250 + 50 ticks)", d, err)
+	}
+	for _, bad := range []string{"", "4242 aigw S 1", "4242 (aigw) S 1 2 3", "4242 (aigw) S 1 4242 4242 0 -1 4194560 1000 0 0 0 x 50 3"} {
+		if d, err := parseStatCPU([]byte(bad)); err == nil {
+			t.Errorf("parseStatCPU(%q) = %v; want an error", bad, d)
+		}
+	}
+}
+
+// TestProcessTreeCPU: this process's CPU as /proc counts it follows what
+// getrusage counts (spin until getrusage has seen 200 ms more).
+func TestProcessTreeCPU(t *testing.T) {
+	before, err := ProcessTreeCPU(0)
+	if err != nil {
+		t.Skip("no /proc:", err) // not Linux
+	}
+	start := processCPU()
+	x := 0
+	for processCPU()-start < 200*time.Millisecond {
+		for i := range 100000 {
+			x += i
+		}
+	}
+	after, err := ProcessTreeCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := after - before; d < 150*time.Millisecond {
+		t.Fatalf("ProcessTreeCPU advanced %v over 200 ms of CPU (%d)", d, x)
+	}
+}

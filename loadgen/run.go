@@ -162,11 +162,15 @@ func (r *runner) run(parent context.Context) (Result, error) {
 			w.loop(ctx)
 		})
 	}
-	var cpu0, cpu1 time.Duration
+	var cpu0, cpu1, srv0, srv1 time.Duration
+	server := r.cfg.ServerCPU
+	if server == nil {
+		server = func() time.Duration { return 0 }
+	}
 	if sleepUntil(ctx, r.warmEnd) {
-		cpu0 = processCPU()
+		cpu0, srv0 = processCPU(), server()
 		if sleepUntil(ctx, r.end) {
-			cpu1 = processCPU()
+			cpu1, srv1 = processCPU(), server()
 		}
 	}
 	wg.Wait()
@@ -174,6 +178,9 @@ func (r *runner) run(parent context.Context) (Result, error) {
 	res := r.merge(ws)
 	if cpu1 > 0 {
 		res.CPU = cpu1 - cpu0
+	}
+	if srv1 > srv0 {
+		res.ServerCPU = srv1 - srv0
 	}
 	return res, parent.Err()
 }

@@ -78,6 +78,7 @@ type gatewayBenchConfig struct {
 	FailOpen       bool
 	Sequencer      string // "process", "inline" (ledger.sequencer_process true, false) or "" (serve's default)
 	Guardrails     string // "baseline" (benchGuardrails) or "none" (no policy: aigw's default config)
+	ServeExe       string // the aigw executable that serves ("": this one)
 	Scenarios      []benchScenario
 	Rounds         int
 	Duration       time.Duration
@@ -156,6 +157,7 @@ func (c *GatewayBenchCommand) Run(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.DatabaseURL, "database-url", "", "PostgreSQL URL of the ledger and tenants (default: SQLite in the data directory)")
 	fs.StringVar(&cfg.NATSURL, "nats-url", "", "external NATS with JetStream (default: the embedded server)")
 	fs.BoolVar(&cfg.FailOpen, "fail-open", false, "run aigw fail-open (answers without waiting for the ledger's acknowledgement), to measure what fail-closed costs")
+	fs.StringVar(&cfg.ServeExe, "serve-exe", "", "run 'serve' from this aigw executable (an earlier build, to compare commits in one run of this bench); default: this executable")
 	fs.StringVar(&cfg.Guardrails, "guardrails", "baseline", "aigw's guardrails: baseline (a policy with every detector on its stages: content, PII, secrets, prompt injection, tool policy, JSON schema, a token limit) or none (aigw's default config, which has no policy)")
 	fs.StringVar(&cfg.Sequencer, "sequencer", "", "where aigw sequences: process (a child process at a lower CPU priority), inline (in the gateway's process); default: serve's default")
 	fs.DurationVar(&cfg.CatchUpTimeout, "catchup-timeout", 5*time.Minute, "how long to wait after the load for the sequencer to append every event")
@@ -170,7 +172,9 @@ reverse proxy (httputil.ReverseProxy) to it and 'aigw serve' in front of it
 -guardrails none; embedded NATS and SQLite unless -nats-url/-database-url), each in its own process, then runs every load
 straight to the fake, through the proxy and through aigw, in interleaved
 rounds on keep-alive connections. Reports p50/p99 latency added over straight,
-maximum requests/s, aigw's RSS, the sequencer's backlog and catch-up lag, then
+maximum requests/s, each server's CPU time per request (its processes' CPU
+in the window over the requests done: little affected by other load on the
+machine), aigw's RSS, the sequencer's backlog and catch-up lag, then
 counts the ledger events of every call (lost and duplicated must be 0) and
 verifies the logs. Exit code 1 if the ledger check fails.
 
@@ -254,6 +258,7 @@ type benchSettings struct {
 	HoldChunkDelay            time.Duration
 	FailClosed                bool
 	Guardrails                string   // "baseline" or "none"
+	ServeExe                  string   `json:",omitempty"` // -serve-exe
 	Targets                   []string // the ways, straight first
 	FakeChunks                int
 	RequestBody, StreamedBody string
@@ -450,7 +455,7 @@ func (b *gwBench) start(ctx context.Context) error {
 	if b.cfg.NATSURL != "" {
 		args = append(args, "-nats-url", b.cfg.NATSURL)
 	}
-	if b.gw, b.gwURL, err = b.cmd.startChild(ctx, "aigw", b.verbose, benchServeURL, args...); err != nil {
+	if b.gw, b.gwURL, err = b.cmd.startChildExe(ctx, b.cfg.ServeExe, "aigw", b.verbose, benchServeURL, args...); err != nil {
 		return err
 	}
 	b.logf("fake %s, proxy %s, aigw %s (pid %d, %s)", b.fakeURL, b.proxyURL, b.gwURL, b.gw.pid(), b.storeKind())
@@ -596,7 +601,7 @@ func (b *gwBench) settings() benchSettings {
 	return benchSettings{
 		Rounds: b.cfg.Rounds, Duration: b.cfg.Duration, Warmup: b.cfg.Warmup, Connections: b.cfg.Connections,
 		StreamRate: b.cfg.StreamRate, HoldStreams: b.cfg.HoldStreams, HoldChunkDelay: b.cfg.HoldChunkDelay,
-		FailClosed: !b.cfg.FailOpen, Guardrails: b.cfg.Guardrails, Targets: []string{"straight", "proxy", "aigw"}, FakeChunks: loadgen.DefaultFakeChunks,
+		FailClosed: !b.cfg.FailOpen, Guardrails: b.cfg.Guardrails, ServeExe: b.cfg.ServeExe, Targets: []string{"straight", "proxy", "aigw"}, FakeChunks: loadgen.DefaultFakeChunks,
 		RequestBody: fmt.Sprintf(benchBody, benchRoute), StreamedBody: fmt.Sprintf(benchStreamBody, benchRoute),
 	}
 }
@@ -613,7 +618,8 @@ func (b *gwBench) scenario(ctx context.Context, s benchScenario) (benchScenarioR
 		Warmup:      b.cfg.Warmup,
 		Stream:      s.Stream,
 	}
-	targets := []loadgen.Target{{Name: "straight", URL: b.fakeURL}, {Name: "proxy", URL: b.proxyURL}, {Name: "aigw", URL: b.gwURL}}
+	targets := []loadgen.Target{{Name: "straight", URL: b.fakeURL, CPU: benchCPU(b.fake)}, {Name: "proxy", URL: b.proxyURL, CPU: benchCPU(b.proxy)},
+		{Name: "aigw", URL: b.gwURL, CPU: benchCPU(b.gw)}}
 	if s.Stream {
 		lcfg.Body = []byte(fmt.Sprintf(benchStreamBody, benchRoute))
 	}
@@ -622,7 +628,7 @@ func (b *gwBench) scenario(ctx context.Context, s benchScenario) (benchScenarioR
 		// baseline (the bare proxy has no slow upstream).
 		lcfg.Body = []byte(fmt.Sprintf(benchStreamBody, benchSlow))
 		lcfg.Connections = b.cfg.HoldStreams
-		targets = []loadgen.Target{{Name: "straight", URL: b.slowURL}, {Name: "aigw", URL: b.gwURL}}
+		targets = []loadgen.Target{{Name: "straight", URL: b.slowURL, CPU: benchCPU(b.slow)}, {Name: "aigw", URL: b.gwURL, CPU: benchCPU(b.gw)}}
 	}
 	label := loadgen.Label(lcfg)
 	b.logf("%s: %d rounds × %d ways × (%s warm-up + %s)", label, b.cfg.Rounds, len(targets), b.cfg.Warmup, b.cfg.Duration)
@@ -638,6 +644,16 @@ func (b *gwBench) scenario(ctx context.Context, s benchScenario) (benchScenarioR
 			label, loadgen.FormatDuration(gw.Latency.P50), loadgen.FormatDuration(gw.Latency.P99), loadgen.FormatSigned(gw.AddedP50.Median), loadgen.FormatSigned(gw.AddedP99.Median), gw.Achieved, gw.Errors, gw.Broken)
 	}
 	return sr, err
+}
+
+// benchCPU reads the CPU time of a server's process and its descendants
+// (aigw's sequencer process): what a way costs the machine per request,
+// which the load on the machine hardly changes.
+func benchCPU(ch *benchChild) func() time.Duration {
+	return func() time.Duration {
+		d, _ := loadgen.ProcessTreeCPU(ch.pid())
+		return d
+	}
 }
 
 // soak runs aigw alone at the soak rate, sampling its RSS every second.
@@ -1175,8 +1191,12 @@ func writeBenchReport(w io.Writer, res *GatewayBenchResult) error {
 	if !res.Settings.FailClosed {
 		mode = "fail-open"
 	}
-	fmt.Fprintf(&b, "Machine: %s/%s, %d CPUs (%s), GOMAXPROCS %d, %s, aigw %s; aigw on %s with %s NATS, %s, guardrails %s; each server its own process.\n\n",
-		m.OS, m.Arch, m.CPUs, cmp.Or(m.CPUModel, "unknown CPU"), m.GOMAXPROCS, m.GoVersion, m.AigwVersion, m.Store, m.NATS, mode, cmp.Or(res.Settings.Guardrails, "none"))
+	serving := ""
+	if res.Settings.ServeExe != "" {
+		serving = ", serving from " + res.Settings.ServeExe
+	}
+	fmt.Fprintf(&b, "Machine: %s/%s, %d CPUs (%s), GOMAXPROCS %d, %s, aigw %s%s; aigw on %s with %s NATS, %s, guardrails %s; each server its own process.\n\n",
+		m.OS, m.Arch, m.CPUs, cmp.Or(m.CPUModel, "unknown CPU"), m.GOMAXPROCS, m.GoVersion, m.AigwVersion, serving, m.Store, m.NATS, mode, cmp.Or(res.Settings.Guardrails, "none"))
 
 	b.WriteString("| measure | way | value | target |\n|---|---|--:|---|\n")
 	row := func(measure, way, value, target string) {
@@ -1209,6 +1229,14 @@ func writeBenchReport(w io.Writer, res *GatewayBenchResult) error {
 					target = "≥ 10,000 req/s"
 				}
 				row("max throughput", t.Name, fmt.Sprintf("%.0f req/s (%d errors)", t.Achieved, t.Errors), target)
+			}
+		}
+	}
+	for _, s := range res.Scenarios {
+		for _, t := range s.Comparison.Targets {
+			if cpu := t.CPUPerRequest; cpu.Median > 0 {
+				row("server CPU per request, "+s.Comparison.Label, t.Name, fmt.Sprintf("%s (%s…%s)",
+					loadgen.FormatDuration(cpu.Median), loadgen.FormatDuration(cpu.Min), loadgen.FormatDuration(cpu.Max)), "")
 			}
 		}
 	}
@@ -1386,14 +1414,25 @@ var benchServeURL = benchURLFinder{stderr: true, find: func(line string) (string
 // startChild runs `aigw args...` in a child process and returns once it
 // serves, with its URL.
 func (c *GatewayBenchCommand) startChild(ctx context.Context, name string, verbose bool, u benchURLFinder, args ...string) (*benchChild, string, error) {
-	exe := c.exe
+	return c.startChildExe(ctx, "", name, verbose, u, args...)
+}
+
+// startChildExe is startChild with another aigw executable ("": the
+// usual one).
+func (c *GatewayBenchCommand) startChildExe(ctx context.Context, exe, name string, verbose bool, u benchURLFinder, args ...string) (*benchChild, string, error) {
+	exeArgs := c.exeArgs
+	if exe != "" {
+		exeArgs = nil
+	} else {
+		exe = c.exe
+	}
 	if exe == "" {
 		var err error
 		if exe, err = os.Executable(); err != nil {
 			return nil, "", fmt.Errorf("start %s: %w", name, err)
 		}
 	}
-	cmd := exec.Command(exe, append(slices.Clone(c.exeArgs), args...)...)
+	cmd := exec.Command(exe, append(slices.Clone(exeArgs), args...)...)
 	cmd.Env = append(os.Environ(), c.env...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
