@@ -550,7 +550,9 @@ func (s *scanner) classify(b *blockScan, idx uint64, e []byte, f fields) bool {
 	case ledger.KindGuardrail:
 		s.add(b, pGuardrail, idx, e, f)
 		// Its checks' decisions (an event of one decision, as written
-		// before 2026-11-29, has no count).
+		// before 2026-11-29, has no count). attrInt finds the top-level
+		// count: canonical JSON sorts "checks" before "decisions", and no
+		// decision or finding has a key of that name.
 		if n, ok := attrInt(f.attrs, "checks"); ok && n > 0 {
 			b.guardChecks += uint64(n)
 		} else {

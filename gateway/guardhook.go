@@ -5,7 +5,8 @@ import "context"
 // Guard inspects calls on behalf of the tenant's guardrail policy
 // (gateway/guard implements it). The pipeline records every decision it
 // returns in a `guardrail` event of the call (one per inspection, its
-// checks' decisions in order), and refuses or withholds what it blocks. A Guard is safe for concurrent use.
+// checks' decisions in order), and refuses or withholds what it blocks.
+// A Guard is safe for concurrent use.
 type Guard interface {
 	// Input inspects a request for model before it is routed: its
 	// messages (the input stage), tool results (role "tool") and the tools
@@ -126,7 +127,7 @@ func (c *Call) recordInspection(side string, ins *Inspection) {
 		c.mu.Lock()
 		c.guardEvents = append(c.guardEvents, ins.Events...)
 		if ins.Policy != "" {
-			c.guardPolicy = [2]string{ins.PolicyName, ins.Policy}
+			c.guardPolicy, c.guardPolicyVersion = ins.PolicyName, ins.Policy
 		}
 		c.mu.Unlock()
 	}

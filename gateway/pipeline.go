@@ -168,7 +168,8 @@ type Call struct {
 	reservation Reservation   // the call's budget reservation
 	reserveEv   *ledger.Event // its event, until published
 	guardEvents []map[string]any
-	guardPolicy [2]string // name and version of the policy that decided
+	// guardPolicy and guardPolicyVersion name the policy that decided.
+	guardPolicy, guardPolicyVersion string
 	// charge is what the call's usage cost (priced: a price applied),
 	// computed once when the call ends, for its last event, its budget
 	// settlement and telemetry.
@@ -489,7 +490,7 @@ func (c *Call) observe(o Outcome, err error) {
 	c.mu.Lock()
 	r.Target, r.Provider, r.UpstreamModel, r.Attempts = c.target, c.provider, c.upModel, c.attempts
 	r.Guardrails = c.guardEvents
-	r.GuardrailPolicy, r.GuardrailPolicyVersion = c.guardPolicy[0], c.guardPolicy[1]
+	r.GuardrailPolicy, r.GuardrailPolicyVersion = c.guardPolicy, c.guardPolicyVersion
 	c.mu.Unlock()
 	r.Input, r.Output = c.body, o.Body
 	t.Observe(r)

@@ -213,11 +213,17 @@ func added(rs, base []Result, f func(Percentiles) time.Duration) Spread {
 			diffs = append(diffs, f(rs[i].Latency)-f(base[i].Latency))
 		}
 	}
-	if len(diffs) == 0 {
+	return spreadOf(diffs)
+}
+
+// spreadOf is the median, minimum and maximum of v (zero when empty); it
+// sorts v.
+func spreadOf(v []time.Duration) Spread {
+	if len(v) == 0 {
 		return Spread{}
 	}
-	s := Spread{Min: slices.Min(diffs), Max: slices.Max(diffs)}
-	s.Median = medianOf(diffs)
+	s := Spread{Min: slices.Min(v), Max: slices.Max(v)}
+	s.Median = medianOf(v)
 	return s
 }
 
@@ -230,12 +236,7 @@ func cpuPerRequest(rs []Result) Spread {
 			v = append(v, time.Duration(float64(r.ServerCPU)/n))
 		}
 	}
-	if len(v) == 0 {
-		return Spread{}
-	}
-	s := Spread{Min: slices.Min(v), Max: slices.Max(v)}
-	s.Median = medianOf(v)
-	return s
+	return spreadOf(v)
 }
 
 // Report writes comparisons as one Markdown table: per load and target,

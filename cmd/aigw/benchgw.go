@@ -1421,10 +1421,10 @@ func (c *GatewayBenchCommand) startChild(ctx context.Context, name string, verbo
 // usual one).
 func (c *GatewayBenchCommand) startChildExe(ctx context.Context, exe, name string, verbose bool, u benchURLFinder, args ...string) (*benchChild, string, error) {
 	exeArgs := c.exeArgs
-	if exe != "" {
-		exeArgs = nil
-	} else {
+	if exe == "" {
 		exe = c.exe
+	} else {
+		exeArgs = nil // another build: no test-binary arguments
 	}
 	if exe == "" {
 		var err error

@@ -15,6 +15,26 @@ import (
 	"aigw/ledger/ledgertest"
 )
 
+// getAuth sends a GET with an Authorization header (none when "") and
+// returns the status and the body.
+func getAuth(t *testing.T, url, authorization string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
 // rawCall sends a request and returns the status, the decoded OpenAI error
 // (if any), the headers.
 func rawCall(t *testing.T, method, url, key, contentType, body string) (int, map[string]any, http.Header) {

@@ -462,22 +462,17 @@ func TestReadToken(t *testing.T) {
 	// /healthz names the logs (the tenants) and their sizes only to the
 	// holder of the read token, as /ledger/logs does.
 	health := func(token string) (body string, sizes map[string]uint64) {
-		req, _ := http.NewRequest(http.MethodGet, s.url()+"/healthz", nil)
+		auth := ""
 		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
+			auth = "Bearer " + token
 		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
+		code, b := getAuth(t, s.url()+"/healthz", auth)
 		var h struct {
 			Status string
 			Ledger struct{ Logs map[string]uint64 }
 		}
-		if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &h) != nil || h.Status != "ok" {
-			t.Fatalf("healthz: %d %s", resp.StatusCode, b)
+		if code != http.StatusOK || json.Unmarshal(b, &h) != nil || h.Status != "ok" {
+			t.Fatalf("healthz: %d %s", code, b)
 		}
 		return string(b), h.Ledger.Logs
 	}

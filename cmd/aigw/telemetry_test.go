@@ -232,17 +232,8 @@ telemetry: {tenant_label: true, metrics_token: %s}
 		t.Fatalf("call: %d %v", code, e)
 	}
 	get := func(auth string) (int, string) {
-		req, _ := http.NewRequest("GET", g.url()+"/metrics", nil)
-		if auth != "" {
-			req.Header.Set("Authorization", auth)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		code, b := getAuth(t, g.url()+"/metrics", auth)
+		return code, string(b)
 	}
 	for _, auth := range []string{"", "Bearer wrong", token, "Bearer " + testAdminKey} {
 		code, body := get(auth)
@@ -259,13 +250,8 @@ telemetry: {tenant_label: true, metrics_token: %s}
 	}
 
 	open := startGW(t, fmt.Sprintf("gateway: {admin_key: %s}\ntelemetry: {tenant_label: true}\n", testAdminKey))
-	resp, err := http.Get(open.url() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("/metrics without a metrics token: %d", resp.StatusCode)
+	if code, _ := getAuth(t, open.url()+"/metrics", ""); code != 200 {
+		t.Fatalf("/metrics without a metrics token: %d", code)
 	}
 	if !strings.Contains(open.stderr.String(), "without telemetry.metrics_token") {
 		t.Fatalf("no warning about tenant labels on an open /metrics:\n%s", open.stderr.String())
