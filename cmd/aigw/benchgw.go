@@ -76,9 +76,10 @@ type GatewayBenchCommand struct {
 // gatewayBenchConfig is what the flags of `aigw bench gateway` set.
 type gatewayBenchConfig struct {
 	FailOpen       bool
-	Sequencer      string // "process", "inline" (ledger.sequencer_process true, false) or "" (serve's default)
-	Guardrails     string // "baseline" (benchGuardrails) or "none" (no policy: aigw's default config)
-	ServeExe       string // the aigw executable that serves ("": this one)
+	Sequencer      string        // "process", "inline" (ledger.sequencer_process true, false) or "" (serve's default)
+	Guardrails     string        // "baseline" (benchGuardrails) or "none" (no policy: aigw's default config)
+	ServeExe       string        // the aigw executable that serves ("": this one)
+	Linger         time.Duration // ledger.linger (0: serve's default)
 	Scenarios      []benchScenario
 	Rounds         int
 	Duration       time.Duration
@@ -160,6 +161,7 @@ func (c *GatewayBenchCommand) Run(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.ServeExe, "serve-exe", "", "run 'serve' from this aigw executable (an earlier build, to compare commits in one run of this bench); default: this executable")
 	fs.StringVar(&cfg.Guardrails, "guardrails", "baseline", "aigw's guardrails: baseline (a policy with every detector on its stages: content, PII, secrets, prompt injection, tool policy, JSON schema, a token limit) or none (aigw's default config, which has no policy)")
 	fs.StringVar(&cfg.Sequencer, "sequencer", "", "where aigw sequences: process (a child process at a lower CPU priority), inline (in the gateway's process); default: serve's default")
+	fs.DurationVar(&cfg.Linger, "linger", 0, "aigw's ledger.linger, the sequencer's group-commit window (negative: none); default: serve's default")
 	fs.DurationVar(&cfg.CatchUpTimeout, "catchup-timeout", 5*time.Minute, "how long to wait after the load for the sequencer to append every event")
 	jsonOut := fs.String("json", "", "also write every result as JSON to this file")
 	verbose := fs.Bool("v", false, "copy the servers' logs to stderr")
@@ -197,6 +199,8 @@ verifies the logs. Exit code 1 if the ledger check fails.
 		return fmt.Errorf("-sequencer must be process or inline, got %q", cfg.Sequencer)
 	case cfg.Guardrails != "baseline" && cfg.Guardrails != "none":
 		return fmt.Errorf("-guardrails must be baseline or none, got %q", cfg.Guardrails)
+	case cfg.Linger > time.Second:
+		return fmt.Errorf("-linger must be at most 1s, got %s", cfg.Linger)
 	case cfg.Rounds < 1:
 		return errors.New("-rounds must be at least 1")
 	case cfg.Duration <= 0 || cfg.Warmup < 0 || cfg.Soak < 0:
@@ -257,9 +261,10 @@ type benchSettings struct {
 	HoldStreams               int
 	HoldChunkDelay            time.Duration
 	FailClosed                bool
-	Guardrails                string   // "baseline" or "none"
-	ServeExe                  string   `json:",omitempty"` // -serve-exe
-	Targets                   []string // the ways, straight first
+	Guardrails                string        // "baseline" or "none"
+	ServeExe                  string        `json:",omitempty"` // -serve-exe
+	Linger                    time.Duration `json:",omitempty"` // -linger
+	Targets                   []string      // the ways, straight first
 	FakeChunks                int
 	RequestBody, StreamedBody string
 }
@@ -547,6 +552,9 @@ ledger:
 	if b.cfg.Sequencer != "" {
 		fmt.Fprintf(&s, "  sequencer_process: %v\n", b.cfg.Sequencer == "process")
 	}
+	if b.cfg.Linger != 0 {
+		fmt.Fprintf(&s, "  linger: %s\n", b.cfg.Linger)
+	}
 	fmt.Fprintf(&s, "providers:\n  - {name: fake, type: openai-compatible, base_url: %q}\n", b.fakeURL+"/v1")
 	if b.hasHold {
 		// The bulkhead's default (512 calls in flight per provider) would
@@ -601,7 +609,7 @@ func (b *gwBench) settings() benchSettings {
 	return benchSettings{
 		Rounds: b.cfg.Rounds, Duration: b.cfg.Duration, Warmup: b.cfg.Warmup, Connections: b.cfg.Connections,
 		StreamRate: b.cfg.StreamRate, HoldStreams: b.cfg.HoldStreams, HoldChunkDelay: b.cfg.HoldChunkDelay,
-		FailClosed: !b.cfg.FailOpen, Guardrails: b.cfg.Guardrails, ServeExe: b.cfg.ServeExe, Targets: []string{"straight", "proxy", "aigw"}, FakeChunks: loadgen.DefaultFakeChunks,
+		FailClosed: !b.cfg.FailOpen, Guardrails: b.cfg.Guardrails, ServeExe: b.cfg.ServeExe, Linger: b.cfg.Linger, Targets: []string{"straight", "proxy", "aigw"}, FakeChunks: loadgen.DefaultFakeChunks,
 		RequestBody: fmt.Sprintf(benchBody, benchRoute), StreamedBody: fmt.Sprintf(benchStreamBody, benchRoute),
 	}
 }
@@ -1194,6 +1202,9 @@ func writeBenchReport(w io.Writer, res *GatewayBenchResult) error {
 	serving := ""
 	if res.Settings.ServeExe != "" {
 		serving = ", serving from " + res.Settings.ServeExe
+	}
+	if res.Settings.Linger != 0 {
+		mode += ", ledger.linger " + res.Settings.Linger.String()
 	}
 	fmt.Fprintf(&b, "Machine: %s/%s, %d CPUs (%s), GOMAXPROCS %d, %s, aigw %s%s; aigw on %s with %s NATS, %s, guardrails %s; each server its own process.\n\n",
 		m.OS, m.Arch, m.CPUs, cmp.Or(m.CPUModel, "unknown CPU"), m.GOMAXPROCS, m.GoVersion, m.AigwVersion, serving, m.Store, m.NATS, mode, cmp.Or(res.Settings.Guardrails, "none"))

@@ -159,8 +159,8 @@ func TestBenchGatewayGuardrails(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, _ := runBenchGateway(t, "-scenarios", "200,stream", "-stream-rate", "100", "-rounds", "1", "-duration", "1s", "-warmup", "200ms",
-		"-data-dir", filepath.Join(dir, "data"), "-json", jsonPath, "-serve-exe", script)
-	if !strings.Contains(out, "guardrails baseline") || !strings.Contains(out, "| lost / duplicated events | aigw | lost 0, duplicated 0, unexpected 0 |") ||
+		"-data-dir", filepath.Join(dir, "data"), "-json", jsonPath, "-serve-exe", script, "-linger", "20ms")
+	if !strings.Contains(out, "guardrails baseline") || !strings.Contains(out, "fail-closed, ledger.linger 20ms,") || !strings.Contains(out, "| lost / duplicated events | aigw | lost 0, duplicated 0, unexpected 0 |") ||
 		!strings.Contains(out, "serving from "+script) {
 		t.Errorf("report:\n%s", out)
 	}
@@ -172,7 +172,8 @@ func TestBenchGatewayGuardrails(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := res.Ledger
-	if !l.OK() || !l.VerifyOK || l.Answered == 0 || uint64(l.Requests) != l.Answered || res.Settings.Guardrails != "baseline" {
+	if !l.OK() || !l.VerifyOK || l.Answered == 0 || uint64(l.Requests) != l.Answered || res.Settings.Guardrails != "baseline" ||
+		res.Settings.Linger != 20*time.Millisecond {
 		t.Errorf("ledger check = %+v, settings %+v", l, res.Settings)
 	}
 	// Request, route, attempt, response, and one guardrail event per
