@@ -433,6 +433,48 @@ func TestCrashBetweenCommitAndAck(t *testing.T) {
 	}
 }
 
+// TestLostDelivery loses messages between the server and the sequencer
+// (as a dropped connection loses what was in flight): one in the middle of
+// the stream and one while others follow it at once. The consumer counts
+// them as delivered, so an acknowledgement of a later message (AckAll)
+// would acknowledge them too; instead the gap in the consumer's delivery
+// sequence fails the batch, the loop rewinds to the ack floor, and every
+// event is in the log once, in publish order.
+func TestLostDelivery(t *testing.T) {
+	for _, st := range stores {
+		t.Run(st.name, func(t *testing.T) {
+			t.Parallel()
+			store := st.open(t)
+			e := embeddedEnv(t, store)
+			want := e.publish(40, "acme")
+			var lost sync.Map // stream sequences lost once
+			var m jetstream.Metrics
+			e.start(store, &m, func(c *jetstream.SequencerConfig) {
+				jetstream.SetLose(c, func(streamSeq, _ uint64) bool {
+					if streamSeq != 10 && streamSeq != 55 {
+						return false
+					}
+					_, done := lost.LoadOrStore(streamSeq, true)
+					return !done
+				})
+			})
+			waitSize(t, store, "acme", 40)
+			more := e.publish(40, "acme") // stream sequences 41 to 80, one at a time
+			want["acme"].ids = append(want["acme"].ids, more["acme"].ids...)
+			waitSize(t, store, "acme", 80)
+			checkLog(t, store, "acme", want["acme"])
+			for _, seq := range []uint64{10, 55} {
+				if _, ok := lost.Load(seq); !ok {
+					t.Errorf("stream sequence %d was never delivered", seq)
+				}
+			}
+			if s := m.Snapshot().Partitions[0]; s.Errors < 2 || s.Appended != 80 {
+				t.Errorf("metrics: %d errors (rewinds), %d appended; want at least 2 and 80", s.Errors, s.Appended)
+			}
+		})
+	}
+}
+
 func waitFor(t *testing.T, cond func() bool, what string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)

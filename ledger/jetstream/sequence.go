@@ -111,6 +111,10 @@ type SequencerConfig struct {
 	// committed and before it is acknowledged; an error stops the partition
 	// dead, as a crash would.
 	afterCommit func(partition int) error
+	// lose, if set (tests, export_test.go), is asked about every delivered
+	// message (its stream and consumer sequences); true drops it as if it
+	// were lost between the server and this process.
+	lose func(streamSeq, deliverySeq uint64) bool
 }
 
 func (c *SequencerConfig) validate() error {
@@ -535,6 +539,9 @@ func (r *runner) fetch(p int, cons jetstream.Consumer, out chan<- *batch, quit <
 	defer close(out)
 	prefix := len(r.cfg.Stream.partitionPrefix(p))
 	var last time.Time // when the previous batch was handed over
+	// delivered is the consumer sequence of the last message received: the
+	// consumer is new (rewind), so its deliveries count from 1.
+	var delivered uint64
 	for {
 		select {
 		case <-quit:
@@ -546,9 +553,9 @@ func (r *runner) fetch(p int, cons jetstream.Consumer, out chan<- *batch, quit <
 		// first message. Batches then grow with the rate (full at high
 		// load) and a quiet log's events are committed at once instead of
 		// waiting MaxWait for a batch to fill (publish p99 at 10k ev/s).
-		b := r.fetchBatch(cons, prefix, true, r.cfg.Batch)
+		b := r.fetchBatch(cons, prefix, &delivered, true, r.cfg.Batch)
 		if len(b.items) == 0 && b.err == nil {
-			b = r.fetchBatch(cons, prefix, false, 1)
+			b = r.fetchBatch(cons, prefix, &delivered, false, 1)
 		}
 		if len(b.items) == 0 && b.err == nil {
 			continue
@@ -564,7 +571,7 @@ func (r *runner) fetch(p int, cons jetstream.Consumer, out chan<- *batch, quit <
 				t.Stop()
 				return
 			}
-			more := r.fetchBatch(cons, prefix, true, r.cfg.Batch-len(b.items))
+			more := r.fetchBatch(cons, prefix, &delivered, true, r.cfg.Batch-len(b.items))
 			b.items, b.err = append(b.items, more.items...), more.err
 		}
 		select {
@@ -580,8 +587,10 @@ func (r *runner) fetch(p int, cons jetstream.Consumer, out chan<- *batch, quit <
 }
 
 // fetchBatch fetches up to n messages: those already pending (noWait), or
-// else those to arrive within MaxWait.
-func (r *runner) fetchBatch(cons jetstream.Consumer, prefix int, noWait bool, n int) *batch {
+// else those to arrive within MaxWait. *delivered is the consumer sequence
+// of the last message received before; a message that does not follow it
+// fails the batch (see errLostDelivery).
+func (r *runner) fetchBatch(cons jetstream.Consumer, prefix int, delivered *uint64, noWait bool, n int) *batch {
 	b := &batch{}
 	var mb jetstream.MessageBatch
 	var err error
@@ -596,13 +605,36 @@ func (r *runner) fetchBatch(cons jetstream.Consumer, prefix int, noWait bool, n 
 	}
 	b.items = make([]item, 0, min(n, 64)) // grows with a large batch; small ones stay small
 	for m := range mb.Messages() {
+		if b.err != nil {
+			continue // the batch is dropped: let the fetch finish
+		}
+		if md, err := m.Metadata(); err == nil { // without it, checkMsg marks the message bad
+			if r.cfg.lose != nil && r.cfg.lose(md.Sequence.Stream, md.Sequence.Consumer) {
+				continue
+			}
+			if md.Sequence.Consumer != *delivered+1 {
+				b.err = fmt.Errorf("%w: delivery %d of the consumer came after %d", errLostDelivery, md.Sequence.Consumer, *delivered)
+				continue
+			}
+			*delivered = md.Sequence.Consumer
+		}
 		b.items = checkMsg(b.items, m, prefix)
 	}
-	if err := mb.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
+	if err := mb.Error(); err != nil && b.err == nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
 		b.err = err
 	}
 	return b
 }
+
+// errLostDelivery fails a batch when a message the server delivered did not
+// arrive (the connection dropped with it in flight, or a fetch ended before
+// it came): the consumer counts it as delivered and waiting for its ack, so
+// acknowledging any later message (AckAll) would acknowledge it too, and
+// its event would never reach the ledger though its producer had JetStream's
+// acknowledgement. Checking that each delivery follows the last one makes
+// such a loss a failed batch: the loop rewinds to the ack floor, and the
+// message comes again, in order.
+var errLostDelivery = errors.New("a delivered message was lost in transit")
 
 // checkMsg decodes a message of a partition whose subjects start with
 // prefix bytes and checks its framing: subject, envelope or batch,
