@@ -608,7 +608,8 @@ func (r *runner) fetchBatch(cons jetstream.Consumer, prefix int, delivered *uint
 		if b.err != nil {
 			continue // the batch is dropped: let the fetch finish
 		}
-		if md, err := m.Metadata(); err == nil { // without it, checkMsg marks the message bad
+		md, mdErr := m.Metadata()
+		if mdErr == nil { // without it, checkMsg marks the message bad
 			if r.cfg.lose != nil && r.cfg.lose(md.Sequence.Stream, md.Sequence.Consumer) {
 				continue
 			}
@@ -618,7 +619,7 @@ func (r *runner) fetchBatch(cons jetstream.Consumer, prefix int, delivered *uint
 			}
 			*delivered = md.Sequence.Consumer
 		}
-		b.items = checkMsg(b.items, m, prefix)
+		b.items = checkMsg(b.items, m, md, mdErr, prefix)
 	}
 	if err := mb.Error(); err != nil && b.err == nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
 		b.err = err
@@ -639,14 +640,14 @@ var errLostDelivery = errors.New("a delivered message was lost in transit")
 // checkMsg decodes a message of a partition whose subjects start with
 // prefix bytes and checks its framing: subject, envelope or batch,
 // Nats-Msg-Id. It appends one item per event (a batch gives several), or
-// one bad item for a malformed message. The entries themselves are checked
+// one bad item for a malformed message (mdErr: md could not be read from
+// it). The entries themselves are checked
 // here too (sequencer.Check), in the fetcher, so that Sequencer.Append does
 // not check them again on its serial path.
-func checkMsg(dst []item, m jetstream.Msg, prefix int) []item {
+func checkMsg(dst []item, m jetstream.Msg, md *jetstream.MsgMetadata, mdErr error, prefix int) []item {
 	it := item{msg: m}
-	md, err := m.Metadata()
-	if err != nil {
-		it.bad = fmt.Errorf("no JetStream metadata: %w", err)
+	if mdErr != nil {
+		it.bad = fmt.Errorf("no JetStream metadata: %w", mdErr)
 		return append(dst, it)
 	}
 	it.seq, it.left, it.at = md.Sequence.Stream, md.NumPending, md.Timestamp
@@ -665,7 +666,7 @@ func checkMsg(dst []item, m jetstream.Msg, prefix int) []item {
 	}
 	start := len(dst)
 	first := true
-	err = splitBatch(body, func(b []byte) error {
+	err := splitBatch(body, func(b []byte) error {
 		e := it
 		if err := checkBody(&e, b, id, first); err != nil {
 			return err
