@@ -640,10 +640,10 @@ var errLostDelivery = errors.New("a delivered message was lost in transit")
 // checkMsg decodes a message of a partition whose subjects start with
 // prefix bytes and checks its framing: subject, envelope or batch,
 // Nats-Msg-Id. It appends one item per event (a batch gives several), or
-// one bad item for a malformed message (mdErr: md could not be read from
-// it). The entries themselves are checked
-// here too (sequencer.Check), in the fetcher, so that Sequencer.Append does
-// not check them again on its serial path.
+// one bad item for a malformed message. md is the message's metadata, or
+// mdErr why it could not be read. The entries themselves are checked here
+// too (sequencer.Check), in the fetcher, so that Sequencer.Append does not
+// check them again on its serial path.
 func checkMsg(dst []item, m jetstream.Msg, md *jetstream.MsgMetadata, mdErr error, prefix int) []item {
 	it := item{msg: m}
 	if mdErr != nil {
