@@ -609,14 +609,15 @@ func (r *runner) fetchBatch(cons jetstream.Consumer, prefix int, delivered *uint
 			continue // the batch is dropped: let the fetch finish
 		}
 		md, mdErr := m.Metadata()
-		if mdErr == nil { // without it, checkMsg marks the message bad
-			if r.cfg.lose != nil && r.cfg.lose(md.Sequence.Stream, md.Sequence.Consumer) {
-				continue
-			}
-			if md.Sequence.Consumer != *delivered+1 {
-				b.err = fmt.Errorf("%w: delivery %d of the consumer came after %d", errLostDelivery, md.Sequence.Consumer, *delivered)
-				continue
-			}
+		switch {
+		case mdErr != nil: // checkMsg marks the message bad; the next one cannot be checked
+			*delivered = unknownDelivery
+		case r.cfg.lose != nil && r.cfg.lose(md.Sequence.Stream, md.Sequence.Consumer):
+			continue
+		case *delivered != unknownDelivery && md.Sequence.Consumer != *delivered+1:
+			b.err = fmt.Errorf("%w: delivery %d of the consumer came after %d", errLostDelivery, md.Sequence.Consumer, *delivered)
+			continue
+		default:
 			*delivered = md.Sequence.Consumer
 		}
 		b.items = checkMsg(b.items, m, md, mdErr, prefix)
@@ -636,6 +637,11 @@ func (r *runner) fetchBatch(cons jetstream.Consumer, prefix int, delivered *uint
 // such a loss a failed batch: the loop rewinds to the ack floor, and the
 // message comes again, in order.
 var errLostDelivery = errors.New("a delivered message was lost in transit")
+
+// unknownDelivery stands for the consumer sequence after a message whose
+// metadata could not be read: the next message is not checked against it
+// (a gap there would rewind to the same unreadable message forever).
+const unknownDelivery = ^uint64(0)
 
 // checkMsg decodes a message of a partition whose subjects start with
 // prefix bytes and checks its framing: subject, envelope or batch,
