@@ -475,6 +475,113 @@ func TestLostDelivery(t *testing.T) {
 	}
 }
 
+// TestConnectionCutMidDelivery runs the sequencer's NATS connection through
+// a TCP proxy that, once armed, drops the first data the server sends the
+// sequencer with a JetStream message in it and cuts the connection, as a
+// network fault would: messages the consumer counts as delivered never
+// arrive. The client reconnects through the proxy; events published
+// afterwards follow. Every event is in the log once, in publish order.
+func TestConnectionCutMidDelivery(t *testing.T) {
+	t.Parallel()
+	store := newSQLite(t)
+	srv, nc := ledgertest.JetStream(t)
+	e := newEnv(t, nc, store, jetstream.StreamConfig{})
+	px := startCutProxy(t, srv.Addr().String())
+	seqConn, err := nats.Connect("nats://"+px.addr(), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(seqConn.Close)
+	want := e.publish(100, "acme") // a backlog: the first fetch is a burst of 100 messages
+	px.arm()
+	var m jetstream.Metrics
+	e.start(store, &m, func(c *jetstream.SequencerConfig) { c.Conn = seqConn })
+	waitFor(t, px.fired, "the proxy to cut a delivery")
+	for range 5 { // published after the cut, one at a time
+		more := e.publish(20, "acme")
+		want["acme"].ids = append(want["acme"].ids, more["acme"].ids...)
+		time.Sleep(20 * time.Millisecond)
+	}
+	waitSize(t, store, "acme", 200)
+	checkLog(t, store, "acme", want["acme"])
+	t.Logf("after the cut: %+v", m.Snapshot().Partitions[0])
+}
+
+// cutProxy forwards TCP connections to a NATS server; armed, it drops the
+// first chunk from the server that holds a JetStream message (its reply
+// subject) and closes both sides.
+type cutProxy struct {
+	ln     net.Listener
+	target string
+	armed  atomic.Bool
+	cut    atomic.Bool
+}
+
+func startCutProxy(t *testing.T, target string) *cutProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln, target: target}
+	t.Cleanup(func() { ln.Close() })
+	go p.serve()
+	return p
+}
+
+func (p *cutProxy) addr() string { return p.ln.Addr().String() }
+func (p *cutProxy) arm()         { p.armed.Store(true) }
+func (p *cutProxy) fired() bool  { return p.cut.Load() }
+
+func (p *cutProxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		s, err := net.Dial("tcp", p.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		go func() { // client to server, as is
+			buf := make([]byte, 32<<10)
+			for {
+				n, err := c.Read(buf)
+				if n > 0 {
+					if _, werr := s.Write(buf[:n]); werr != nil {
+						break
+					}
+				}
+				if err != nil {
+					break
+				}
+			}
+			c.Close()
+			s.Close()
+		}()
+		go func() { // server to client, cut once armed
+			buf := make([]byte, 32<<10)
+			for {
+				n, err := s.Read(buf)
+				if n > 0 {
+					if bytes.Contains(buf[:n], []byte("$JS.ACK.")) && p.armed.CompareAndSwap(true, false) {
+						p.cut.Store(true)
+						break
+					}
+					if _, werr := c.Write(buf[:n]); werr != nil {
+						break
+					}
+				}
+				if err != nil {
+					break
+				}
+			}
+			c.Close()
+			s.Close()
+		}()
+	}
+}
+
 func waitFor(t *testing.T, cond func() bool, what string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
