@@ -504,7 +504,9 @@ func TestConnectionCutMidDelivery(t *testing.T) {
 	}
 	waitSize(t, store, "acme", 200)
 	checkLog(t, store, "acme", want["acme"])
-	t.Logf("after the cut: %+v", m.Snapshot().Partitions[0])
+	if s := m.Snapshot().Partitions[0]; s.Errors == 0 || s.Appended != 200 {
+		t.Errorf("metrics after the cut: %d errors (rewinds), %d appended; want some and 200", s.Errors, s.Appended)
+	}
 }
 
 // cutProxy forwards TCP connections to a NATS server; armed, it drops the
