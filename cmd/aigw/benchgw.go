@@ -317,6 +317,10 @@ type benchLedgerCheck struct {
 	Answered       uint64
 	Statuses       map[string]uint64
 	LedgerFailures uint64
+	// FailedBatches and DuplicatesSkipped are the sequencer's failed
+	// batches (each followed by a rewind) and the redelivered events it
+	// skipped, over aigw's run (its /metrics once the log caught up).
+	FailedBatches, DuplicatesSkipped uint64
 	// Lost counts calls missing from the log (answered but no request
 	// event) and calls with a request but no terminal event or the
 	// reverse; Duplicated counts events stored twice and second request
@@ -724,6 +728,9 @@ func (b *gwBench) checkLedger(ctx context.Context) (benchLedgerCheck, error) {
 	}
 	lc.Size = size
 	lc.CatchUp = max(0, reached.Sub(loadEnd))
+	if m, err := b.metrics(ctx); err == nil {
+		lc.FailedBatches, lc.DuplicatesSkipped = m.failedBatches, m.duplicates
+	}
 	b.logf("log %s: %d events (caught up %s after the load); counting", benchTenant, size-b.startSize, lc.CatchUp.Round(time.Millisecond))
 
 	evs, err := b.readEvents(ctx, b.startSize, size)
@@ -991,6 +998,9 @@ func benchGet(ctx context.Context, client *http.Client, url, token string) (int,
 type benchMetrics struct {
 	chat           map[string]uint64 // chat.completions answered, by status
 	ledgerFailures uint64
+	// failedBatches and duplicates are the sequencer's counters, summed
+	// over partitions.
+	failedBatches, duplicates uint64
 }
 
 func (b *gwBench) metrics(ctx context.Context) (benchMetrics, error) {
@@ -1005,7 +1015,9 @@ func (b *gwBench) metrics(ctx context.Context) (benchMetrics, error) {
 }
 
 // parseBenchMetrics reads aigw_http_requests_total{endpoint="chat.completions"}
-// by status, and aigw_ledger_failures_total, from Prometheus text.
+// by status, aigw_ledger_failures_total, and the sequencer's
+// aigw_ledger_failed_batches_total and aigw_ledger_duplicate_events_total
+// (summed over partitions), from Prometheus text.
 func parseBenchMetrics(text []byte) benchMetrics {
 	m := benchMetrics{chat: map[string]uint64{}}
 	for line := range strings.Lines(string(text)) {
@@ -1013,6 +1025,18 @@ func parseBenchMetrics(text []byte) benchMetrics {
 		if v, ok := strings.CutPrefix(line, "aigw_ledger_failures_total "); ok {
 			m.ledgerFailures, _ = strconv.ParseUint(strings.TrimSpace(v), 10, 64)
 			continue
+		}
+		for _, c := range []struct {
+			prefix string
+			sum    *uint64
+		}{{"aigw_ledger_failed_batches_total{", &m.failedBatches}, {"aigw_ledger_duplicate_events_total{", &m.duplicates}} {
+			if rest, ok := strings.CutPrefix(line, c.prefix); ok {
+				if _, v, ok := strings.Cut(rest, "} "); ok {
+					if n, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+						*c.sum += uint64(n)
+					}
+				}
+			}
 		}
 		rest, ok := strings.CutPrefix(line, "aigw_http_requests_total{")
 		if !ok {
@@ -1290,6 +1314,7 @@ func writeBenchReport(w io.Writer, res *GatewayBenchResult) error {
 	row("ledger events (log "+l.Log+")", "aigw", fmt.Sprintf("%d events of %d calls (%d ended in error); %d chat calls answered %s, %d ledger failures",
 		l.Events, l.Traces, l.Errors, l.Answered, benchStatuses(l.Statuses), l.LedgerFailures), "")
 	row("lost / duplicated events", "aigw", fmt.Sprintf("lost %d, duplicated %d, unexpected %d", l.Lost, l.Duplicated, l.Unexpected), "0 / 0")
+	row("sequencer failed batches (rewinds) / redelivered events skipped", "aigw", fmt.Sprintf("%d / %d", l.FailedBatches, l.DuplicatesSkipped), "")
 	verify := "verify FAILED"
 	if l.VerifyOK {
 		verify = "verify ok"

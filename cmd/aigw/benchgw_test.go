@@ -40,6 +40,9 @@ func TestBenchGateway(t *testing.T) {
 	for _, want := range []string{
 		"| 200/s | straight |", "| 200/s | proxy |", "| 200/s | aigw |", "| 50 streams | aigw |",
 		"| lost / duplicated events | aigw | lost 0, duplicated 0, unexpected 0 |",
+		// Nothing fails on the way into the ledger: no batch is rewound
+		// (a lost delivery would be one), no event is delivered twice.
+		"| sequencer failed batches (rewinds) / redelivered events skipped | aigw | 0 / 0 |",
 		"| aigw verify (bench, system) | aigw | verify ok |",
 		"GOMAXPROCS",
 	} {
@@ -244,9 +247,15 @@ aigw_http_requests_total{endpoint="chat.completions",status="503"} 2
 # TYPE aigw_ledger_failures_total counter
 aigw_ledger_failures_total 5
 aigw_router_attempts_total{target="fake/gpt-4o-mini",outcome="ok"} 1234
+# TYPE aigw_ledger_failed_batches_total counter
+aigw_ledger_failed_batches_total{partition="0"} 2
+aigw_ledger_failed_batches_total{partition="1"} 1
+aigw_ledger_duplicate_events_total{partition="0"} 300
+aigw_ledger_duplicate_events_total{partition="1"} 0
 `
 	m := parseBenchMetrics([]byte(text))
-	if len(m.chat) != 3 || m.chat["200"] != 1234 || m.chat["401"] != 3 || m.chat["503"] != 2 || m.ledgerFailures != 5 {
+	if len(m.chat) != 3 || m.chat["200"] != 1234 || m.chat["401"] != 3 || m.chat["503"] != 2 || m.ledgerFailures != 5 ||
+		m.failedBatches != 3 || m.duplicates != 300 {
 		t.Errorf("parseBenchMetrics = %+v", m)
 	}
 }
