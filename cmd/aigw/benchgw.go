@@ -728,9 +728,11 @@ func (b *gwBench) checkLedger(ctx context.Context) (benchLedgerCheck, error) {
 	}
 	lc.Size = size
 	lc.CatchUp = max(0, reached.Sub(loadEnd))
-	if m, err := b.metrics(ctx); err == nil {
-		lc.FailedBatches, lc.DuplicatesSkipped = m.failedBatches, m.duplicates
+	caught, err := b.metrics(ctx) // the sequencer's counters, now that it has caught up
+	if err != nil {
+		return lc, err
 	}
+	lc.FailedBatches, lc.DuplicatesSkipped = caught.failedBatches, caught.duplicates
 	b.logf("log %s: %d events (caught up %s after the load); counting", benchTenant, size-b.startSize, lc.CatchUp.Round(time.Millisecond))
 
 	evs, err := b.readEvents(ctx, b.startSize, size)
