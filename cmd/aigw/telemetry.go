@@ -95,6 +95,7 @@ func newTelemetry(cfg Config, rt *router.Router, ledgerMetrics *jetstream.Metric
 		}{
 			{"aigw_ledger_appended_events_total", "Events appended to the ledger by this process's sequencer.", func(ps jetstream.PartitionStats) float64 { return float64(ps.Appended) }},
 			{"aigw_ledger_failed_batches_total", "Sequencer batches that failed (store errors, lost deliveries, JetStream errors), each followed by a rewind to the last acknowledged event.", func(ps jetstream.PartitionStats) float64 { return float64(ps.Errors) }},
+			{"aigw_ledger_lost_deliveries_total", "Sequencer batches that failed because a message JetStream delivered did not arrive (a connection fault between NATS and the sequencer); each is rewound and delivered again.", func(ps jetstream.PartitionStats) float64 { return float64(ps.LostDeliveries) }},
 			{"aigw_ledger_duplicate_events_total", "Events delivered again that the ledger already held (after a rewind or a redelivery), skipped.", func(ps jetstream.PartitionStats) float64 { return float64(ps.Duplicates) }},
 		} {
 			if err := tel.CounterFunc(c.name, c.help, []string{"partition"}, part(c.f)); err != nil {

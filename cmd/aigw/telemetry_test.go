@@ -202,7 +202,7 @@ telemetry:
 		t.Fatalf("/metrics does not parse: %v", err)
 	}
 	for _, name := range []string{"aigw_requests_total", "aigw_request_duration_seconds", "aigw_tokens_total", "aigw_cost_usd_total", "aigw_router_target_state", "aigw_ledger_backlog_events", "aigw_ledger_lag_seconds",
-		"aigw_ledger_appended_events_total", "aigw_ledger_failed_batches_total", "aigw_ledger_duplicate_events_total"} {
+		"aigw_ledger_appended_events_total", "aigw_ledger_failed_batches_total", "aigw_ledger_lost_deliveries_total", "aigw_ledger_duplicate_events_total"} {
 		if fams[name] == nil {
 			t.Errorf("/metrics lacks %s", name)
 		}

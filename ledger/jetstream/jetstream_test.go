@@ -468,8 +468,8 @@ func TestLostDelivery(t *testing.T) {
 					t.Errorf("stream sequence %d was never delivered", seq)
 				}
 			}
-			if s := m.Snapshot().Partitions[0]; s.Errors < 2 || s.Appended != 80 {
-				t.Errorf("metrics: %d errors (rewinds), %d appended; want at least 2 and 80", s.Errors, s.Appended)
+			if s := m.Snapshot().Partitions[0]; s.Errors < 2 || s.LostDeliveries != 2 || s.Appended != 80 {
+				t.Errorf("metrics: %d errors (rewinds), %d lost deliveries, %d appended; want at least 2, 2 and 80", s.Errors, s.LostDeliveries, s.Appended)
 			}
 		})
 	}
@@ -504,8 +504,8 @@ func TestConnectionCutMidDelivery(t *testing.T) {
 	}
 	waitSize(t, store, "acme", 200)
 	checkLog(t, store, "acme", want["acme"])
-	if s := m.Snapshot().Partitions[0]; s.Errors == 0 || s.Appended != 200 {
-		t.Errorf("metrics after the cut: %d errors (rewinds), %d appended; want some and 200", s.Errors, s.Appended)
+	if s := m.Snapshot().Partitions[0]; s.LostDeliveries == 0 || s.Appended != 200 {
+		t.Errorf("metrics after the cut: %d lost deliveries (of %d errors), %d appended; want some and 200", s.LostDeliveries, s.Errors, s.Appended)
 	}
 }
 

@@ -338,7 +338,7 @@ func (r *runner) own(p int, lg *slog.Logger) error {
 				backoff = minBackoff
 			}
 		}
-		r.metrics.addError(p)
+		r.metrics.addError(p, err)
 		lg.Error("sequencing failed; rewinding to the last acknowledged event", "err", err, "retry_in", backoff)
 		if !r.sleep(backoff) {
 			return nil
@@ -913,8 +913,11 @@ type PartitionStats struct {
 	// Batches acknowledged, and the events they held: appended, skipped as
 	// already in their log, and terminated as malformed.
 	Batches, Appended, Duplicates, Terminated uint64
-	// Errors counts failed batches (each followed by a rewind and a retry).
-	Errors uint64
+	// Errors counts failed batches (each followed by a rewind and a retry);
+	// LostDeliveries those of them that failed because a delivered message
+	// did not arrive (see errLostDelivery): a fault between the server and
+	// the sequencer, not in the store.
+	Errors, LostDeliveries uint64
 	// LastBatch is the size of the last batch and LastCommit how long its
 	// appends took.
 	LastBatch  int
@@ -1003,6 +1006,7 @@ func (s Snapshot) Add(cur Snapshot) Snapshot {
 		c.Duplicates += b.Duplicates
 		c.Terminated += b.Terminated
 		c.Errors += b.Errors
+		c.LostDeliveries += b.LostDeliveries
 		c.Busy += b.Busy
 		c.Appending += b.Appending
 		c.Acking += b.Acking
@@ -1054,9 +1058,13 @@ func (m *Metrics) setOwned(p int, owned bool) {
 	m.mu.Unlock()
 }
 
-func (m *Metrics) addError(p int) {
+func (m *Metrics) addError(p int, err error) {
 	m.mu.Lock()
-	m.part(p).Errors++
+	ps := m.part(p)
+	ps.Errors++
+	if errors.Is(err, errLostDelivery) {
+		ps.LostDeliveries++
+	}
 	m.mu.Unlock()
 }
 
