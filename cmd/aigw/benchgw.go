@@ -31,6 +31,9 @@ import (
 	"aigw/loadgen"
 
 	"github.com/google/uuid"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -1013,58 +1016,54 @@ func (b *gwBench) metrics(ctx context.Context) (benchMetrics, error) {
 	if code != http.StatusOK {
 		return benchMetrics{}, fmt.Errorf("metrics: status %d", code)
 	}
-	return parseBenchMetrics(body), nil
+	return parseBenchMetrics(body)
 }
 
 // parseBenchMetrics reads aigw_http_requests_total{endpoint="chat.completions"}
 // by status, aigw_ledger_failures_total, and the sequencer's
 // aigw_ledger_failed_batches_total and aigw_ledger_duplicate_events_total
 // (summed over partitions), from Prometheus text.
-func parseBenchMetrics(text []byte) benchMetrics {
-	m := benchMetrics{chat: map[string]uint64{}}
-	for line := range strings.Lines(string(text)) {
-		line = strings.TrimSpace(line)
-		if v, ok := strings.CutPrefix(line, "aigw_ledger_failures_total "); ok {
-			m.ledgerFailures, _ = strconv.ParseUint(strings.TrimSpace(v), 10, 64)
-			continue
+func parseBenchMetrics(text []byte) (benchMetrics, error) {
+	parser := expfmt.NewTextParser(model.LegacyValidation)
+	fams, err := parser.TextToMetricFamilies(bytes.NewReader(text))
+	if err != nil {
+		return benchMetrics{}, fmt.Errorf("metrics: %w", err)
+	}
+	sum := func(name string) uint64 {
+		var n float64
+		for _, s := range fams[name].GetMetric() {
+			n += sampleValue(s)
 		}
-		for _, c := range []struct {
-			prefix string
-			sum    *uint64
-		}{{"aigw_ledger_failed_batches_total{", &m.failedBatches}, {"aigw_ledger_duplicate_events_total{", &m.duplicates}} {
-			if rest, ok := strings.CutPrefix(line, c.prefix); ok {
-				if _, v, ok := strings.Cut(rest, "} "); ok {
-					if n, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
-						*c.sum += uint64(n)
-					}
-				}
-			}
-		}
-		rest, ok := strings.CutPrefix(line, "aigw_http_requests_total{")
-		if !ok {
-			continue
-		}
-		labels, value, ok := strings.Cut(rest, "} ")
-		if !ok {
-			continue
-		}
+		return uint64(n)
+	}
+	m := benchMetrics{chat: map[string]uint64{}, ledgerFailures: sum("aigw_ledger_failures_total"),
+		failedBatches: sum("aigw_ledger_failed_batches_total"), duplicates: sum("aigw_ledger_duplicate_events_total")}
+	for _, s := range fams["aigw_http_requests_total"].GetMetric() {
 		var endpoint, status string
-		for _, l := range strings.Split(labels, ",") {
-			k, v, _ := strings.Cut(l, "=")
-			v = strings.Trim(v, `"`)
-			switch k {
+		for _, l := range s.GetLabel() {
+			switch l.GetName() {
 			case "endpoint":
-				endpoint = v
+				endpoint = l.GetValue()
 			case "status":
-				status = v
+				status = l.GetValue()
 			}
 		}
-		n, err := strconv.ParseUint(strings.TrimSpace(value), 10, 64)
-		if endpoint == "chat.completions" && err == nil {
-			m.chat[status] += n
+		if endpoint == "chat.completions" {
+			m.chat[status] += uint64(sampleValue(s))
 		}
 	}
-	return m
+	return m, nil
+}
+
+// sampleValue is the value of a counter, gauge or untyped sample.
+func sampleValue(s *dto.Metric) float64 {
+	switch {
+	case s.Counter != nil:
+		return s.Counter.GetValue()
+	case s.Gauge != nil:
+		return s.Gauge.GetValue()
+	}
+	return s.GetUntyped().GetValue()
 }
 
 // benchSample is one reading of aigw during the load.
@@ -1125,8 +1124,12 @@ func (m *benchMonitor) sample(ctx context.Context) (benchSample, error) {
 	if err != nil || code != http.StatusOK {
 		return benchSample{}, fmt.Errorf("metrics: %d %v", code, err)
 	}
+	bm, err := parseBenchMetrics(body)
+	if err != nil {
+		return benchSample{}, err
+	}
 	s := benchSample{At: at}
-	for _, n := range parseBenchMetrics(body).chat {
+	for _, n := range bm.chat {
 		s.Answered += n
 	}
 	code, body, err = benchGet(ctx, m.client, m.url+"/healthz", m.token)

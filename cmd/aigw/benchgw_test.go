@@ -253,7 +253,10 @@ aigw_ledger_failed_batches_total{partition="1"} 1
 aigw_ledger_duplicate_events_total{partition="0"} 300
 aigw_ledger_duplicate_events_total{partition="1"} 0
 `
-	m := parseBenchMetrics([]byte(text))
+	m, err := parseBenchMetrics([]byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(m.chat) != 3 || m.chat["200"] != 1234 || m.chat["401"] != 3 || m.chat["503"] != 2 || m.ledgerFailures != 5 ||
 		m.failedBatches != 3 || m.duplicates != 300 {
 		t.Errorf("parseBenchMetrics = %+v", m)

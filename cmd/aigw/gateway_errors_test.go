@@ -15,36 +15,16 @@ import (
 	"aigw/ledger/ledgertest"
 )
 
-// getAuth sends a GET with an Authorization header (none when "") and
-// returns the status and the body.
-func getAuth(t *testing.T, url, authorization string) (int, []byte) {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if authorization != "" {
-		req.Header.Set("Authorization", authorization)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
-}
-
-// rawCall sends a request and returns the status, the decoded OpenAI error
-// (if any), the headers.
-func rawCall(t *testing.T, method, url, key, contentType, body string) (int, map[string]any, http.Header) {
+// send sends a request with an Authorization header and a Content-Type
+// (each none when "") and returns the status, the headers and the body.
+func send(t *testing.T, method, url, authorization, contentType, body string) (int, http.Header, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
@@ -55,15 +35,35 @@ func rawCall(t *testing.T, method, url, key, contentType, body string) (int, map
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, b
+}
+
+// getAuth sends a GET with an Authorization header (none when "") and
+// returns the status and the body.
+func getAuth(t *testing.T, url, authorization string) (int, []byte) {
+	t.Helper()
+	code, _, b := send(t, http.MethodGet, url, authorization, "", "")
+	return code, b
+}
+
+// rawCall sends a request and returns the status, the decoded OpenAI error
+// (if any), the headers.
+func rawCall(t *testing.T, method, url, key, contentType, body string) (int, map[string]any, http.Header) {
+	t.Helper()
+	auth := ""
+	if key != "" {
+		auth = "Bearer " + key
+	}
+	code, h, b := send(t, method, url, auth, contentType, body)
 	var e struct {
 		Error map[string]any `json:"error"`
 	}
-	if resp.StatusCode >= 400 {
+	if code >= 400 {
 		if err := json.Unmarshal(b, &e); err != nil || e.Error == nil {
-			t.Fatalf("%s %s: status %d with a body that is not an OpenAI error: %q", method, url, resp.StatusCode, b)
+			t.Fatalf("%s %s: status %d with a body that is not an OpenAI error: %q", method, url, code, b)
 		}
 	}
-	return resp.StatusCode, e.Error, resp.Header
+	return code, e.Error, h
 }
 
 func TestGatewayBadInput(t *testing.T) {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -60,18 +59,12 @@ func startGW(t *testing.T, config string) *gwProc {
 
 func (g *gwProc) admin(t *testing.T, method, path, body string) (int, []byte) {
 	t.Helper()
-	req, _ := http.NewRequest(method, g.url()+path, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+testAdminKey)
+	ct := ""
 	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
+		ct = "application/json"
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
+	code, _, b := send(t, method, g.url()+path, "Bearer "+testAdminKey, ct, body)
+	return code, b
 }
 
 // newKey creates a tenant (if needed) and an API key of it.

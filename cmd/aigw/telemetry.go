@@ -77,28 +77,21 @@ func newTelemetry(cfg Config, rt *router.Router, ledgerMetrics *jetstream.Metric
 				return out
 			}
 		}
-		for _, g := range []struct {
+		gauge, counter := tel.GaugeFunc, tel.CounterFunc
+		for _, m := range []struct {
+			register   func(name, help string, labels []string, collect func() []telemetry.Sample) error
 			name, help string
 			f          func(jetstream.PartitionStats) float64
 		}{
-			{"aigw_ledger_backlog_events", "Events of the partition in JetStream not yet sequenced into the ledger (as of the last batch).", func(ps jetstream.PartitionStats) float64 { return float64(ps.Pending) }},
-			{"aigw_ledger_lag_seconds", "How long the last batch's first event waited between JetStream and its ledger commit.", func(ps jetstream.PartitionStats) float64 { return ps.Lag.Seconds() }},
-			{"aigw_ledger_last_commit_seconds", "How long the last batch's ledger commit took.", func(ps jetstream.PartitionStats) float64 { return ps.LastCommit.Seconds() }},
+			{gauge, "aigw_ledger_backlog_events", "Events of the partition in JetStream not yet sequenced into the ledger (as of the last batch).", func(ps jetstream.PartitionStats) float64 { return float64(ps.Pending) }},
+			{gauge, "aigw_ledger_lag_seconds", "How long the last batch's first event waited between JetStream and its ledger commit.", func(ps jetstream.PartitionStats) float64 { return ps.Lag.Seconds() }},
+			{gauge, "aigw_ledger_last_commit_seconds", "How long the last batch's ledger commit took.", func(ps jetstream.PartitionStats) float64 { return ps.LastCommit.Seconds() }},
+			{counter, "aigw_ledger_appended_events_total", "Events appended to the ledger by this process's sequencer.", func(ps jetstream.PartitionStats) float64 { return float64(ps.Appended) }},
+			{counter, "aigw_ledger_failed_batches_total", "Sequencer batches that failed (store errors, lost deliveries, JetStream errors), each followed by a rewind to the last acknowledged event.", func(ps jetstream.PartitionStats) float64 { return float64(ps.Errors) }},
+			{counter, "aigw_ledger_lost_deliveries_total", "Sequencer batches that failed because a message JetStream delivered did not arrive (a connection fault between NATS and the sequencer); each is rewound and delivered again.", func(ps jetstream.PartitionStats) float64 { return float64(ps.LostDeliveries) }},
+			{counter, "aigw_ledger_duplicate_events_total", "Events delivered again that the ledger already held (after a rewind or a redelivery), skipped.", func(ps jetstream.PartitionStats) float64 { return float64(ps.Duplicates) }},
 		} {
-			if err := tel.GaugeFunc(g.name, g.help, []string{"partition"}, part(g.f)); err != nil {
-				return nil, err
-			}
-		}
-		for _, c := range []struct {
-			name, help string
-			f          func(jetstream.PartitionStats) float64
-		}{
-			{"aigw_ledger_appended_events_total", "Events appended to the ledger by this process's sequencer.", func(ps jetstream.PartitionStats) float64 { return float64(ps.Appended) }},
-			{"aigw_ledger_failed_batches_total", "Sequencer batches that failed (store errors, lost deliveries, JetStream errors), each followed by a rewind to the last acknowledged event.", func(ps jetstream.PartitionStats) float64 { return float64(ps.Errors) }},
-			{"aigw_ledger_lost_deliveries_total", "Sequencer batches that failed because a message JetStream delivered did not arrive (a connection fault between NATS and the sequencer); each is rewound and delivered again.", func(ps jetstream.PartitionStats) float64 { return float64(ps.LostDeliveries) }},
-			{"aigw_ledger_duplicate_events_total", "Events delivered again that the ledger already held (after a rewind or a redelivery), skipped.", func(ps jetstream.PartitionStats) float64 { return float64(ps.Duplicates) }},
-		} {
-			if err := tel.CounterFunc(c.name, c.help, []string{"partition"}, part(c.f)); err != nil {
+			if err := m.register(m.name, m.help, []string{"partition"}, part(m.f)); err != nil {
 				return nil, err
 			}
 		}

@@ -545,42 +545,31 @@ func (p *cutProxy) serve() {
 			c.Close()
 			continue
 		}
-		go func() { // client to server, as is
-			buf := make([]byte, 32<<10)
-			for {
-				n, err := c.Read(buf)
-				if n > 0 {
-					if _, werr := s.Write(buf[:n]); werr != nil {
-						break
-					}
-				}
-				if err != nil {
-					break
-				}
+		go p.pipe(s, c, false) // client to server, as is
+		go p.pipe(c, s, true)  // server to client, cut once armed
+	}
+}
+
+// pipe copies src to dst until either fails, then closes both. With cut,
+// once armed it drops the first chunk that holds a JetStream message.
+func (p *cutProxy) pipe(dst, src net.Conn, cut bool) {
+	defer dst.Close()
+	defer src.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if cut && n > 0 && bytes.Contains(buf[:n], []byte("$JS.ACK.")) && p.armed.CompareAndSwap(true, false) {
+			p.cut.Store(true)
+			return
+		}
+		if n > 0 {
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return
 			}
-			c.Close()
-			s.Close()
-		}()
-		go func() { // server to client, cut once armed
-			buf := make([]byte, 32<<10)
-			for {
-				n, err := s.Read(buf)
-				if n > 0 {
-					if bytes.Contains(buf[:n], []byte("$JS.ACK.")) && p.armed.CompareAndSwap(true, false) {
-						p.cut.Store(true)
-						break
-					}
-					if _, werr := c.Write(buf[:n]); werr != nil {
-						break
-					}
-				}
-				if err != nil {
-					break
-				}
-			}
-			c.Close()
-			s.Close()
-		}()
+		}
+		if err != nil {
+			return
+		}
 	}
 }
 
