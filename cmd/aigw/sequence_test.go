@@ -39,20 +39,58 @@ func sequencerChild(t *testing.T, dir string) int {
 	for _, task := range tasks {
 		b, _ := os.ReadFile("/proc/self/task/" + task.Name() + "/children")
 		for _, f := range strings.Fields(string(b)) {
-			cmdline, _ := os.ReadFile("/proc/" + f + "/cmdline")
-			if !bytes.Contains(cmdline, []byte("sequence\x00-child")) {
-				continue
-			}
-			fds, _ := os.ReadDir("/proc/" + f + "/fd")
-			for _, fd := range fds {
-				if target, err := os.Readlink("/proc/" + f + "/fd/" + fd.Name()); err == nil && strings.HasPrefix(target, dir+"/") {
-					pid, _ := strconv.Atoi(f)
-					return pid
-				}
+			if pid, _ := strconv.Atoi(f); sequencerOf(pid, dir) {
+				return pid
 			}
 		}
 	}
 	return 0
+}
+
+// sequencerOf reports whether process pid is a sequencer process with a
+// file open in data directory dir.
+func sequencerOf(pid int, dir string) bool {
+	proc := "/proc/" + strconv.Itoa(pid)
+	cmdline, _ := os.ReadFile(proc + "/cmdline")
+	if !bytes.Contains(cmdline, []byte("sequence\x00-child")) {
+		return false
+	}
+	fds, _ := os.ReadDir(proc + "/fd")
+	for _, fd := range fds {
+		if target, err := os.Readlink(proc + "/fd/" + fd.Name()); err == nil && strings.HasPrefix(target, dir+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// currentSequencer returns the pid of the sequencer process that serve's
+// log (serve's stderr up to now) says sequences on data directory dir:
+// the last to log that it sequences a partition, unless serve logged
+// after it that it replaces it. An old process lives on for a moment
+// after its replacement was decided, beside the new one or before it
+// starts; one found among the children alone may be that one, and a
+// signal sent to it tests nothing. Returns 0 if there is none.
+func currentSequencer(t *testing.T, log, dir string) int {
+	t.Helper()
+	i := strings.LastIndex(log, `msg="sequencing partition"`)
+	if i < 0 || strings.Contains(log[i:], "replacing it with one") {
+		return 0
+	}
+	line, _, _ := strings.Cut(log[i:], "\n")
+	_, after, ok := strings.Cut(line, " pid=")
+	if !ok {
+		t.Fatalf("sequencer process log line without its pid: %s", line)
+	}
+	f, _, _ := strings.Cut(after, " ")
+	pid, err := strconv.Atoi(f)
+	if err != nil {
+		t.Fatalf("sequencer process log line: %s: %v", line, err)
+	}
+	if !sequencerOf(pid, dir) {
+		return 0
+	}
+	return pid
 }
 
 // policies returns the scheduling policy of every thread of process pid
@@ -128,7 +166,7 @@ func TestServeSequencerProcess(t *testing.T) {
 	// and replaced (TestSequencerProcessCatchUp), and an idle one follows.
 	var child int
 	waitFor(t, "an idle sequencer process", func() bool {
-		child = sequencerChild(t, dir)
+		child = currentSequencer(t, s.stderr.String(), dir)
 		return child != 0 && allIdle(t, child)
 	})
 	// serve -v: the child logs at debug level too (its store's locks; its
@@ -160,7 +198,12 @@ func TestServeSequencerProcess(t *testing.T) {
 	waitFor(t, "the sequencer process's counters in /healthz", func() bool { return appended() >= 40 })
 
 	// A sequencer process that dies is started again, and takes over
-	// where the last one stopped.
+	// where the last one stopped. (The idle one found first may have been
+	// replaced since, if it was starved.)
+	waitFor(t, "the sequencer process", func() bool {
+		child = currentSequencer(t, s.stderr.String(), dir)
+		return child != 0
+	})
 	if err := syscall.Kill(child, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -200,12 +243,13 @@ func TestSequencerProcessCatchUp(t *testing.T) {
 	// On a loaded machine the first idle process may be starved for the
 	// 1 s while it starts, and replaced; an idle one comes back once
 	// the other has been calm for a second.
-	var idle int
+	var idle, before int
 	waitFor(t, "an idle sequencer process", func() bool {
-		idle = sequencerChild(t, dir)
+		log := s.stderr.String()
+		before = len(log)
+		idle = currentSequencer(t, log, dir)
 		return idle != 0 && allIdle(t, idle)
 	})
-	before := len(s.stderr.String())
 	if err := syscall.Kill(idle, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
@@ -220,8 +264,9 @@ func TestSequencerProcessCatchUp(t *testing.T) {
 		t.Errorf("a replacement logged as a failure:\n%s", s.stderr.String())
 	}
 	waitFor(t, "an idle sequencer process again", func() bool {
-		pid := sequencerChild(t, dir)
-		return pid != 0 && pid != idle && strings.Contains(s.stderr.String()[before:], "caught up; replacing it") && allIdle(t, pid)
+		log := s.stderr.String()
+		pid := currentSequencer(t, log, dir)
+		return pid != 0 && pid != idle && strings.Contains(log[before:], "caught up; replacing it") && allIdle(t, pid)
 	})
 	if code, _, stderr := run(t, jsonl("acme", 20, 5), "append", "-data-dir", dir); code != 0 {
 		t.Fatalf("append: %d %s", code, stderr)
