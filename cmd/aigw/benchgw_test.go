@@ -41,8 +41,12 @@ func TestBenchGateway(t *testing.T) {
 		"| 200/s | straight |", "| 200/s | proxy |", "| 200/s | aigw |", "| 50 streams | aigw |",
 		"| lost / duplicated events | aigw | lost 0, duplicated 0, unexpected 0 |",
 		// Nothing fails on the way into the ledger: no batch is rewound
-		// (a lost delivery would be one), no event is delivered twice.
-		"| sequencer failed batches (rewinds) / redelivered events skipped | aigw | 0 / 0 |",
+		// (a lost delivery would be one). Events delivered twice are not
+		// a failure, and not always avoidable: an idle sequencer process
+		// starved under load is replaced, and killed if it does not stop
+		// within a second; killed between its commit and its ack, its
+		// batch comes again to the next one, which skips it.
+		"| sequencer failed batches (rewinds) / redelivered events skipped | aigw | 0 / ",
 		"| aigw verify (bench, system) | aigw | verify ok |",
 		"GOMAXPROCS",
 	} {
