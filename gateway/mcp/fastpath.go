@@ -25,7 +25,10 @@ import (
 type session struct {
 	user string // the caller's tenant and key (userOf)
 	ss   *sdk.ServerSession
-	last atomic.Int64 // unix nanoseconds of the last POST
+	last atomic.Int64 // unix nanoseconds of the last POST's start or end
+	// busy counts the POSTs in flight: a session is not idle while one
+	// runs, however long (a tool call may outlast SessionTimeout).
+	busy atomic.Int32
 
 	pmu     sync.Mutex
 	pending map[string]chan []byte // requests relayed to the agent, by id (JSON)
@@ -81,7 +84,7 @@ func (s *Server) reap(ctx context.Context) {
 		var idle []*sdk.ServerSession
 		s.sessMu.RLock()
 		for _, sess := range s.sessions {
-			if now.Sub(time.Unix(0, sess.last.Load())) > s.cfg.SessionTimeout {
+			if sess.busy.Load() == 0 && now.Sub(time.Unix(0, sess.last.Load())) > s.cfg.SessionTimeout {
 				idle = append(idle, sess.ss)
 			}
 		}

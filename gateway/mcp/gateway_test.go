@@ -369,6 +369,14 @@ func TestSessions(t *testing.T) {
 	if _, err := cs.ListTools(context.Background(), nil); err != nil {
 		t.Fatalf("tools/list after 900 ms of calls (timeout 300 ms): %v", err)
 	}
+	// A call that outlasts the timeout is use, not idleness: its session
+	// is not closed under it, and lives on after it.
+	if res, err := call(t, cs, "up__sleep", map[string]any{"ms": 900}); err != nil || res.IsError {
+		t.Fatalf("a call of 900 ms (timeout 300 ms): %v %+v", err, res)
+	}
+	if _, err := cs.ListTools(context.Background(), nil); err != nil {
+		t.Fatalf("tools/list after a call of 900 ms (timeout 300 ms): %v", err)
+	}
 	// An idle session is closed (any use would keep it alive: wait well
 	// past the timeout, then use it).
 	time.Sleep(time.Second)

@@ -191,7 +191,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if r.Method == http.MethodPost {
 		if sess := s.sessionFor(r.Header.Get("Mcp-Session-Id")); sess != nil && sess.user == userOf(&caller) {
+			// In use from now until the request ends, fast path or SDK.
+			sess.busy.Add(1)
 			sess.last.Store(time.Now().UnixNano())
+			defer func() {
+				sess.last.Store(time.Now().UnixNano())
+				sess.busy.Add(-1)
+			}()
 			if s.fastCall(w, r, &caller, sess) {
 				return
 			}
