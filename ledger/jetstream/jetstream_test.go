@@ -196,6 +196,13 @@ type published struct {
 	payloads map[string][]byte
 }
 
+// add appends the events of q (published after p's) to p, payloads too, so
+// that checkLog checks them all.
+func (p *published) add(q *published) {
+	p.ids = append(p.ids, q.ids...)
+	maps.Copy(p.payloads, q.payloads)
+}
+
 // publish publishes n events to each log, fail-closed, interleaving the
 // logs; every third event carries a payload.
 func (e *env) publish(n int, logs ...string) map[string]*published {
@@ -387,7 +394,7 @@ func TestDuplicatePublish(t *testing.T) {
 		t.Fatalf("publishing the event to a fresh stream = %+v, %v; want a new message", a3, err)
 	}
 	more := e.publish(3, "acme")
-	want["acme"].ids = append(want["acme"].ids, more["acme"].ids...)
+	want["acme"].add(more["acme"])
 	waitSize(t, store, "acme", 9)
 	checkLog(t, store, "acme", want["acme"])
 	// The metrics count a batch once it is acknowledged, just after the
@@ -419,7 +426,7 @@ func TestCrashBetweenCommitAndAck(t *testing.T) {
 			stop()
 			waitSize(t, store, "acme", 300) // committed before the crash
 			more := e.publish(100, "acme")
-			want["acme"].ids = append(want["acme"].ids, more["acme"].ids...)
+			want["acme"].add(more["acme"])
 
 			var m jetstream.Metrics
 			e.start(store, &m)
@@ -460,7 +467,7 @@ func TestLostDelivery(t *testing.T) {
 			})
 			waitSize(t, store, "acme", 40)
 			more := e.publish(40, "acme") // stream sequences 41 to 80, one at a time
-			want["acme"].ids = append(want["acme"].ids, more["acme"].ids...)
+			want["acme"].add(more["acme"])
 			waitSize(t, store, "acme", 80)
 			checkLog(t, store, "acme", want["acme"])
 			for _, seq := range []uint64{10, 55} {
@@ -499,7 +506,7 @@ func TestConnectionCutMidDelivery(t *testing.T) {
 	waitFor(t, px.fired, "the proxy to cut a delivery")
 	for range 5 { // published after the cut, one at a time
 		more := e.publish(20, "acme")
-		want["acme"].ids = append(want["acme"].ids, more["acme"].ids...)
+		want["acme"].add(more["acme"])
 		time.Sleep(20 * time.Millisecond)
 	}
 	waitSize(t, store, "acme", 200)
@@ -656,7 +663,7 @@ func TestSequenceErrors(t *testing.T) {
 
 			fs.set(true)
 			more := e.publish(200, "acme")
-			want["acme"].ids = append(want["acme"].ids, more["acme"].ids...)
+			want["acme"].add(more["acme"])
 			if tt.persist {
 				// Each failed batch is committed: its redelivery is skipped,
 				// and the loop moves on.
@@ -756,12 +763,12 @@ func TestServerRestart(t *testing.T) {
 	waitSize(t, store, "acme", 100)
 	stop()
 	more := e.publish(250, "acme") // acknowledged by JetStream, not sequenced
-	want["acme"].ids = append(want["acme"].ids, more["acme"].ids...)
+	want["acme"].add(more["acme"])
 
 	restart()
 	connected()
 	more = e.publish(50, "acme")
-	want["acme"].ids = append(want["acme"].ids, more["acme"].ids...)
+	want["acme"].add(more["acme"])
 	var m jetstream.Metrics
 	e.start(store, &m)
 	waitSize(t, store, "acme", 400)
@@ -769,7 +776,7 @@ func TestServerRestart(t *testing.T) {
 	restart() // under the running sequencer
 	connected()
 	more = e.publish(50, "acme")
-	want["acme"].ids = append(want["acme"].ids, more["acme"].ids...)
+	want["acme"].add(more["acme"])
 	waitSize(t, store, "acme", 450)
 	checkLog(t, store, "acme", want["acme"])
 }
@@ -802,11 +809,7 @@ func TestMalformedMessages(t *testing.T) {
 	const secret = "SECRET-PROMPT-CONTENT"
 	want := &published{payloads: map[string][]byte{}}
 	good := func() {
-		got := e.publish(2, "acme")["acme"]
-		want.ids = append(want.ids, got.ids...)
-		for k, v := range got.payloads {
-			want.payloads[k] = v
-		}
+		want.add(e.publish(2, "acme")["acme"])
 	}
 	good()
 	raw(subject, ledger.NewEventID(), []byte("not json "+secret))
@@ -883,7 +886,7 @@ func TestTwoSequencers(t *testing.T) {
 			}
 			stop1()
 			more := e.publish(200, "acme")
-			want["acme"].ids = append(want["acme"].ids, more["acme"].ids...)
+			want["acme"].add(more["acme"])
 			waitSize(t, store, "acme", 500)
 			checkLog(t, store, "acme", want["acme"])
 			if s := m2.Snapshot(); !s.Partitions[0].Owned || s.Appended() != 200 {
@@ -1054,7 +1057,7 @@ func TestMachineNATS(t *testing.T) {
 	}
 	stop()
 	more := e.publish(50, "acme") // redelivery after a rewind, on this server version
-	want["acme"].ids = append(want["acme"].ids, more["acme"].ids...)
+	want["acme"].add(more["acme"])
 	e.start(store, nil)
 	waitSize(t, store, "acme", 200)
 	checkLog(t, store, "acme", want["acme"])
@@ -1176,8 +1179,7 @@ func TestGroupCommit(t *testing.T) {
 			want := &published{payloads: map[string][]byte{}}
 			for range n { // one event at a time, 2 ms apart
 				p := e.publish(1, "acme")["acme"]
-				want.ids = append(want.ids, p.ids...)
-				maps.Copy(want.payloads, p.payloads)
+				want.add(p)
 				time.Sleep(2 * time.Millisecond)
 			}
 			waitSize(t, store, "acme", n)
@@ -1218,8 +1220,7 @@ func TestBusyDefersSequencing(t *testing.T) {
 		busy.Store(false)
 		waitSize(t, store, "acme", 9)
 		for _, p := range []*published{first, rest} {
-			want.ids = append(want.ids, p.ids...)
-			maps.Copy(want.payloads, p.payloads)
+			want.add(p)
 		}
 		checkLog(t, store, "acme", want)
 	})
@@ -1234,8 +1235,7 @@ func TestBusyDefersSequencing(t *testing.T) {
 		want := &published{payloads: map[string][]byte{}}
 		for range 5 { // five batches, each followed by a rest of at most 200 ms
 			p := e.publish(2, "acme")["acme"]
-			want.ids = append(want.ids, p.ids...)
-			maps.Copy(want.payloads, p.payloads)
+			want.add(p)
 			waitSize(t, store, "acme", len(want.ids))
 		}
 		checkLog(t, store, "acme", want)
