@@ -1055,15 +1055,10 @@ func parseBenchMetrics(text []byte) (benchMetrics, error) {
 	return m, nil
 }
 
-// sampleValue is the value of a counter, gauge or untyped sample.
+// sampleValue is the value of a counter, gauge or untyped sample (a
+// sample is one of them; the getters of the others give 0).
 func sampleValue(s *dto.Metric) float64 {
-	switch {
-	case s.Counter != nil:
-		return s.Counter.GetValue()
-	case s.Gauge != nil:
-		return s.Gauge.GetValue()
-	}
-	return s.GetUntyped().GetValue()
+	return s.GetCounter().GetValue() + s.GetGauge().GetValue() + s.GetUntyped().GetValue()
 }
 
 // benchSample is one reading of aigw during the load.
